@@ -1,0 +1,1 @@
+"""Terminal rendering (tables, progress) for the CLI; nothing outside the CLI prints."""
