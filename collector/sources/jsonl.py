@@ -1,0 +1,216 @@
+"""Tail JSONL request logs: a file or a glob, read incrementally across restarts and rotation.
+
+Per file the state remembers ``(device, inode)``, the byte offset and line number reached, and a
+SHA-1 fingerprint of the file's first bytes (up to 256).  On each ``pull``:
+
+* files are found by the glob (oldest modification first); a tracked file that no longer matches
+  (``app.log`` renamed to ``app.log.1`` by logrotate) is looked up by inode in its old directory and
+  its unread tail is read first, so nothing written before the rename is lost;
+* a file whose size is below the remembered offset, or whose first bytes changed (copytruncate, or
+  an inode reused by a new file), is read again from the start;
+* only complete lines are consumed: a last line without ``\\n`` waits until it is finished;
+* a malformed line (not UTF-8, not JSON, not an object, prompt/output missing or not strings)
+  becomes an outcome with ``error`` = ``"<file>:<line>: <reason>"`` and is listed in ``malformed``.
+
+The offsets reach the state file only on ``commit()`` (see ``collector.sources.base``).  Every
+outcome's ``source_key`` is ``jsonl:<dev>:<inode>:<offset>:<sha1 of the line>``, stable on
+re-delivery.  Known limits: a copytruncated file that regrows past the old offset with identical
+first 256 bytes is not noticed; a file rotated away with an unfinished last line keeps it unread.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from collector.config import JsonlFields, JsonlSourceConfig
+from collector.sources.base import SampleOutcome
+from collector.state import JsonState
+
+FINGERPRINT_BYTES = 256
+CHUNK = 1 << 20
+
+
+@dataclass
+class _Cursor:
+    path: str
+    offset: int = 0
+    line: int = 0
+    fp: str = ""
+    fp_len: int = 0
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> _Cursor:
+        return cls(str(d["path"]), int(d["offset"]), int(d["line"]), str(d["fp"]), int(d["fp_len"]))
+
+
+def _fingerprint(f: BinaryIO, length: int) -> tuple[str, int]:
+    f.seek(0)
+    head = f.read(length)
+    return hashlib.sha1(head).hexdigest(), len(head)
+
+
+class JsonlSource:
+    """A pull source over JSONL files."""
+
+    kind = "jsonl"
+
+    def __init__(self, cfg: JsonlSourceConfig, *, state_file: str | os.PathLike[str] | None = None) -> None:
+        path = state_file or cfg.state_file
+        if path is None:
+            raise ValueError("a jsonl source needs a state_file (load_config assigns one by default)")
+        self.cfg = cfg
+        self.fields: JsonlFields = cfg.fields
+        self.state = JsonState(path)
+        raw = self.state.load().get("files", {})
+        self._committed: dict[str, _Cursor] = {k: _Cursor.from_json(v) for k, v in raw.items()}
+        self._pending = copy.deepcopy(self._committed)
+        self.malformed: list[str] = []
+
+    # -- contract ---------------------------------------------------------------------------------
+
+    def pull(self, limit: int | None = None) -> Iterator[SampleOutcome]:
+        """Yield records after the current position (at most ``limit``), advancing it in memory."""
+        if limit is not None and limit <= 0:
+            return
+        emitted = 0
+        counters: dict[str, int] = {}
+        for path in self._files_in_order():
+            for out in self._read_file(path, counters):
+                yield out
+                emitted += 1
+                if limit is not None and emitted >= limit:
+                    return
+
+    def commit(self) -> None:
+        """Persist the position of everything yielded so far (atomically)."""
+        self.state.save({"version": 1, "files": {k: vars(c) for k, c in self._pending.items()}})
+        self._committed = copy.deepcopy(self._pending)
+
+    def close(self) -> None:
+        pass
+
+    # -- discovery --------------------------------------------------------------------------------
+
+    def _files_in_order(self) -> list[str]:
+        matched = []
+        for p in glob.glob(self.cfg.path, recursive=True):
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            if os.path.isfile(p):
+                matched.append((st.st_mtime, p, f"{st.st_dev}:{st.st_ino}"))
+        matched.sort()
+        seen = {key for _, _, key in matched}
+        rotated = []
+        for key, cur in list(self._pending.items()):
+            if key in seen:
+                continue
+            moved = self._find_by_inode(key, Path(cur.path).parent)
+            if moved is None:
+                del self._pending[key]  # deleted (or compressed): nothing more to read
+            else:
+                rotated.append(moved)
+        return rotated + [p for _, p, _ in matched]
+
+    @staticmethod
+    def _find_by_inode(key: str, directory: Path) -> str | None:
+        dev, ino = (int(x) for x in key.split(":"))
+        try:
+            with os.scandir(directory) as it:
+                for entry in it:
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_ino == ino and st.st_dev == dev and entry.is_file(follow_symlinks=False):
+                        return entry.path
+        except OSError:
+            return None
+        return None
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _cursor_for(self, f: BinaryIO, path: str) -> tuple[str, _Cursor]:
+        st = os.fstat(f.fileno())
+        key = f"{st.st_dev}:{st.st_ino}"
+        cur = self._pending.get(key)
+        if cur is not None:
+            fp, _ = _fingerprint(f, cur.fp_len)
+            if st.st_size < cur.offset or fp != cur.fp:
+                cur = None  # truncated or replaced: start over
+        if cur is None:
+            cur = _Cursor(path)
+        cur.path = path
+        cur.fp, cur.fp_len = _fingerprint(f, FINGERPRINT_BYTES)
+        self._pending[key] = cur
+        return key, cur
+
+    def _read_file(self, path: str, counters: dict[str, int]) -> Iterator[SampleOutcome]:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - held open across yields
+        except OSError:
+            return
+        with f:
+            key, cur = self._cursor_for(f, path)
+            f.seek(cur.offset)
+            buf = b""
+            while True:
+                chunk = f.read(CHUNK)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    start = cur.offset
+                    cur.offset += len(raw) + 1
+                    cur.line += 1
+                    raw = raw.rstrip(b"\r")
+                    if not raw.strip():
+                        continue
+                    source_key = f"jsonl:{key}:{start}:{hashlib.sha1(raw).hexdigest()[:16]}"
+                    yield self._outcome(raw, path, cur.line, source_key, counters)
+
+    def _outcome(
+        self, raw: bytes, path: str, line: int, source_key: str, counters: dict[str, int]
+    ) -> SampleOutcome:
+        def bad(reason: str) -> SampleOutcome:
+            msg = f"{path}:{line}: {reason}"
+            self.malformed.append(msg)
+            return SampleOutcome("", "", 0, error=msg, source_key=source_key)
+
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return bad(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})")
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as e:
+            return bad(f"invalid JSON ({e.msg} at column {e.colno})")
+        if not isinstance(rec, dict):
+            return bad(f"expected a JSON object, got {type(rec).__name__}")
+        f = self.fields
+        missing = [k for k in (f.prompt, f.output) if not isinstance(rec.get(k), str)]
+        if missing:
+            return bad("missing or non-string " + ", ".join(repr(k) for k in missing))
+        prompt, output = rec[f.prompt], rec[f.output]
+        pid = rec.get(f.prompt_id) if f.prompt_id else None
+        prompt_id = str(pid) if pid is not None else "sha1:" + hashlib.sha1(prompt.encode()).hexdigest()[:16]
+        index = counters.get(prompt_id, 0)
+        counters[prompt_id] = index + 1
+        version = rec.get(f.version) if f.version else None
+        model = rec.get(f.model) if f.model else None
+        return SampleOutcome(
+            prompt_id,
+            prompt,
+            index,
+            output=output,
+            version=str(version) if version is not None else None,
+            model_reported=str(model) if model is not None else None,
+            source_key=source_key,
+        )
