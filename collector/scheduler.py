@@ -1,0 +1,99 @@
+"""APScheduler 3 jobs that call the runner: one job per model, never two runs of a model at once.
+
+Policy (see APScheduler's user guide, "Missed job executions and coalescing"):
+
+* ``max_instances=1``: a run that outlasts its interval is not started twice; the next firing is
+  skipped (and logged by APScheduler) instead.
+* ``coalesce=True`` with a grace time of one interval: runs missed while the process was busy or
+  suspended collapse into one run.
+* every model gets its own worker thread (the pool is as large as the number of models), so a
+  source that hangs until its timeout never delays the other models' jobs;
+* each job catches and logs its own exceptions: a failing model never stops the scheduler.
+* ``stop()`` sets a stop event that runs poll between samples (they store what they have and
+  are marked ``interrupted``), then waits for jobs in flight to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collector.config import Config, ModelConfig
+
+log = logging.getLogger("collapse_watch.scheduler")
+
+RunModel = Callable[[ModelConfig, threading.Event], object]
+"""The job body: collect one run of a model; polls the event to stop early."""
+
+
+def trigger_for(model: ModelConfig) -> BaseTrigger:
+    """The APScheduler trigger of a model's schedule (UTC)."""
+    if model.schedule is None:
+        raise ValueError(f"model {model.name!r} has no schedule")
+    if model.schedule.cron is not None:
+        return CronTrigger.from_crontab(model.schedule.cron, timezone=UTC)
+    return IntervalTrigger(seconds=model.schedule.every_seconds, timezone=UTC)
+
+
+def grace_seconds(model: ModelConfig) -> int:
+    """How late a missed run may still start: one interval (an hour for cron schedules)."""
+    assert model.schedule is not None
+    return model.schedule.every_seconds or 3600
+
+
+class CollectorScheduler:
+    """Owns the APScheduler instance and the stop event shared with running jobs."""
+
+    def __init__(self, config: Config, run_model: RunModel, *, run_at_start: bool = True) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self._run_model = run_model
+        scheduled = [m for m in config.models if m.schedule is not None]
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(scheduled)))},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        for model in scheduled:
+            self.scheduler.add_job(
+                self._job,
+                trigger_for(model),
+                args=[model],
+                id=model.name,
+                name=f"collect {model.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=grace_seconds(model),
+                replace_existing=True,
+                # omitted, APScheduler computes the first firing from the trigger
+                **({"next_run_time": now} if run_at_start else {}),
+            )
+
+    @property
+    def model_names(self) -> list[str]:
+        return [job.id for job in self.scheduler.get_jobs()]
+
+    def _job(self, model: ModelConfig) -> None:
+        if self.stop_event.is_set():
+            return
+        try:
+            self._run_model(model, self.stop_event)
+        except Exception:  # one model's failure must never stop the scheduler
+            log.exception("run of model %s failed", model.name)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self, wait: bool = True) -> None:
+        """Ask running jobs to stop early, then wait for them (``wait``) and shut down."""
+        self.stop_event.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
