@@ -1,0 +1,1 @@
+"""Grafana assets: the dashboard generator (``dashboards``) and the API uploader (``push``)."""

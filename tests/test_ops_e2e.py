@@ -1,0 +1,214 @@
+"""End to end on loopback: real Prometheus 2.42 and Alertmanager load the shipped rules and routes.
+
+A stand-in exporter (a ``prometheus_client`` custom collector serving metric families of the
+contract in ``docs/prometheus_metrics.md``, with fixed values) is scraped by a real ``prometheus``
+using the config that ``tests/ops_config.py`` renders from ``dashboards/prometheus/prometheus.yml``;
+alerts go to a real ``prometheus-alertmanager`` running the shipped ``alertmanager.yml`` with its
+webhooks pointed at a recording server in this test. The real exporter (``collector/exporter.py``)
+can replace the stand-in once it exists. Skips when the binaries are absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ops_config import render_alertmanager_config, render_prometheus_config
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from collector.grafana.dashboards import overview_dashboard
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class StandInExporter(Collector):
+    """Fixed contract metrics: model ``stale-bot`` last succeeded long ago, ``fresh-bot`` just now.
+
+    Emits ``collapse_watch_up``, ``collapse_watch_last_success_timestamp_seconds``,
+    ``collapse_watch_schedule_interval_seconds``, ``collapse_watch_version_ordinal``,
+    ``collapse_watch_latest_version_ordinal`` and ``collapse_watch_diversity_declined``.
+    """
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
+        up = GaugeMetricFamily("collapse_watch_up", "store readable")
+        up.add_metric([], 1)
+        yield up
+        last = GaugeMetricFamily(
+            "collapse_watch_last_success_timestamp_seconds", "last success", labels=["model"]
+        )
+        last.add_metric(["stale-bot"], now - 4000)  # 4000 s > 3 * 600 s
+        last.add_metric(["fresh-bot"], now - 10)
+        yield last
+        every = GaugeMetricFamily("collapse_watch_schedule_interval_seconds", "interval", labels=["model"])
+        every.add_metric(["stale-bot"], 600)
+        every.add_metric(["fresh-bot"], 600)
+        yield every
+        ordinal = GaugeMetricFamily("collapse_watch_version_ordinal", "ordinal", labels=["model", "version"])
+        ordinal.add_metric(["fresh-bot", "v0"], 0)
+        ordinal.add_metric(["fresh-bot", "v1"], 1)
+        yield ordinal
+        latest = GaugeMetricFamily("collapse_watch_latest_version_ordinal", "latest", labels=["model"])
+        latest.add_metric(["fresh-bot"], 1)
+        yield latest
+        declined = GaugeMetricFamily(
+            "collapse_watch_diversity_declined",
+            "declined",
+            labels=["model", "version", "metric", "scope"],
+        )
+        for metric in ("distinct_2", "self_bleu", "vendi_score"):
+            declined.add_metric(["fresh-bot", "v1", metric, "across"], 1 if metric != "vendi_score" else 0)
+        yield declined
+
+
+class Webhook(BaseHTTPRequestHandler):
+    """Records Alertmanager's webhook notifications."""
+
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except OSError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_stale_model_alert_reaches_the_pager_webhook(tmp_path: Path) -> None:
+    prometheus = shutil.which("prometheus")
+    alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if not prometheus or not alertmanager:
+        pytest.skip("prometheus / prometheus-alertmanager not installed (apt-get install them)")
+
+    registry = CollectorRegistry()
+    registry.register(StandInExporter())
+    exporter, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+    handler = type("Hook", (Webhook,), {"received": []})
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    prom_port, am_port = _free_port(), _free_port()
+
+    am_cfg = render_alertmanager_config(tmp_path / "am", f"http://127.0.0.1:{hook.server_address[1]}/alerts")
+    prom_cfg = render_prometheus_config(
+        tmp_path / "prom",
+        collector_target=f"127.0.0.1:{exporter.server_address[1]}",
+        alertmanager_target=f"127.0.0.1:{am_port}",
+        interval="1s",
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                alertmanager,
+                f"--config.file={am_cfg}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "am.log").open("w"),
+        ),
+        subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={prom_cfg}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "prom.log").open("w"),
+        ),
+    ]
+    try:
+        api = f"http://127.0.0.1:{prom_port}/api/v1"
+
+        def query(expr: str) -> list[dict[str, Any]]:
+            data = _get_json(f"{api}/query?query={urllib.parse.quote(expr)}")
+            return data["data"]["result"]
+
+        declined = _wait(
+            "the recording rule", lambda: query("model_version:collapse_watch_headline_declined:count")
+        )
+        assert declined[0]["metric"]["model"] == "fresh-bot" and declined[0]["value"][1] == "2"
+
+        # the overview dashboard's "declined vs baseline" query joins the latest version correctly
+        board = overview_dashboard()
+        expr = next(
+            t["expr"]
+            for p in board["panels"]
+            if p["title"].startswith("Headline metrics declined")
+            for t in p["targets"]
+        ).replace("$model", ".*")
+        (row,) = _wait("the overview query", lambda: query(expr))
+        assert row["metric"] == {"model": "fresh-bot"} and row["value"][1] == "2"
+
+        def stale_notification() -> list[dict[str, Any]]:
+            return [
+                a
+                for note in handler.received
+                for a in note["alerts"]
+                if a["labels"]["alertname"] == "CollectorStale"
+            ]
+
+        alerts = _wait("CollectorStale at the webhook", stale_notification)
+        assert {a["labels"]["model"] for a in alerts} == {"stale-bot"}
+        assert alerts[0]["labels"]["severity"] == "critical"
+        assert alerts[0]["annotations"]["runbook_url"] == "docs/runbook.md#collectorstale"
+        note = next(n for n in handler.received if n["alerts"][0]["labels"]["alertname"] == "CollectorStale")
+        assert note["receiver"] == "pager"
+        assert set(note["groupLabels"]) == {"alertname", "model"}
+        # the decline alert evaluates on the real data but stays pending: it needs 15 minutes
+        pending = _wait(
+            "DiversityDeclinedSignificantly pending",
+            lambda: query('ALERTS{alertname="DiversityDeclinedSignificantly"}'),
+        )
+        assert [a["metric"]["alertstate"] for a in pending] == ["pending"]
+        assert pending[0]["metric"]["model"] == "fresh-bot"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        exporter.shutdown()
+        hook.shutdown()
