@@ -1,0 +1,84 @@
+"""The Embedder: offline model, normalised rows, the text-hash cache, and the bf16 backend's accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collector.embeddings import Embedder, load_model, resolve_model_path, text_key
+from tests.embedding_fixture import load_samples
+
+TEXTS = [o for _, o in load_samples(24)]
+
+
+class CountingEmbedder(Embedder):
+    """The real model, recording every text it is asked to encode."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[str] = []
+
+    def _encode(self, texts):
+        self.seen.extend(texts)
+        return super()._encode(texts)
+
+
+def test_rows_are_normalised_float32_in_input_order():
+    emb = Embedder().embed(TEXTS)
+    assert emb.shape == (len(TEXTS), 384) and emb.dtype == np.float32
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    rev = Embedder().embed(TEXTS[::-1])
+    assert np.allclose(rev[::-1], emb, atol=1e-6)
+
+
+def test_repeated_texts_are_embedded_once():
+    e = CountingEmbedder()
+    texts = [TEXTS[0], TEXTS[1], TEXTS[0], TEXTS[2], TEXTS[1], TEXTS[0]]
+    emb = e.embed(texts)
+    assert sorted(e.seen) == sorted({TEXTS[0], TEXTS[1], TEXTS[2]})
+    assert np.array_equal(emb[0], emb[2]) and np.array_equal(emb[1], emb[4])
+    e.embed(texts[:3])  # all cached now
+    assert len(e.seen) == 3 and e.n_encoded == 3
+
+
+def test_persistent_cache_survives_a_new_embedder(tmp_path):
+    first = CountingEmbedder(cache_dir=tmp_path, backend="bf16")
+    a = first.embed(TEXTS[:5])
+    second = CountingEmbedder(cache_dir=tmp_path, backend="bf16")
+    b = second.embed([*TEXTS[:5], TEXTS[6]])
+    assert second.seen == [TEXTS[6]]
+    assert np.array_equal(a, b[:5])
+    other_backend = CountingEmbedder(cache_dir=tmp_path, backend="fp32")
+    other_backend.embed(TEXTS[:1])
+    assert other_backend.seen == [TEXTS[0]]  # keyed by model id + backend
+
+
+def test_fast_backend_stays_close_to_plain_encode():
+    from sentence_transformers import SentenceTransformer
+
+    plain = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu").encode(
+        TEXTS, batch_size=32, normalize_embeddings=True
+    )
+    fast = Embedder(backend="bf16").embed(TEXTS)
+    cos = np.sum(plain * fast, axis=1)
+    assert cos.min() >= 0.99, cos.min()
+    assert np.allclose(Embedder(backend="fp32").embed(TEXTS), plain, atol=1e-5)
+
+
+def test_progress_reports_done_and_total():
+    calls: list[tuple[int, int]] = []
+    Embedder(batch_size=2).embed([*TEXTS[:10], TEXTS[0]], progress=lambda d, t: calls.append((d, t)))
+    assert calls[0] == (0, 10) and calls[-1] == (10, 10)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_model_loads_once_and_bad_input_is_named(tmp_path):
+    assert load_model() is load_model()
+    assert Embedder().embed([]).shape == (0, 384)
+    with pytest.raises(TypeError, match="item 1"):
+        Embedder().embed(["ok", None])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="backend"):
+        load_model(backend="int8")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="cannot load embedding model"):
+        load_model(str(tmp_path / "missing"))
+    assert text_key("é") == "bf15be717ac1b080b4f1c456692825891ff5073d"  # sha1 of the UTF-8 bytes
