@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
 
@@ -54,7 +54,7 @@ def score(
     file: Annotated[Path, typer.Argument(help="JSONL or CSV file with 'prompt' and 'output' per record.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     metrics: Annotated[
-        str | None, typer.Option(help="Comma-separated metric names (default: the whole suite).")
+        Optional[str], typer.Option(help="Comma-separated metric names (default: the whole suite).")
     ] = None,
     no_embeddings: Annotated[
         bool, typer.Option("--no-embeddings", help="Skip the embedding model and its metrics.")
@@ -97,6 +97,26 @@ def embed_texts(texts: list[str], model: str, *, quiet: bool) -> object:
     embedder = Embedder(model)
     with progress_bar("embedding outputs", total=len(texts), console=err, disable=quiet) as advance:
         return embedder.embed(texts, progress=advance)
+
+
+config_app = typer.Typer(help="Validate collector configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="The collector's YAML configuration.")],
+) -> None:
+    """Validate a config file: every problem at once, with its path and line in the file."""
+    from collector.config import check_config
+
+    problems = check_config(file)
+    if problems:
+        err.print(f"[bold red]{file}: {len(problems)} problem(s)[/]", highlight=False)
+        for p in problems:
+            err.print(f"  {p}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    out.print(f"{file}: OK")
 
 
 def main() -> None:
