@@ -1,0 +1,602 @@
+"""Lexical diversity metrics over token n-grams (pure numpy/scipy, no I/O).
+
+Every metric exists as a plain function over ``list[str]`` and as a ``Metric`` object
+(``within``/``across``; see ``base.py``).  ``across`` takes prompt multiplicities ``w`` and
+treats them as per-text multiplicities ``m``: count-based metrics read per-text sufficient
+statistics cached once in ``corpus.cache`` (a sparse mat-vec per replicate); order-dependent
+ones (gzip, the cross-document n-grams of ``ngram_diversity_score``) rebuild the pooled text.
+Tokens: ``collector.metrics.tokenize`` (casefolded ``\\w+|[^\\w\\s]``).  Entropies are in nats.
+See docs/metrics_lexical.md for definitions, choices and reference checks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import locale
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import gammaln
+
+from collector.metrics.base import Corpus, Family
+from collector.metrics.ngrams import ngram_ids
+from collector.metrics.tokenize import token_ids
+
+DISTINCT_BUDGET_WITHIN = 64  # n-gram occurrences per rarefied subsample, one prompt's outputs
+DISTINCT_BUDGET_ACROSS = 2048  # ... pooled outputs
+BLEU_ORDER = 4
+BLEU_EPSILON = 0.1  # NLTK SmoothingFunction().method1
+REPETITION_N = 4
+_GZIP_NAME_BYTES = len(b"compressed") + 1  # the reference's GzipFile stores the file name + NUL
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _texts(texts: Sequence[str], what: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{what} expects a list of texts, got a single str")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"{what}: text {i} is {type(t).__name__}, expected str")
+    return out
+
+
+def _mult(m: np.ndarray | None, n: int) -> np.ndarray:
+    if m is None:
+        return np.ones(n)
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape != (n,) or np.any(m < 0):
+        raise ValueError(f"multiplicities must be {n} non-negative numbers, got shape {m.shape}")
+    return m
+
+
+Tokens = tuple[np.ndarray, np.ndarray]
+
+
+def _doc_gram_matrix(texts: Sequence[str], n: int, tokens: Tokens | None = None) -> sp.csr_matrix:
+    """Sparse (texts × distinct n-grams) count matrix (``tokens``: ``token_ids(texts)`` if known)."""
+    ids, offs = tokens if tokens is not None else token_ids(texts)
+    gid, doc = ngram_ids(ids, offs, n)
+    g = int(gid.max()) + 1 if gid.size else 0
+    return sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(texts), g))
+
+
+def rarefied_richness(counts: np.ndarray, budget: int) -> float:
+    """Expected distinct n-grams in ``budget`` occurrences drawn without replacement.
+
+    ``E[U_B] = Σ_g 1 − C(N − c_g, B) / C(N, B)``, with ``N = Σ c_g`` (log-gamma, vectorised).
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    c = c[c > 0]
+    total = c.sum()
+    rest = total - c
+    ok = rest >= budget
+    log_ratio = (
+        gammaln(rest[ok] + 1)
+        - gammaln(rest[ok] - budget + 1)
+        - gammaln(total + 1)
+        + gammaln(total - budget + 1)
+    )
+    expected = float((~ok).sum() + (-np.expm1(log_ratio)).sum())
+    return min(expected, float(budget), float(c.size))  # clip floating-point overshoot
+
+
+def _distinct_from_counts(counts: np.ndarray, budget: int | None) -> float:
+    c = counts[counts > 0]
+    total = float(c.sum())
+    if total == 0:
+        return float("nan")
+    if budget is None or total <= budget:
+        return c.size / total
+    return rarefied_richness(c, budget) / budget
+
+
+def _entropy_from_counts(counts: np.ndarray) -> float:
+    c = counts[counts > 0].astype(np.float64)
+    if c.size == 0:
+        return float("nan")
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+# --- plain functions ----------------------------------------------------------------------------
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Unique n-grams / total n-grams over all texts (no rarefaction); NaN without n-grams."""
+    texts = _texts(texts, "distinct_n")
+    return _distinct_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel(), None)
+
+
+def rarefied_distinct_n(texts: Sequence[str], n: int, budget: int) -> float:
+    """Expected unique/total in a subsample of ``budget`` n-grams; plain distinct-n when fewer."""
+    texts = _texts(texts, "rarefied_distinct_n")
+    return _distinct_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel(), budget)
+
+
+def ngram_entropy(texts: Sequence[str], n: int) -> float:
+    """Shannon entropy (nats) of the n-gram frequency distribution; NaN without n-grams."""
+    texts = _texts(texts, "ngram_entropy")
+    return _entropy_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel())
+
+
+def _text_mode_bytes(s: str) -> int:
+    return len(s.encode(locale.getpreferredencoding(False)))
+
+
+def compression_ratio(texts: Sequence[str]) -> float:
+    """``diversity.compression_ratio`` (gzip), computed in memory with the same value.
+
+    The reference measures ``' '.join(texts)`` written in text mode (locale encoding) against a
+    ``GzipFile`` holding ``gzip.compress`` of the UTF-8 bytes: a double gzip whose header also
+    stores the file name "compressed".  Rounded to 3 decimals as the reference.  Higher = less
+    diverse.
+    """
+    texts = _texts(texts, "compression_ratio")
+    joined = " ".join(texts)
+    original = _text_mode_bytes(joined)
+    inner = gzip.compress(joined.encode("utf-8"))
+    compressed = len(gzip.compress(inner, compresslevel=9)) + _GZIP_NAME_BYTES
+    return round(original / compressed, 3)
+
+
+def _space_token_ids(texts: Sequence[str], vocab: dict[str, int]) -> list[np.ndarray]:
+    return [np.asarray([vocab.setdefault(w, len(vocab)) for w in t.split(" ")], np.int64) for t in texts]
+
+
+def _ngram_diversity_from_ids(seq: np.ndarray, num_n: int) -> float:
+    score = 0.0
+    offs = np.asarray([0, seq.size])
+    for n in range(1, num_n + 1):
+        gid, _ = ngram_ids(seq, offs, n)
+        if gid.size == 0:
+            return float("nan")
+        score += (int(gid.max()) + 1) / gid.size
+    return round(score, 3)
+
+
+def ngram_diversity_score(texts: Sequence[str], num_n: int = 4) -> float:
+    """``diversity.ngram_diversity_score``: Σ_{n≤num_n} unique/total n-grams of
+    ``' '.join(texts).split(' ')`` (n-grams cross texts; empty strings are words), rounded to 3.
+    NaN where the reference divides by zero."""
+    texts = _texts(texts, "ngram_diversity_score")
+    parts = _space_token_ids(texts, {})
+    return _ngram_diversity_from_ids(np.concatenate(parts) if parts else np.empty(0, np.int64), num_n)
+
+
+def _presence_matrix(texts: Sequence[str]) -> sp.csr_matrix:
+    """(texts × distinct whitespace 4-grams) 0/1 matrix, the reference's per-document sets."""
+    vocab: dict[str, int] = {}
+    ids = _space_token_ids([" ".join(t.split()) for t in texts], vocab)
+    lens = np.asarray([a.size if t.split() else 0 for a, t in zip(ids, texts, strict=True)])
+    seq = np.concatenate([a for a, t in zip(ids, texts, strict=True) if t.split()] or [np.empty(0, np.int64)])
+    offs = np.concatenate([[0], np.cumsum(lens)])
+    gid, doc = ngram_ids(seq, offs, 4)
+    g = int(gid.max()) + 1 if gid.size else 0
+    m = sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(texts), g))
+    m.data[:] = 1.0  # duplicates were summed; presence only
+    return m
+
+
+def _self_repetition_from(pres: sp.csr_matrix, m: np.ndarray) -> float:
+    if m.sum() == 0:
+        return float("nan")
+    df = pres.T @ m
+    per_doc = pres @ df - np.asarray(pres.sum(axis=1)).ravel()
+    live = m > 0  # a text left out of the pool may count -1: it does not take part
+    return float((m[live] * np.log(per_doc[live] + 1)).sum() / m.sum())
+
+
+def self_repetition(texts: Sequence[str]) -> float:
+    """``diversity.self_repetition_score`` in linear time (document frequencies).
+
+    Per text, S_i = Σ over its distinct whitespace 4-grams of (#texts containing it − 1); the
+    score is mean_i log(S_i + 1).  (The reference ignores its ``n`` argument: always 4.)
+    Higher = less diverse.
+    """
+    texts = _texts(texts, "self_repetition")
+    if not texts:
+        return float("nan")
+    return _self_repetition_from(_presence_matrix(texts), np.ones(len(texts)))
+
+
+# --- Self-BLEU ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _BleuTables:
+    lengths: np.ndarray  # tokens per text
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per order: (doc, gram, count) sorted
+
+
+def _bleu_tables(texts: Sequence[str], tokens: Tokens | None = None) -> _BleuTables:
+    ids, offs = tokens if tokens is not None else token_ids(texts)
+    pairs = []
+    for n in range(1, BLEU_ORDER + 1):
+        gid, doc = ngram_ids(ids, offs, n)
+        g = int(gid.max()) + 1 if gid.size else 1
+        key, cnt = np.unique(gid * len(texts) + doc, return_counts=True)
+        gram, d = np.divmod(key, len(texts))
+        order = np.lexsort((-cnt, gram))  # by gram, then count descending
+        pairs.append((d[order], gram[order], cnt[order].astype(np.float64)))
+        del g
+    return _BleuTables(lengths=np.diff(offs), pairs=pairs)
+
+
+def _closest_ref_len(lengths: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """NLTK's closest reference length (ties to the shorter) among the other texts of the pool."""
+    live = m > 0
+    pool = np.sort(np.repeat(lengths[live], m[live].astype(np.int64)))
+    h = lengths
+    lo = np.searchsorted(pool, h, "left")
+    hi = np.searchsorted(pool, h, "right")
+    own = np.where(live, 1, 0)
+    same = hi - lo - own  # copies of this length among the *other* texts
+    pred = np.where(lo > 0, pool[np.maximum(lo - 1, 0)], -(10**12))
+    succ = np.where(hi < pool.size, pool[np.minimum(hi, pool.size - 1)], 10**12)
+    best = np.where(h - pred <= succ - h, pred, succ)
+    return np.where(same > 0, h, best)
+
+
+def _self_bleu_from(t: _BleuTables, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-text leave-one-out BLEU-4 and the mask of texts in the pool (multiplicities m)."""
+    n_docs = t.lengths.size
+    live = m > 0
+    log_p = np.zeros(n_docs)
+    no_unigram = np.zeros(n_docs, bool)
+    for k, (doc, gram, cnt) in enumerate(t.pairs, start=1):
+        keep = live[doc]
+        d, g, c = doc[keep], gram[keep], cnt[keep]
+        start = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, bool)
+        first = np.flatnonzero(start)
+        grp = np.cumsum(start) - 1
+        max1 = c[first][grp]
+        has2 = np.r_[first[1:], g.size] - first >= 2
+        max2 = np.where(has2, c[np.minimum(first + 1, max(g.size - 1, 0))], 0.0)[grp]
+        loo = np.where(c == max1, max2, max1)
+        loo = np.where(m[d] >= 2, np.maximum(loo, c), loo)  # an identical copy is a reference
+        num = np.bincount(d, weights=np.minimum(c, loo), minlength=n_docs)
+        den = np.maximum(1, t.lengths - k + 1).astype(np.float64)
+        if k == 1:
+            no_unigram = num == 0
+        p = np.where(num == 0, BLEU_EPSILON / den, num / den)
+        log_p += np.log(p) / BLEU_ORDER
+    ref = _closest_ref_len(t.lengths, m).astype(np.float64)
+    h = t.lengths.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(h > ref, 1.0, np.where(h == 0, 0.0, np.exp(1 - ref / np.maximum(h, 1))))
+    bleu = np.where(no_unigram, 0.0, bp * np.exp(log_p))
+    return bleu, live
+
+
+def self_bleu(texts: Sequence[str]) -> float:
+    """Self-BLEU (Zhu et al. 2018): mean over texts of BLEU-4 against all *other* texts.
+
+    NLTK ``sentence_bleu`` semantics (uniform weights, counts clipped by the max count in any
+    reference, brevity penalty with the closest reference length, 0 when no unigram matches) and
+    ``SmoothingFunction().method1`` (ε = 0.1 for an order with no match).  Exact leave-one-out in
+    O(n-grams log n-grams): per n-gram the largest and second-largest count over texts.
+    NaN below two texts.  Higher = less diverse.
+    """
+    texts = _texts(texts, "self_bleu")
+    if len(texts) < 2:
+        return float("nan")
+    bleu, _ = _self_bleu_from(_bleu_tables(texts), np.ones(len(texts)))
+    return float(bleu.mean())
+
+
+# --- repetition, duplicates, length -------------------------------------------------------------
+
+
+def _repeat_counts(
+    texts: Sequence[str], n: int, tokens: Tokens | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: n-grams that repeat an earlier n-gram of the same text, and all n-grams."""
+    ids, offs = tokens if tokens is not None else token_ids(texts)
+    gid, doc = ngram_ids(ids, offs, n)
+    total = np.bincount(doc, minlength=len(texts)).astype(np.float64)
+    uniq = np.unique(gid * max(len(texts), 1) + doc) % max(len(texts), 1)
+    distinct = np.bincount(uniq, minlength=len(texts)).astype(np.float64)
+    return total - distinct, total
+
+
+def repetition_rate(texts: Sequence[str], n: int = REPETITION_N) -> float:
+    """Share of n-grams (token 4-grams by default) that repeat an earlier n-gram of the same text,
+    pooled over texts (looping text); NaN without n-grams.  Higher = less diverse."""
+    texts = _texts(texts, "repetition_rate")
+    rep, tot = _repeat_counts(texts, n)
+    return float(rep.sum() / tot.sum()) if tot.sum() else float("nan")
+
+
+_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
+
+
+def normalise_for_duplicates(text: str) -> str:
+    """Casefold, collapse whitespace runs to one space, strip non-word characters at both ends."""
+    return _EDGE_PUNCT.sub("", " ".join(text.casefold().split()))
+
+
+def _dup_keys(texts: Sequence[str]) -> np.ndarray:
+    keys: dict[str, int] = {}
+    return np.asarray([keys.setdefault(normalise_for_duplicates(t), len(keys)) for t in texts], np.int64)
+
+
+def _dup_from(keys: np.ndarray, m: np.ndarray) -> float:
+    if m.sum() < 2:
+        return float("nan")
+    counts = np.bincount(keys, weights=m, minlength=int(keys.max()) + 1 if keys.size else 0)
+    return float((m * (counts[keys] >= 2)).sum() / m.sum())
+
+
+def duplicate_rate(texts: Sequence[str]) -> float:
+    """Share of texts equal to another text of the set after ``normalise_for_duplicates``; NaN
+    below two texts.  Higher = less diverse."""
+    texts = _texts(texts, "duplicate_rate")
+    return _dup_from(_dup_keys(texts), np.ones(len(texts)))
+
+
+def _lengths(texts: Sequence[str], tokens: Tokens | None = None) -> np.ndarray:
+    _, offs = tokens if tokens is not None else token_ids(texts)
+    return np.diff(offs).astype(np.float64)
+
+
+def _len_stats(lengths: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+    if m.sum() == 0:
+        return float("nan"), float("nan")
+    mean = float((m * lengths).sum() / m.sum())
+    return mean, math.sqrt(float((m * (lengths - mean) ** 2).sum() / m.sum()))
+
+
+def length_mean(texts: Sequence[str]) -> float:
+    """Mean output length in tokens."""
+    return _len_stats(_lengths(_texts(texts, "length_mean")), np.ones(len(texts)))[0]
+
+
+def length_std(texts: Sequence[str]) -> float:
+    """Population standard deviation (ddof = 0) of output length in tokens."""
+    return _len_stats(_lengths(_texts(texts, "length_std")), np.ones(len(texts)))[1]
+
+
+# --- per-prompt values from the cached per-text statistics (vectorised ``within``) -------------
+
+
+def _prompt_rows(ct: sp.csr_matrix, corpus: Corpus) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Per-prompt n-gram counts (P × G, CSR), each stored entry's prompt, and prompt totals."""
+    owner = sp.csr_matrix(
+        (np.ones(corpus.n_samples), (np.arange(corpus.n_samples), corpus.sample_prompt_index())),
+        shape=(corpus.n_samples, corpus.n_prompts),
+    )
+    pg = (ct @ owner).T.tocsr()
+    row = np.repeat(np.arange(corpus.n_prompts), np.diff(pg.indptr))
+    return pg, row, np.bincount(row, weights=pg.data, minlength=corpus.n_prompts)
+
+
+def _distinct_per_prompt(ct: sp.csr_matrix, corpus: Corpus, budget: int) -> np.ndarray:
+    pg, row, total = _prompt_rows(ct, corpus)
+    c = pg.data
+    nnz = np.diff(pg.indptr).astype(np.float64)
+    n = total[row]
+    rest = n - c
+    ok = rest >= budget
+    term = np.ones_like(c)
+    term[ok] = -np.expm1(
+        gammaln(rest[ok] + 1)
+        - gammaln(rest[ok] - budget + 1)
+        - gammaln(n[ok] + 1)
+        + gammaln(n[ok] - budget + 1)
+    )
+    rarefied = np.minimum(np.bincount(row, weights=term, minlength=corpus.n_prompts), np.minimum(budget, nnz))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(total <= budget, nnz / total, rarefied / budget)
+    return np.where(total > 0, out, np.nan)
+
+
+def _entropy_per_prompt(ct: sp.csr_matrix, corpus: Corpus) -> np.ndarray:
+    pg, row, total = _prompt_rows(ct, corpus)
+    p = pg.data / total[row]
+    h = -np.bincount(row, weights=p * np.log(p), minlength=corpus.n_prompts)
+    return np.where(total > 0, h + 0.0, np.nan)
+
+
+def _prompt_sum(corpus: Corpus, values: np.ndarray) -> np.ndarray:
+    return np.bincount(corpus.sample_prompt_index(), weights=values, minlength=corpus.n_prompts)
+
+
+def _ratio_per_prompt(corpus: Corpus, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    a, b = _prompt_sum(corpus, num), _prompt_sum(corpus, den)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / b, np.nan)
+
+
+def _length_per_prompt(lengths: np.ndarray, corpus: Corpus, std: bool) -> np.ndarray:
+    k = np.diff(corpus.offsets).astype(np.float64)
+    mean = _prompt_sum(corpus, lengths) / k
+    if not std:
+        return mean
+    dev = lengths - mean[corpus.sample_prompt_index()]
+    return np.sqrt(_prompt_sum(corpus, dev**2) / k)
+
+
+def _dup_per_prompt(keys: np.ndarray, corpus: Corpus) -> np.ndarray:
+    pidx = corpus.sample_prompt_index()
+    _, inv, counts = np.unique(pidx * (int(keys.max()) + 1) + keys, return_inverse=True, return_counts=True)
+    dup = (counts[inv.ravel()] >= 2).astype(np.float64)
+    k = np.diff(corpus.offsets)
+    return np.where(k >= 2, _prompt_sum(corpus, dup) / k, np.nan)
+
+
+# --- Metric objects -----------------------------------------------------------------------------
+
+
+def _text_mult(corpus: Corpus, weights: np.ndarray) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (corpus.n_prompts,) or np.any(w < 0):
+        raise ValueError(f"weights must be {corpus.n_prompts} non-negative prompt multiplicities")
+    return np.repeat(w, np.diff(corpus.offsets))
+
+
+def _cached(corpus: Corpus, key: str, build: Callable[[], Any]) -> Any:
+    if key not in corpus.cache:
+        corpus.cache[key] = build()
+    return corpus.cache[key]
+
+
+@dataclass
+class _LexicalMetric:
+    """A metric from a plain function (``within``) and cached statistics + a pooled rule (``across``)."""
+
+    name: str
+    fn: Callable[[list[str]], float]
+    prepare: Callable[[list[str], Tokens], Any]  # per-text statistics from texts and their tokens
+    pooled: Callable[[Any, np.ndarray, Corpus], float]
+    higher_is_diverse: bool
+    family: Family = "lexical"
+    min_outputs: int = 1
+    needs_embeddings: bool = False
+    per_prompt: Callable[[Any, Corpus], np.ndarray] | None = None  # vectorised ``within``
+
+    def _stats(self, corpus: Corpus) -> Any:
+        tokens = _cached(corpus, "lexical:tokens", lambda: token_ids(corpus.texts))  # shared
+        return _cached(corpus, f"lexical:{self.name}", lambda: self.prepare(corpus.texts, tokens))
+
+    def within(self, corpus: Corpus) -> np.ndarray:
+        if self.per_prompt is not None and corpus.n_samples:
+            return np.asarray(self.per_prompt(self._stats(corpus), corpus), dtype=np.float64)
+        out = np.full(corpus.n_prompts, np.nan)
+        for p in range(corpus.n_prompts):
+            texts = corpus.prompt_texts(p)
+            if len(texts) >= self.min_outputs:
+                out[p] = self.fn(texts)
+        return out
+
+    def across(self, corpus: Corpus, weights: np.ndarray) -> float:
+        m = _text_mult(corpus, weights)
+        return float(self.pooled(self._stats(corpus), m, corpus))
+
+
+def _count_matrix_key(n: int) -> Callable[[list[str]], sp.csc_matrix]:
+    return lambda texts, tokens: _doc_gram_matrix(texts, n, tokens).T.tocsr()
+
+
+def _distinct_metric(n: int, within_budget: int, across_budget: int) -> _LexicalMetric:
+    return _LexicalMetric(
+        name=f"distinct_{n}",
+        fn=lambda t: rarefied_distinct_n(t, n, within_budget),
+        prepare=_count_matrix_key(n),
+        pooled=lambda ct, m, c: _distinct_from_counts(ct @ m, across_budget),
+        higher_is_diverse=True,
+        per_prompt=lambda ct, c: _distinct_per_prompt(ct, c, within_budget),
+    )
+
+
+def _entropy_metric(n: int) -> _LexicalMetric:
+    return _LexicalMetric(
+        name=f"ngram_entropy_{n}",
+        fn=lambda t: ngram_entropy(t, n),
+        prepare=_count_matrix_key(n),
+        pooled=lambda ct, m, c: _entropy_from_counts(ct @ m),
+        higher_is_diverse=True,
+        per_prompt=_entropy_per_prompt,
+    )
+
+
+def _prompt_weights(m: np.ndarray, c: Corpus) -> np.ndarray:
+    """Prompt multiplicities back from text multiplicities (every prompt owns >= 1 text)."""
+    return m[c.offsets[:-1]].astype(np.int64)
+
+
+def _pooled_compression(_: Any, m: np.ndarray, c: Corpus) -> float:
+    idx = c.expand(_prompt_weights(m, c))
+    return compression_ratio([c.texts[i] for i in idx]) if idx.size else float("nan")
+
+
+def _pooled_ngram_div(parts: list[np.ndarray], m: np.ndarray, c: Corpus) -> float:
+    idx = c.expand(_prompt_weights(m, c))
+    if idx.size == 0:
+        return float("nan")
+    return _ngram_diversity_from_ids(np.concatenate([parts[i] for i in idx]), 4)
+
+
+def make_lexical_metrics(
+    within_budget: int = DISTINCT_BUDGET_WITHIN, across_budget: int = DISTINCT_BUDGET_ACROSS
+) -> list[_LexicalMetric]:
+    """The lexical suite; ``*_budget``: rarefaction budgets (n-gram occurrences) of distinct-n."""
+    return [
+        *[_distinct_metric(n, within_budget, across_budget) for n in range(1, 5)],
+        *[_entropy_metric(n) for n in range(1, 5)],
+        _LexicalMetric("compression_ratio", compression_ratio, lambda t, k: None, _pooled_compression, False),
+        _LexicalMetric(
+            "ngram_diversity_score",
+            ngram_diversity_score,
+            lambda t, k: _space_token_ids(t, {}),
+            _pooled_ngram_div,
+            True,
+        ),
+        _LexicalMetric(
+            "self_repetition",
+            self_repetition,
+            lambda t, k: _presence_matrix(t),
+            lambda s, m, c: _self_repetition_from(s, m),
+            False,
+        ),
+        _LexicalMetric(
+            "self_bleu",
+            self_bleu,
+            _bleu_tables,
+            lambda s, m, c: _weighted_bleu(s, m),
+            False,
+            min_outputs=2,
+        ),
+        _LexicalMetric(
+            "repetition_rate",
+            repetition_rate,
+            lambda t, k: _repeat_counts(t, REPETITION_N, k),
+            lambda s, m, c: float((m * s[0]).sum() / (m * s[1]).sum()) if (m * s[1]).sum() else float("nan"),
+            False,
+            per_prompt=lambda s, c: _ratio_per_prompt(c, s[0], s[1]),
+        ),
+        _LexicalMetric(
+            "duplicate_rate",
+            duplicate_rate,
+            lambda t, k: _dup_keys(t),
+            lambda s, m, c: _dup_from(s, m),
+            False,
+            min_outputs=2,
+            per_prompt=_dup_per_prompt,
+        ),
+        _LexicalMetric(
+            "length_mean",
+            length_mean,
+            _lengths,
+            lambda s, m, c: _len_stats(s, m)[0],
+            True,
+            family="length",
+            per_prompt=lambda s, c: _length_per_prompt(s, c, std=False),
+        ),
+        _LexicalMetric(
+            "length_std",
+            length_std,
+            _lengths,
+            lambda s, m, c: _len_stats(s, m)[1],
+            True,
+            family="length",
+            per_prompt=lambda s, c: _length_per_prompt(s, c, std=True),
+        ),
+    ]
+
+
+def _weighted_bleu(t: _BleuTables, m: np.ndarray) -> float:
+    if m.sum() < 2:
+        return float("nan")
+    bleu, live = _self_bleu_from(t, m)
+    return float((m[live] * bleu[live]).sum() / m[live].sum())
+
+
+LEXICAL_METRICS: list[_LexicalMetric] = make_lexical_metrics()
