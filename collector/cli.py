@@ -8,17 +8,25 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from collector.inputs import InputError, read_records
+from collector.inputs import InputError, Record, read_records
 from collector.metrics.registry import metric_names, needs_embeddings
-from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED, score_samples
+from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from collector.render.progress import progress_bar
-from collector.render.tables import suite_json, suite_table
+from collector.render.tables import (
+    VERDICT_STYLE,
+    comparison_json,
+    comparison_table,
+    suite_json,
+    suite_table,
+)
+from collector.scoring import score_batch
 
 app = typer.Typer(
     name="collapse-watch",
@@ -27,7 +35,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
@@ -69,17 +77,13 @@ def score(
 ) -> None:
     """Score a file of model outputs: every diversity metric, within prompts and across them."""
     selected = parse_metric_list(metrics)
-    try:
-        records = read_records(file)
-    except InputError as exc:
-        raise fail(str(exc)) from None
-    samples = [r.sample for r in records]
-    embeddings = None
-    if not no_embeddings and needs_embeddings(selected):
-        embeddings = embed_texts([s.output for s in samples], embedding_model, quiet=as_json)
-    elif selected is not None and needs_embeddings(selected):
+    if no_embeddings and selected is not None and needs_embeddings(selected):
         raise fail("--no-embeddings conflicts with the embedding metrics selected in --metrics")
-    result = score_samples(samples, embeddings, metrics=selected, n_boot=bootstrap, seed=seed)
+    samples = [r.sample for r in load_records(file)]
+    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json)
+    result = score_batch(
+        str(file), samples, metrics=selected, embed=embed, n_boot=bootstrap, seed=seed
+    ).result
     if as_json:
         out.print_json(json.dumps(suite_json(result)))
         return
@@ -87,16 +91,80 @@ def score(
     out.print(suite_table(result, title=title))
     if result.n_blank:
         out.print(f"[yellow]{result.n_blank} blank output(s)[/] were scored as empty text.")
-    out.print(f"[dim]95% intervals: {bootstrap} bootstrap replicates over prompts, seed {seed}.[/]")
+    out.print(
+        f"[dim]95% intervals, seed {seed}: within from {bootstrap} bootstrap resamples of the prompts, "
+        f"across from {bootstrap} random halves of the prompts (delete-half jackknife).[/]"
+    )
 
 
-def embed_texts(texts: list[str], model: str, *, quiet: bool) -> object:
-    """Embed outputs with a progress bar on stderr (hidden with --json or when not a terminal)."""
-    from collector.embeddings import Embedder
+def load_records(path: Path) -> list[Record]:
+    try:
+        return read_records(path)
+    except InputError as exc:
+        raise fail(str(exc)) from None
 
-    embedder = Embedder(model)
-    with progress_bar("embedding outputs", total=len(texts), console=err, disable=quiet) as advance:
-        return embedder.embed(texts, progress=advance)
+
+def embedder_for(model: str, *, quiet: bool) -> Callable[[list[str]], object]:
+    """An embed function that draws a progress bar on stderr (hidden with --json or off a terminal)."""
+
+    def embed(texts: list[str]) -> object:
+        from collector.embeddings import Embedder
+
+        embedder = Embedder(model)
+        with progress_bar("embedding outputs", console=err, disable=quiet) as update:
+            return embedder.embed(texts, progress=update)
+
+    return embed
+
+
+EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3}
+
+
+@app.command()
+def compare(
+    baseline: Annotated[str, typer.Argument(help="Baseline: a JSONL/CSV file of outputs.")],
+    candidate: Annotated[str, typer.Argument(help="Candidate: a JSONL/CSV file of outputs.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    metrics: Annotated[
+        Optional[str], typer.Option(help="Comma-separated metric names (default: the whole suite).")
+    ] = None,
+    no_embeddings: Annotated[
+        bool, typer.Option("--no-embeddings", help="Skip the embedding model and its metrics.")
+    ] = False,
+    embedding_model: Annotated[
+        str, typer.Option(help="sentence-transformers model name or path.")
+    ] = "default",
+    seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
+) -> None:
+    """Compare a candidate version with a baseline; the release gate.
+
+    Exit status: 0 ok, 1 collapse suspected, 3 watch (a decline short of collapse), 2 usage or
+    input error.
+    """
+    from collector.comparison import compare_batches
+    from collector.metrics.registry import select_metrics
+
+    selected = parse_metric_list(metrics)
+    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json)
+    sides = [
+        score_batch(
+            label, [r.sample for r in load_records(Path(label))], metrics=selected, embed=embed, seed=seed
+        )
+        for label in (baseline, candidate)
+    ]
+    try:
+        result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(comparison_json(result)))
+    else:
+        out.print(comparison_table(result))
+        status = result.verdict.status
+        out.print(f"verdict: [{VERDICT_STYLE[status]}]{status}[/]")
+        for reason in result.verdict.reasons:
+            out.print(f"  • {reason}", highlight=False)
+    raise typer.Exit(EXIT_CODES[result.verdict.status])
 
 
 config_app = typer.Typer(help="Validate collector configuration files.", no_args_is_help=True)
@@ -122,6 +190,8 @@ def config_check(
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         app()
     except KeyboardInterrupt:

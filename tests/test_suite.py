@@ -88,3 +88,28 @@ def test_reproducible_and_independent_of_sample_order() -> None:
 def test_empty_batch_is_an_error() -> None:
     with pytest.raises(ValueError, match="empty batch"):
         score_corpus(build_corpus([]), [MeanChars()])
+
+
+def test_half_samples_hold_half_the_prompts_without_copies() -> None:
+    from collector.metrics.suite import half_sample_weights
+
+    w = half_sample_weights(9, 30, seed=0)
+    assert w.shape == (30, 9)
+    assert set(np.unique(w)) <= {0, 1}
+    assert (w.sum(axis=1) == 4).all()
+    assert len({tuple(r) for r in w}) > 20  # really random halves
+
+
+def test_across_interval_does_not_invent_duplicates() -> None:
+    """Copies of a prompt would look like duplicate outputs; the across interval must not see them."""
+    from collector.metrics.registry import select_metrics
+
+    distinct = [
+        Sample(prompt_id=f"p{p}", output=f"answer number {p} variant {k}")
+        for p in range(10)
+        for k in range(3)
+    ]
+    v = score_corpus(build_corpus(distinct), select_metrics(["duplicate_rate"]), n_boot=100).get(
+        "duplicate_rate", "across"
+    )
+    assert (v.value, v.ci_low, v.ci_high) == (0.0, 0.0, 0.0)

@@ -6,11 +6,13 @@ across metrics and reproducible for a given seed.
 
 * ``within``: each prompt's value once; a replicate is the weighted mean over prompts, and the
   interval is the plain percentile interval (a mean of prompt values has no resampling bias).
-* ``across``: the pooled value is recomputed for every replicate by the metric itself.  A prompt
-  drawn twice puts two copies of its outputs in the pool, which biases pairwise and set-level
-  scores (copies look like duplicates), so the interval is the replicates' percentile interval
-  shifted by the bootstrap estimate of that bias (``mean(replicates) - point``): the spread comes
-  from the resampling, the centre from the full data.  See docs/metrics.md.
+* ``across``: the pooled value is recomputed by the metric itself on subsets of prompts.  A
+  bootstrap draw with replacement would put two copies of a prompt's outputs in the pool, and
+  copies look like duplicates to every pairwise or set-level score, so the interval comes from
+  the delete-d jackknife instead (Shao & Wu 1989) with half-samples: ``n_boot`` random halves of
+  the prompts, drawn without replacement (no copies), standard error
+  ``sd(half values) * sqrt(m / (P - m))`` with ``m = P // 2``, and a normal interval around the
+  full-data value.  See docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.stats import norm
 
 from collector.metrics.base import Corpus, Metric, Sample, build_corpus
 from collector.metrics.registry import select_metrics
@@ -34,6 +37,16 @@ def prompt_weights(n_prompts: int, n_boot: int, seed: int) -> np.ndarray:
     offsets = np.arange(n_boot)[:, None] * n_prompts
     counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_prompts)
     return counts.reshape(n_boot, n_prompts)
+
+
+def half_sample_weights(n_prompts: int, n_sets: int, seed: int) -> np.ndarray:
+    """Random halves of the prompts as 0/1 weights, shape (n_sets, n_prompts), ``P // 2`` ones per row."""
+    rng = np.random.default_rng(seed)
+    keys = rng.random((n_sets, n_prompts))
+    chosen = np.argsort(keys, axis=1)[:, : n_prompts // 2]
+    weights = np.zeros((n_sets, n_prompts), dtype=np.int64)
+    np.put_along_axis(weights, chosen, 1, axis=1)
+    return weights
 
 
 def _percentiles(reps: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -59,19 +72,20 @@ def within_value(per_prompt: np.ndarray, weights: np.ndarray, alpha: float) -> t
 
 
 def across_value(
-    metric: Metric, corpus: Corpus, weights: np.ndarray, alpha: float
+    metric: Metric, corpus: Corpus, halves: np.ndarray, alpha: float
 ) -> tuple[float, float, float]:
-    """Pooled value and its bias-shifted percentile interval over the replicates."""
+    """Pooled value and its delete-half jackknife normal interval (NaN with fewer than 2 prompts)."""
     point = float(metric.across(corpus, np.ones(corpus.n_prompts, dtype=np.int64)))
-    if not np.isfinite(point):
+    m = corpus.n_prompts // 2
+    if not np.isfinite(point) or m < 1:
         return point, float("nan"), float("nan")
-    reps = np.array([metric.across(corpus, w) for w in weights], dtype=float)
-    finite = reps[np.isfinite(reps)]
-    if finite.size == 0:
+    reps = np.array([metric.across(corpus, w) for w in halves], dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if reps.size < 2:
         return point, float("nan"), float("nan")
-    bias = float(finite.mean()) - point
-    lo, hi = _percentiles(reps, alpha)
-    return point, lo - bias, hi - bias
+    se = float(reps.std(ddof=1)) * np.sqrt(m / (corpus.n_prompts - m))
+    z = float(norm.ppf(1 - alpha / 2))
+    return point, point - z * se, point + z * se
 
 
 def score_corpus(
@@ -87,6 +101,7 @@ def score_corpus(
     if corpus.n_samples == 0:
         raise ValueError("cannot score an empty batch: no outputs")
     weights = prompt_weights(corpus.n_prompts, n_boot, seed)
+    halves = half_sample_weights(corpus.n_prompts, n_boot, seed)
     values: list[MetricValue] = []
     per_prompt: dict[str, dict[str, float]] = {}
     for metric in metrics:
@@ -100,7 +115,7 @@ def score_corpus(
         }
         scored = {
             "within": within_value(pp, weights, alpha),
-            "across": across_value(metric, corpus, weights, alpha),
+            "across": across_value(metric, corpus, halves, alpha),
         }
         for scope, (value, lo, hi) in scored.items():
             values.append(

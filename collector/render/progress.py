@@ -1,4 +1,4 @@
-"""A progress bar that hands the caller a plain `advance(n)` callback."""
+"""A progress bar that hands the caller a plain ``update(done, total)`` callback."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+Update = Callable[[int, int], None]
+
 
 @contextmanager
-def progress_bar(
-    description: str, total: int, console: Console, disable: bool = False
-) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; draws a bar on ``console`` only when it is a terminal."""
+def progress_bar(description: str, console: Console, disable: bool = False) -> Iterator[Update]:
+    """Yield ``update(done, total)``; draws a bar on ``console`` only when it is a terminal."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -24,5 +24,5 @@ def progress_bar(
         transient=True,
     )
     with progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+from rich import box
 from rich.table import Table
 
+from collector.comparison import BatchComparison
 from collector.metrics.result import MetricValue, SuiteResult
 
 
@@ -22,25 +24,28 @@ def fmt_ci(lo: float, hi: float) -> str:
 
 
 def suite_table(result: SuiteResult, title: str | None = None) -> Table:
-    """One row per metric: within and across values with their 95% intervals and direction."""
-    table = Table(title=title, title_justify="left", header_style="bold")
+    """One row per metric, grouped by family: within and across values with their 95% intervals."""
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("metric")
-    table.add_column("family", style="dim")
     table.add_column("within", justify="right")
-    table.add_column("within 95% CI", justify="right", style="dim")
+    table.add_column("95% CI", justify="right", style="dim")
     table.add_column("across", justify="right")
-    table.add_column("across 95% CI", justify="right", style="dim")
-    table.add_column("more diverse", justify="center")
+    table.add_column("95% CI", justify="right", style="dim")
+    table.add_column("diverse", justify="center", header_style="bold dim")
     by_metric: dict[str, dict[str, MetricValue]] = {}
     for v in result.values:
         by_metric.setdefault(v.metric, {})[v.scope] = v
+    family = None
     for name, scopes in by_metric.items():
         first = next(iter(scopes.values()))
+        if family is not None and first.family != family:
+            table.add_section()
+        family = first.family
         cells: list[str] = []
         for scope in ("within", "across"):
             v = scopes.get(scope)
             cells += [fmt(v.value), fmt_ci(v.ci_low, v.ci_high)] if v else ["–", "–"]
-        table.add_row(name, first.family, *cells, "↑" if first.higher_is_diverse else "↓")
+        table.add_row(name, *cells, "↑" if first.higher_is_diverse else "↓")
     return table
 
 
@@ -63,4 +68,80 @@ def suite_json(result: SuiteResult) -> dict[str, object]:
         "n_blank": result.n_blank,
         "bootstrap": {"replicates": result.n_bootstrap, "seed": result.seed, "confidence": 0.95},
         "metrics": metrics,
+    }
+
+
+def pct(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x * 100:+.1f}%".replace("-", "−")
+
+
+VERDICT_STYLE = {"ok": "bold green", "watch": "bold yellow", "collapse_suspected": "bold red"}
+
+
+def comparison_table(cmp: BatchComparison) -> Table:
+    """Per metric and scope: change in diversity orientation (negative = less diverse), CI, p."""
+    table = Table(
+        title=f"{cmp.candidate} vs {cmp.baseline} ({cmp.n_shared_prompts} shared prompts)",
+        title_justify="left",
+        header_style="bold",
+        caption="change: relative, oriented so that negative always means less diverse",
+        caption_justify="left",
+    )
+    for col, justify in (
+        ("metric", "left"),
+        ("scope", "left"),
+        ("baseline", "right"),
+        ("candidate", "right"),
+        ("change", "right"),
+        ("95% CI", "right"),
+        ("p", "right"),
+        ("", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in cmp.rows:
+        c = r.comparison
+        flag = "[red]declined[/]" if c.significant_decline else ""
+        style = "red" if c.significant_decline else None
+        table.add_row(
+            r.metric,
+            r.scope,
+            fmt(c.base_mean),
+            fmt(c.cand_mean),
+            pct(c.diversity_change),
+            f"[{pct(c.diversity_ci_low)}, {pct(c.diversity_ci_high)}]",
+            "–" if math.isnan(c.p_value) else f"{c.p_value:.3f}",
+            flag,
+            style=style,
+        )
+    return table
+
+
+def comparison_json(cmp: BatchComparison) -> dict[str, object]:
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {
+        "baseline": cmp.baseline,
+        "candidate": cmp.candidate,
+        "n_shared_prompts": cmp.n_shared_prompts,
+        "verdict": cmp.verdict.status,
+        "reasons": cmp.verdict.reasons,
+        "metrics": [
+            {
+                "metric": r.metric,
+                "scope": r.scope,
+                "family": r.family,
+                "baseline": num(r.comparison.base_mean),
+                "candidate": num(r.comparison.cand_mean),
+                "relative_change": num(r.comparison.rel_change),
+                "diversity_change": num(r.comparison.diversity_change),
+                "diversity_change_ci": [
+                    num(r.comparison.diversity_ci_low),
+                    num(r.comparison.diversity_ci_high),
+                ],
+                "p_value": num(r.comparison.p_value),
+                "significant_decline": r.comparison.significant_decline,
+            }
+            for r in cmp.rows
+        ],
     }

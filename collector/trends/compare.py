@@ -161,8 +161,14 @@ def compare_paired_replicates(
     n_pairs: int = 0,
     alpha: float = 0.05,
     min_effect: float = DEFAULT_MIN_EFFECT,
+    spread_scale: float | None = None,
 ) -> Comparison:
     """Compare ``across`` (pooled) values from caller-supplied *paired* bootstrap replicates.
+
+    With ``spread_scale`` the replicates are subsample (e.g. delete-half jackknife) values rather
+    than bootstrap ones: their relative changes are centred on the point estimate's and their
+    spread multiplied by ``spread_scale`` (``sqrt(m / (P - m))`` for subsets of m of P prompts)
+    before the percentile interval and p-value are read off.
 
     A pooled value is not an average of per-prompt values, so it cannot be resampled from them:
     the caller (the suite) recomputes the metric on both versions' raw outputs for the same prompt
@@ -183,6 +189,8 @@ def compare_paired_replicates(
         return _nan_comparison(n_pairs, bv, cv, higher_is_diverse, alpha, min_effect)
     reps = c / b - 1
     rel = cv / bv - 1
+    if spread_scale is not None:
+        reps = rel + (reps - reps.mean()) * spread_scale
     lo, hi = (float(x) for x in np.quantile(reps, [alpha / 2, 1 - alpha / 2]))
     p = float(min(1.0, 2 * min(np.mean(reps <= 0), np.mean(reps >= 0)) + 1 / (reps.size + 1)))
     div, div_lo, div_hi = _orient(rel, lo, hi, higher_is_diverse)

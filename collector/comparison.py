@@ -1,0 +1,138 @@
+"""Compare two scored batches of the same probe set: per-metric paired comparisons and a verdict.
+
+* ``within`` scope: :func:`collector.trends.compare` pairs the per-prompt values of the prompts both
+  batches share (the probe set is the same for every version).
+* ``across`` scope: a pooled value is not a mean of prompt values, so both batches are restricted
+  to their shared prompts and every metric is recomputed on the *same* random halves of those
+  prompts on both sides (half-samples without replacement: a bootstrap copy of a prompt would look
+  like duplicated outputs); :func:`collector.trends.compare_paired_replicates` turns the paired
+  half-sample changes into an interval around the full-data change (delete-half jackknife).
+* The verdict is taken on the ``within`` comparisons (paired by prompt, the cleanest test); the
+  ``across`` comparisons are reported alongside (see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from collector.metrics.base import Corpus, Metric
+from collector.metrics.result import SuiteResult
+from collector.metrics.suite import half_sample_weights
+from collector.trends import (
+    Comparison,
+    Thresholds,
+    Trend,
+    Verdict,
+    compare,
+    compare_paired_replicates,
+    verdict,
+)
+
+ACROSS_HALVES = 100
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A batch's grouped outputs and its scores (``result`` from ``score_corpus(corpus, ...)``)."""
+
+    label: str
+    corpus: Corpus
+    result: SuiteResult
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    metric: str
+    scope: str
+    family: str
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
+class BatchComparison:
+    baseline: str
+    candidate: str
+    n_shared_prompts: int
+    rows: list[MetricComparison]
+    verdict: Verdict
+
+    def by_scope(self, scope: str) -> dict[str, Comparison]:
+        return {r.metric: r.comparison for r in self.rows if r.scope == scope}
+
+
+def restrict(corpus: Corpus, prompt_ids: Sequence[str]) -> Corpus:
+    """The sub-corpus of the given prompts (kept in the corpus' canonical order)."""
+    wanted = set(prompt_ids)
+    keep = [p for p, pid in enumerate(corpus.prompt_ids) if pid in wanted]
+    rows = [i for p in keep for i in range(corpus.offsets[p], corpus.offsets[p + 1])]
+    offsets = np.concatenate([[0], np.cumsum([corpus.offsets[p + 1] - corpus.offsets[p] for p in keep])])
+    return Corpus(
+        prompt_ids=[corpus.prompt_ids[p] for p in keep],
+        texts=[corpus.texts[i] for i in rows],
+        offsets=offsets.astype(np.int64),
+        embeddings=None if corpus.embeddings is None else corpus.embeddings[rows],
+    )
+
+
+def across_replicates(metric: Metric, corpus: Corpus, weights: np.ndarray) -> tuple[float, np.ndarray]:
+    point = float(metric.across(corpus, np.ones(corpus.n_prompts, dtype=np.int64)))
+    return point, np.array([metric.across(corpus, w) for w in weights], dtype=float)
+
+
+def compare_batches(
+    base: ScoredBatch,
+    cand: ScoredBatch,
+    metrics: Sequence[Metric],
+    *,
+    trends: dict[str, Trend] | None = None,
+    thresholds: Thresholds | None = None,
+    n_boot: int = 2000,
+    n_halves: int = ACROSS_HALVES,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> BatchComparison:
+    """Every metric in both scopes, candidate vs baseline, and the verdict."""
+    shared = sorted(set(base.corpus.prompt_ids) & set(cand.corpus.prompt_ids))
+    if not shared:
+        raise ValueError(
+            f"{base.label} and {cand.label} share no prompt: versions are compared on the same probe set"
+        )
+    base_sub, cand_sub = restrict(base.corpus, shared), restrict(cand.corpus, shared)
+    halves = half_sample_weights(len(shared), n_halves, seed)
+    m = len(shared) // 2
+    scale = float(np.sqrt(m / (len(shared) - m))) if m else 1.0
+    rows: list[MetricComparison] = []
+    families: dict[str, str] = {}
+    for metric in metrics:
+        if metric.name not in base.result.per_prompt or metric.name not in cand.result.per_prompt:
+            continue  # not scored on one side (e.g. no embeddings)
+        if progress:
+            progress(metric.name)
+        families[metric.name] = metric.family
+        within = compare(
+            base.result.per_prompt[metric.name],
+            cand.result.per_prompt[metric.name],
+            higher_is_diverse=metric.higher_is_diverse,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        bv, b_reps = across_replicates(metric, base_sub, halves)
+        cv, c_reps = across_replicates(metric, cand_sub, halves)
+        across = compare_paired_replicates(
+            b_reps,
+            c_reps,
+            higher_is_diverse=metric.higher_is_diverse,
+            base_value=bv,
+            cand_value=cv,
+            n_pairs=len(shared),
+            spread_scale=scale,
+        )
+        rows.append(MetricComparison(metric.name, "within", metric.family, within))
+        rows.append(MetricComparison(metric.name, "across", metric.family, across))
+    th = (thresholds or Thresholds()).model_copy(update={"baseline_label": base.label})
+    within_cmp = {r.metric: r.comparison for r in rows if r.scope == "within"}
+    result = verdict(within_cmp, trends or {}, families, th)
+    return BatchComparison(base.label, cand.label, len(shared), rows, result)
