@@ -1,0 +1,51 @@
+"""Database URL resolution and engine creation (SQLite pragmas: WAL, foreign keys, busy timeout)."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import Engine, create_engine, event
+
+ENV_VAR = "COLLAPSE_WATCH_DATABASE_URL"
+DEFAULT_URL = "sqlite:///collapse-watch.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def resolve_url(explicit: str | None = None) -> str:
+    """Explicit URL > ``COLLAPSE_WATCH_DATABASE_URL`` > a SQLite file in the working directory."""
+    if explicit:
+        return explicit
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def _normalise(url: str) -> str:
+    # "postgresql://" means psycopg 3 here (the only driver installed).
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for ``url``; SQLite connections get WAL, foreign_keys=ON and a busy timeout."""
+    real = _normalise(resolve_url(url))
+    if real.startswith("sqlite"):
+        engine = create_engine(real, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below own transactions
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+            # IMMEDIATE takes the write lock up front, so concurrent writers wait (busy timeout)
+            # instead of failing with "database is locked" on lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(real, pool_pre_ping=True)

@@ -1,0 +1,189 @@
+"""SQLAlchemy 2.x declarative models: the history schema (documented in docs/sql.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted")
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER PRIMARY KEY
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Model(Base):
+    """A deployed model or endpoint being watched."""
+
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # model_versions.id of the baseline (NULL: the first version). No FK: it would make the two tables
+    # mutually dependent, which SQLite cannot add after the fact; set_baseline() checks it.
+    baseline_version_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ModelVersion(Base):
+    """A version of a model, ordered by ``ordinal`` (1 = first seen)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "label"),
+        UniqueConstraint("model_id", "ordinal", name="uq_model_versions_model_ordinal"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(200))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(40))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Prompt(Base):
+    """A probe prompt body, stored once per distinct text (sha256 of its UTF-8 bytes)."""
+
+    __tablename__ = "prompts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class ProbeSet(Base):
+    """A fixed prompt set; its hash covers the ordered (key, prompt) pairs, so a change is a new row."""
+
+    __tablename__ = "probe_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProbeSetPrompt(Base):
+    """Membership of a prompt in a probe set, under the set's own prompt key."""
+
+    __tablename__ = "probe_set_prompts"
+    probe_set_id: Mapped[int] = mapped_column(
+        ForeignKey("probe_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    prompt_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class TextBody(Base):
+    """An output body stored once per distinct text; ``body`` is NULL once retention pruned it."""
+
+    __tablename__ = "texts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    n_bytes: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # exact bytes when body is not valid text
+
+
+class Run(Base):
+    """One collection or scoring run; complete only once ``finish_run`` committed its status."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running','succeeded','partial','failed','interrupted')", name="status"),
+        Index("ix_runs_model_started", "model_id", "started_at"),
+        Index("ix_runs_status_started", "status", "started_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    probe_set_id: Mapped[int | None] = mapped_column(ForeignKey("probe_sets.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    n_samples: Mapped[int] = mapped_column(Integer, default=0)
+    n_errors: Mapped[int] = mapped_column(Integer, default=0)
+    config_hash: Mapped[str | None] = mapped_column(String(64))
+    source_kind: Mapped[str] = mapped_column(String(40))
+
+
+class SampleRow(Base):
+    """One model call: its prompt, output (by text id), decoding parameters, timing and error."""
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        UniqueConstraint("run_id", "prompt_id", "sample_index", name="uq_samples_run_prompt_index"),
+        Index("ix_samples_created_at", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    prompt_key: Mapped[str] = mapped_column(String(200))  # the source's prompt id (per-prompt values use it)
+    text_id: Mapped[int | None] = mapped_column(ForeignKey("texts.id"), index=True)
+    sample_index: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    decoding: Mapped[dict | None] = mapped_column(JSON)
+    latency_seconds: Mapped[float | None] = mapped_column(Float)
+    finish_reason: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class MetricValueRow(Base):
+    """A metric in one scope for one run; kept forever (retention never touches it)."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (
+        UniqueConstraint("run_id", "metric", "scope", name="uq_metric_values_run_metric_scope"),
+        CheckConstraint("scope IN ('within','across')", name="scope"),
+        Index("ix_metric_values_version_metric", "version_id", "metric", "scope"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    metric: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(10))
+    value: Mapped[float | None] = mapped_column(Float)  # NULL stands for NaN (unscorable)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    n_prompts: Mapped[int] = mapped_column(Integer)
+    family: Mapped[str] = mapped_column(String(20))
+    higher_is_diverse: Mapped[bool] = mapped_column(Boolean)
+
+
+class PromptMetricValue(Base):
+    """The ``within`` value of one metric for one prompt of a run (what comparisons pair on)."""
+
+    __tablename__ = "prompt_metric_values"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(100), primary_key=True)
+    prompt_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,54 @@
+"""How a Python string becomes a stored text row, and back, without loss.
+
+* Valid Unicode without NUL is stored in ``body`` (TEXT), byte-for-byte, any length.
+* A string with NUL (PostgreSQL TEXT rejects it) or with lone surrogates from
+  ``errors='surrogateescape'`` decoding (non-UTF-8 bytes from logs) is stored as its exact bytes in
+  ``raw`` and read back with the same error handler, so it round-trips exactly.
+* Any other lone surrogate has no byte form: it is rejected with ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+class TextError(ValueError):
+    """A text that cannot be stored without loss."""
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    sha256: str
+    n_bytes: int
+    body: str | None
+    raw: bytes | None
+
+
+def encode_text(text: str, what: str) -> EncodedText:
+    """Split ``text`` into the stored columns; ``what`` names it in errors."""
+    try:
+        data = text.encode("utf-8")
+        clean = "\x00" not in text
+    except UnicodeEncodeError:
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise TextError(
+                f"{what}: lone surrogate {text[exc.start]!r} at index {exc.start} is neither text nor "
+                "an escaped log byte; decode the source with errors='surrogateescape'"
+            ) from exc
+        clean = False
+    digest = hashlib.sha256(data).hexdigest()
+    if clean:
+        return EncodedText(digest, len(data), text, None)
+    return EncodedText(digest, len(data), None, data)
+
+
+def decode_text(body: str | None, raw: bytes | None) -> str | None:
+    """The original string from the stored columns; None when retention pruned it."""
+    if body is not None:
+        return body
+    if raw is not None:
+        return bytes(raw).decode("utf-8", "surrogateescape")
+    return None

@@ -1,0 +1,48 @@
+"""Migrations: upgrade -> downgrade -> upgrade on both databases, and no drift from the models."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from collector.store import migrate
+from collector.store.engine import make_engine
+from collector.store.models import Base
+from collector.store.views import VIEWS
+
+
+def test_upgrade_downgrade_upgrade_and_no_drift(db_url: str) -> None:
+    assert migrate.current(db_url) == "none"
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == "0001"
+    migrate.downgrade(db_url, "base")
+    assert migrate.current(db_url) == "none"
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        assert set(VIEWS) <= set(inspect(conn).get_view_names())
+    engine.dispose()
+
+
+def test_sqlite_pragmas(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    engine.dispose()
+
+
+def test_url_resolution(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from collector.store.engine import DEFAULT_URL, ENV_VAR, resolve_url
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert resolve_url(None) == DEFAULT_URL == "sqlite:///collapse-watch.db"
+    monkeypatch.setenv(ENV_VAR, "sqlite:///env.db")
+    assert resolve_url(None) == "sqlite:///env.db"
+    assert resolve_url("sqlite:///x.db") == "sqlite:///x.db"
