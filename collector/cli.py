@@ -6,17 +6,23 @@ Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
+from collector.config import redact_url as redact
 from collector.inputs import InputError, Record, read_records
 from collector.metrics.registry import metric_names, needs_embeddings
+from collector.metrics.result import SuiteResult
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from collector.render.progress import progress_bar
 from collector.render.tables import (
@@ -26,7 +32,13 @@ from collector.render.tables import (
     suite_json,
     suite_table,
 )
-from collector.scoring import score_batch
+from collector.scoring import EmbedFn, score_batch
+from collector.store import Store
+from collector.store.engine import resolve_url
+
+if TYPE_CHECKING:
+    from collector.config import Config, ModelConfig
+    from collector.runner import Runner, RunReport
 
 app = typer.Typer(
     name="collapse-watch",
@@ -39,6 +51,15 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
+
+DatabaseUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; else COLLAPSE_WATCH_DATABASE_URL, else sqlite:///collapse-watch.db.",
+        show_default=False,
+    ),
+]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -74,16 +95,31 @@ def score(
         DEFAULT_BOOTSTRAP
     ),
     seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
+    store: Annotated[
+        bool, typer.Option("--store", help="Record the file as a run of --model/--version in the database.")
+    ] = False,
+    model: Annotated[
+        Optional[str], typer.Option(help="Model name for --store (else the file's 'model').")
+    ] = None,
+    version: Annotated[
+        Optional[str], typer.Option(help="Version for --store (else the file's 'version').")
+    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Score a file of model outputs: every diversity metric, within prompts and across them."""
     selected = parse_metric_list(metrics)
     if no_embeddings and selected is not None and needs_embeddings(selected):
         raise fail("--no-embeddings conflicts with the embedding metrics selected in --metrics")
-    samples = [r.sample for r in load_records(file)]
+    records = load_records(file)
+    samples = [r.sample for r in records]
+    target = store_target(records, model, version) if store else None
     embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json)
     result = score_batch(
         str(file), samples, metrics=selected, embed=embed, n_boot=bootstrap, seed=seed
     ).result
+    if target is not None:
+        run_id = store_file_run(database_url, target, records, result, embed)
+        err.print(f"stored as run {run_id} of {target[0]}@{target[1]}", highlight=False)
     if as_json:
         out.print_json(json.dumps(suite_json(result)))
         return
@@ -95,6 +131,66 @@ def score(
         f"[dim]95% intervals, seed {seed}: within from {bootstrap} bootstrap resamples of the prompts, "
         f"across from {bootstrap} random halves of the prompts (delete-half jackknife).[/]"
     )
+
+
+def store_target(records: list[Record], model: str | None, version: str | None) -> tuple[str, str]:
+    """(model, version) for --store: the options win, else the file's own fields (must be one each)."""
+    resolved = []
+    for field, given in (("model", model), ("version", version)):
+        if given:
+            resolved.append(given)
+            continue
+        values = {getattr(r, field) for r in records} - {None}
+        if len(values) != 1:
+            found = ", ".join(sorted(values)) if values else "none"
+            raise fail(f"--store needs --{field}: the file names {len(values)} {field}(s) ({found})")
+        resolved.append(values.pop())
+    return resolved[0], resolved[1]
+
+
+def open_store(database_url: str | None) -> Store:
+    """The store at the resolved URL, migrated to the latest schema."""
+    from collector.store.migrate import upgrade
+
+    try:
+        upgrade(database_url)
+        return Store(database_url)
+    except Exception as exc:
+        raise fail(f"cannot open the database {redact(resolve_url(database_url))}: {exc}") from None
+
+
+def store_file_run(
+    database_url: str | None,
+    target: tuple[str, str],
+    records: list[Record],
+    result: SuiteResult,
+    embed: EmbedFn | None,
+) -> int:
+    from collector.store.api import SampleRecord
+    from collector.store.cli_commands import record_scored_file
+
+    store = open_store(database_url)
+    samples = [
+        SampleRecord(
+            prompt_key=r.sample.prompt_id, prompt=r.sample.prompt, output=r.sample.output, sample_index=i
+        )
+        for i, r in enumerate(records)
+    ]
+    try:
+        run_id = record_scored_file(store, target[0], target[1], samples, result)
+    except Exception as exc:
+        raise fail(f"could not store {len(samples)} samples: {exc}") from None
+    assess_after_run(store, target[0], embed)
+    return run_id
+
+
+def assess_after_run(store: Store, model: str, embed: EmbedFn | None = None) -> None:
+    """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored."""
+    from collector.assessment import assess_model
+
+    verdict = assess_model(store, model, embed=embed)
+    if verdict is not None:
+        err.print(f"{model}: [{VERDICT_STYLE[verdict.status]}]{verdict.status}[/]")
 
 
 def load_records(path: Path) -> list[Record]:
@@ -165,6 +261,239 @@ def compare(
         for reason in result.verdict.reasons:
             out.print(f"  • {reason}", highlight=False)
     raise typer.Exit(EXIT_CODES[result.verdict.status])
+
+
+db_app = typer.Typer(help="Create and migrate the history database (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url: DatabaseUrl = None) -> None:
+    """Migrate the database to REVISION (default: the latest)."""
+    from collector.store.cli_commands import db_upgrade as upgrade
+
+    url = resolve_url(database_url)
+    try:
+        upgrade(url, revision)
+    except Exception as exc:
+        raise fail(f"upgrade of {redact(url)} failed: {exc}") from None
+    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False)
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Migrate the database down to REVISION."""
+    from collector.store.cli_commands import db_downgrade as downgrade
+
+    url = resolve_url(database_url)
+    try:
+        downgrade(url, revision)
+    except Exception as exc:
+        raise fail(f"downgrade of {redact(url)} failed: {exc}") from None
+    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False)
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrl = None) -> None:
+    """Print the database's current revision ('none' when it was never migrated)."""
+    out.print(current_revision(resolve_url(database_url)), highlight=False)
+
+
+def current_revision(url: str) -> str:
+    from collector.store.cli_commands import db_current as current
+
+    try:
+        return current(url)
+    except Exception as exc:
+        raise fail(f"cannot read the revision of {redact(url)}: {exc}") from None
+
+
+@app.command()
+def history(
+    model: Annotated[str, typer.Argument(help="Model name as stored.")],
+    scope: Annotated[str, typer.Option(help="within or across.")] = "within",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a metric-by-version table of a model's stored values."""
+    from collector.store.cli_commands import history_table
+
+    if scope not in ("within", "across"):
+        raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
+    columns, rows = history_table(open_store(database_url), model, scope)
+    if not rows:
+        raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
+    table = Table(title=f"{model}: {scope} values by version", title_justify="left", box=box.SIMPLE_HEAD)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="The collector's YAML configuration.")]
+
+
+def load_config_or_fail(path: Path) -> Config:
+    from collector.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{path}: cannot read the configuration ({exc.strerror})") from None
+
+
+def make_runner(cfg: Config, store: Store) -> Runner:
+    from collector.embeddings import Embedder
+    from collector.runner import Runner
+
+    embedder = Embedder(cfg.embedding_model)
+
+    def on_finished(model: ModelConfig, report: RunReport) -> None:
+        if report.status in ("succeeded", "partial"):
+            assess_after_run(store, model.name, embedder.embed)
+
+    return Runner(store, embedder.embed, on_finished=on_finished)
+
+
+@app.command()
+def collect(
+    config: ConfigFile,
+    model: Annotated[
+        Optional[list[str]], typer.Option("--model", "-m", help="Only this model (repeatable).")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Collect one run per model now and exit.")] = True,
+) -> None:
+    """Collect one run of every configured model (or --model) now, store it and exit.
+
+    Exit status 0 when every run stored metrics, 1 when a run failed, 2 on a usage error.
+    """
+    from collector.render.tables import runs_table
+
+    cfg = load_config_or_fail(config)
+    wanted = model or cfg.model_names
+    unknown = sorted(set(wanted) - set(cfg.model_names))
+    if unknown:
+        raise fail(f"no model named {', '.join(unknown)} in {config} (models: {', '.join(cfg.model_names)})")
+    store = open_store(cfg.database_url)
+    store.mark_interrupted_runs(stale_after=STALE_RUN)
+    runner = make_runner(cfg, store)
+    reports = []
+    for name in wanted:
+        with progress_bar(f"sampling {name}", console=err) as update:
+            reports += runner.run(cfg.model(name), progress=update)
+    out.print(runs_table(reports))
+    raise typer.Exit(1 if any(r.status in ("failed", "interrupted") for r in reports) else 0)
+
+
+@app.command()
+def run(config: ConfigFile) -> None:
+    """Run the collector: every model on its schedule, and /metrics for Prometheus, until stopped."""
+    import signal
+    import threading
+
+    from collector.scheduler import CollectorScheduler
+
+    cfg = load_config_or_fail(config)
+    setup_logging()
+    store = open_store(cfg.database_url)
+    marked = store.mark_interrupted_runs(stale_after=STALE_RUN)
+    if marked:
+        log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
+    runner = make_runner(cfg, store)
+    server = start_metrics_server(store, cfg)
+    sched = CollectorScheduler(cfg, lambda m, stop: runner.run(m, stop))
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing runs in progress, then stopping", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sched.start()
+    log.info(
+        "collecting %s; /metrics on http://%s:%d/metrics",
+        ", ".join(sched.model_names) or "nothing (no model has a schedule)",
+        cfg.metrics_host,
+        cfg.metrics_port,
+    )
+    while not stopped.wait(3600):
+        if cfg.retention_days:
+            prune(store, cfg.retention_days)
+    sched.stop(wait=True)
+    server.shutdown()
+    log.info("stopped")
+
+
+@app.command("serve-metrics")
+def serve_metrics(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9108,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="Config (for the database URL and schedules).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Serve /metrics from the database alone, for setups where collection runs elsewhere."""
+    import threading
+
+    cfg = load_config_or_fail(config) if config else None
+    url = database_url or (cfg.database_url if cfg else None)
+    setup_logging()
+    store = open_store(url)
+    server = start_metrics_server(store, cfg, host=host, port=port)
+    log.info("serving http://%s:%d/metrics from %s", host, server.server_port, redact(resolve_url(url)))
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+STALE_RUN = timedelta(minutes=30)
+log = logging.getLogger("collapse_watch")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def start_metrics_server(
+    store: Store, cfg: Config | None, host: str | None = None, port: int | None = None
+) -> Any:
+    from collector.metrics_server import serve_store_metrics
+
+    intervals = schedule_intervals(cfg) if cfg else None
+    return serve_store_metrics(
+        store,
+        host=host or (cfg.metrics_host if cfg else "0.0.0.0"),
+        port=port if port is not None else (cfg.metrics_port if cfg else 9108),
+        intervals=intervals,
+    )
+
+
+def schedule_intervals(cfg: Config) -> dict[str, float]:
+    from collector.scheduler import interval_seconds
+
+    return {m.name: interval_seconds(m) for m in cfg.models if m.schedule is not None}
+
+
+def prune(store: Store, days: int) -> None:
+    from collector.store.retention import prune_sample_text
+
+    try:
+        n = prune_sample_text(store, days)
+    except Exception:
+        log.exception("pruning sample text older than %d days failed", days)
+        return
+    if n:
+        log.info("retention: removed the text of %d sample(s) older than %d days", n, days)
 
 
 config_app = typer.Typer(help="Validate collector configuration files.", no_args_is_help=True)

@@ -623,7 +623,7 @@ def _known_metrics() -> set[str] | None:
         return None
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
@@ -642,7 +642,7 @@ def config_hash(cfg: Config | ModelConfig) -> str:
         if "headers" in src:
             src["headers"] = sorted(src["headers"])
         if "url" in src:
-            src["url"] = _redact_url(src["url"])
+            src["url"] = redact_url(src["url"])
 
     if isinstance(cfg, Config):
         for key in ("database_url", "metrics_port", "metrics_host", "retention_days", "state_dir"):

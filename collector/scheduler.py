@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -97,3 +98,22 @@ class CollectorScheduler:
         self.stop_event.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
+
+
+def interval_seconds(model: ModelConfig, samples: int = 48) -> float:
+    """The schedule's interval; for cron, the longest gap between consecutive firings (next ``samples``)."""
+    assert model.schedule is not None
+    if model.schedule.every_seconds is not None:
+        return float(model.schedule.every_seconds)
+    trigger = trigger_for(model)
+    times = []
+    previous = None
+    now = datetime.now(UTC)
+    for _ in range(samples):
+        nxt = trigger.get_next_fire_time(previous, previous or now)
+        if nxt is None:
+            break
+        times.append(nxt)
+        previous = nxt
+    gaps = [(b - a).total_seconds() for a, b in pairwise(times)]
+    return max(gaps) if gaps else 3600.0

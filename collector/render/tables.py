@@ -9,6 +9,7 @@ from rich.table import Table
 
 from collector.comparison import BatchComparison
 from collector.metrics.result import MetricValue, SuiteResult
+from collector.runner import RunReport
 
 
 def fmt(x: float, digits: int = 4) -> str:
@@ -145,3 +146,25 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
             for r in cmp.rows
         ],
     }
+
+
+RUN_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "bold red", "interrupted": "yellow"}
+
+
+def runs_table(reports: list[RunReport]) -> Table:
+    """One row per collection run."""
+    table = Table(title="collection runs", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("model", "version", "run", "status", "samples", "errors", "seconds", "error"):
+        table.add_column(col, justify="right" if col in ("run", "samples", "errors", "seconds") else "left")
+    for r in reports:
+        table.add_row(
+            r.model,
+            r.version or "?",
+            str(r.run_id) if r.run_id is not None else "–",
+            f"[{RUN_STYLE.get(r.status, '')}]{r.status}[/]",
+            str(r.n_samples),
+            str(r.n_errors),
+            f"{r.duration_seconds:.1f}",
+            r.error or "",
+        )
+    return table
