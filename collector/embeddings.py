@@ -6,7 +6,7 @@ sentence-transformers model name (already in the local HF cache) or directory wo
 
 Speed: with ``backend="auto"`` (the default) the model runs in bfloat16 on CPUs that compute it
 natively (AVX512-BF16 / AMX, through oneDNN), about 2.5x the fp32 throughput with every embedding
-within cosine 0.998 of the fp32 one (see docs/metrics_embedding.md); elsewhere, and with
+within cosine 0.998 of the fp32 one (see docs/performance.md); elsewhere, and with
 ``backend="fp32"``, it is plain fp32 sentence-transformers.  (int8 dynamic quantisation of the
 Linear layers was measured too and rejected: min cosine 0.82 to fp32.)  Texts are sorted by length into batches (so padding is
 small), and each distinct text is embedded once: results are cached by the SHA-1 of the UTF-8

@@ -3,7 +3,7 @@
 Reading at scrape time (instead of setting gauges when a run finishes) means values survive
 restarts, a separate `serve-metrics` process shows exactly what the database holds, and no label
 set of a pruned version lingers.  The families and their meaning are the contract in
-docs/prometheus_metrics.md; the snapshot it renders comes from ``collector.store.snapshot``.
+docs/metrics.md; the snapshot it renders comes from ``collector.store.snapshot``.
 
 Emits (all prefixed ``collapse_watch_``)::
 

@@ -3,7 +3,7 @@
 Prometheus and Alertmanager are checked with their real tools (``promtool``, ``amtool`` from the
 Debian packages ``prometheus`` and ``prometheus-alertmanager``); those tests skip only when the tool is
 absent. Grafana cannot be installed here, so the dashboards are checked structurally and against the
-metric-name contract (``docs/prometheus_metrics.md``), and ``push_dashboards`` is exercised against a
+metric-name contract (``docs/metrics.md``), and ``push_dashboards`` is exercised against a
 small loopback HTTP server that records the requests a Grafana would receive.
 """
 
@@ -33,7 +33,7 @@ RULES = PROM / "rules" / "collapse-watch.rules.yml"
 RULE_TESTS = sorted((PROM / "tests").glob("*.test.yml"))
 ALERTMANAGER = REPO / "dashboards" / "alertmanager" / "alertmanager.yml"
 GRAFANA = REPO / "dashboards" / "grafana"
-CONTRACT = REPO / "docs" / "prometheus_metrics.md"
+CONTRACT = REPO / "docs" / "metrics.md"
 RUNBOOK = REPO / "docs" / "runbook.md"
 COMPOSE = REPO / "docker-compose.yml"
 

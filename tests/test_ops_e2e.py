@@ -1,7 +1,7 @@
 """End to end on loopback: real Prometheus 2.42 and Alertmanager load the shipped rules and routes.
 
 A stand-in exporter (a ``prometheus_client`` custom collector serving metric families of the
-contract in ``docs/prometheus_metrics.md``, with fixed values) is scraped by a real ``prometheus``
+contract in ``docs/metrics.md``, with fixed values) is scraped by a real ``prometheus``
 using the config that ``tests/ops_config.py`` renders from ``dashboards/prometheus/prometheus.yml``;
 alerts go to a real ``prometheus-alertmanager`` running the shipped ``alertmanager.yml`` with its
 webhooks pointed at a recording server in this test. The real exporter (``collector/exporter.py``)

@@ -305,7 +305,7 @@ def test_trends_in_both_families_give_watch() -> None:
 def test_null_false_positive_rate_of_the_verdict() -> None:
     """200 seeded null repetitions: both versions drawn from the same per-prompt truth.
 
-    Measured (this seed, n_boot=1000): see docs/metrics_trends.md.  Asserts the verdict's false
+    Measured (this seed, n_boot=1000): see docs/metrics.md.  Asserts the verdict's false
     alarm rate (anything but ok) at the default thresholds, and the collapse_suspected rate and
     per-metric decline rate with the minimum effect switched off (the pure statistics).
     """

@@ -9,7 +9,7 @@ Three dashboards, with stable uids so links and provisioning survive regeneratio
 * ``collapse-watch-health``: the collector itself: runs by status, failures, samples, sample errors,
   age of the last success, run-duration quantiles, exporter health.
 
-Every metric name used here is part of the contract in ``docs/prometheus_metrics.md``; changes and
+Every metric name used here is part of the contract in ``docs/metrics.md``; changes and
 slopes are in diversity orientation (negative = less diverse). Regenerate the committed JSON with::
 
     python -m collector.grafana.dashboards --out dashboards/grafana/dashboards
@@ -467,7 +467,7 @@ def model_dashboard() -> Dashboard:
         "timeseries",
         "$metric ($scope) per version, with 95% interval",
         "The metric's value for each version (solid) and its bootstrap 95% interval (dashed lower/upper), "
-        "raw orientation: check the metric's direction in docs/prometheus_metrics.md.",
+        "raw orientation: check the metric's direction in docs/metrics.md.",
         [
             _target(f"collapse_watch_diversity{{{ms}}}", "{{version}}"),
             _target(f"collapse_watch_diversity_ci_lower{{{ms}}}", "{{version}} lower"),

@@ -6,7 +6,7 @@ treats them as per-text multiplicities ``m``: count-based metrics read per-text 
 statistics cached once in ``corpus.cache`` (a sparse mat-vec per replicate); order-dependent
 ones (gzip, the cross-document n-grams of ``ngram_diversity_score``) rebuild the pooled text.
 Tokens: ``collector.metrics.tokenize`` (casefolded ``\\w+|[^\\w\\s]``).  Entropies are in nats.
-See docs/metrics_lexical.md for definitions, choices and reference checks.
+See docs/metrics.md for definitions, choices and reference checks.
 """
 
 from __future__ import annotations
