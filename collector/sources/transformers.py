@@ -37,23 +37,19 @@ class TransformersSource:
         self._tok: Any = None
 
     def _load(self) -> None:
+        """The checkpoint's (tokenizer, model), loaded once per process and shared by every run."""
         if self._model is not None:
             return
         try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from collector.llm import ModelError, load_model
         except ImportError as e:
             raise SourceError(f"transformers source needs the 'llm' extra: {e}") from None
         try:
-            self._tok = AutoTokenizer.from_pretrained(self.cfg.path)
-            self._model = AutoModelForCausalLM.from_pretrained(self.cfg.path).to(self.cfg.device)
-        except (OSError, ValueError) as e:
-            raise SourceError(
-                f"transformers source: cannot load the checkpoint at {self.cfg.path}: {e}"
-            ) from None
-        self._model.eval()
-        self._tok.padding_side = "left"
-        if self._tok.pad_token is None:
-            self._tok.pad_token = self._tok.eos_token
+            self._tok, self._model = load_model(self.cfg.path)
+        except (ModelError, OSError, ValueError) as e:
+            raise SourceError(f"transformers source: cannot load the checkpoint at {self.cfg.path}: {e}") from None
+        if self.cfg.device != "cpu":
+            self._model = self._model.to(self.cfg.device)
 
     def _render(self, prompt: str) -> str:
         if getattr(self._tok, "chat_template", None):
