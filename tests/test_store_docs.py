@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from assessment_data import FAST, store_file
 from sqlalchemy import text
 from store_helpers import full_run, migrated_store
+
+from collector.assessment import assess_all
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sql.md"
 
@@ -24,6 +27,9 @@ def test_every_doc_query_runs(db_url: str) -> None:
     full_run(store, "demo", "v1", 0.8)
     full_run(store, "demo", "v2", 0.5)
     full_run(store, "demo", "v2", 0.1, status="failed")
+    for version, name in [("v1", "series_v1"), ("v3", "series_v3"), ("v4", "series_v4")]:
+        store_file(store, "smol", version, name)  # real outputs: diversity falls (temperature 1.0 -> 0.2)
+    assess_all(store, **FAST)  # comparisons, verdicts and trends for the assessment queries
     dialect = store.engine.dialect.name
     ran = 0
     with store.engine.connect() as conn:

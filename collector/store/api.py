@@ -19,14 +19,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.metrics.result import SuiteResult
 from collector.store import models as m
+from collector.store.assessments import AssessmentStore
 from collector.store.engine import make_engine
+from collector.store.errors import StoreError
+from collector.store.overview import OverviewStore
 from collector.store.text import TextError, decode_text, encode_text
 
 FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted")
-
-
-class StoreError(RuntimeError):
-    """A write the store refused; the message names what and why."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-class Store:
+class Store(AssessmentStore, OverviewStore):
     """History in SQL. ``Store(url)``; ``url`` None means env / default (see engine.resolve_url)."""
 
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:

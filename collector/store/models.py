@@ -187,3 +187,69 @@ class PromptMetricValue(Base):
     metric: Mapped[str] = mapped_column(String(100), primary_key=True)
     prompt_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[float | None] = mapped_column(Float)
+
+
+# -- assessments (migration 0002): comparisons, verdicts and trends computed from the runs above ----
+VERDICT_STATUSES = ("ok", "watch", "collapse_suspected")
+
+
+class ComparisonRow(Base):
+    """One metric × scope of a candidate run compared with a reference run (baseline or previous)."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        UniqueConstraint(
+            "run_id", "reference", "metric", "scope", name="uq_comparisons_run_reference_metric_scope"
+        ),
+        CheckConstraint("reference IN ('baseline','previous')", name="reference"),
+        CheckConstraint("scope IN ('within','across')", name="scope"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))  # the candidate run
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(10))
+    reference_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    reference_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(10))
+    rel_change: Mapped[float | None] = mapped_column(Float)  # the metric's own orientation; NULL = NaN
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    diversity_change: Mapped[float | None] = mapped_column(Float)  # negative = less diverse
+    diversity_ci_low: Mapped[float | None] = mapped_column(Float)
+    diversity_ci_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    n_pairs: Mapped[int] = mapped_column(Integer)
+    significant_decline: Mapped[bool] = mapped_column(Boolean)
+
+
+class VerdictRow(Base):
+    """The verdict of one candidate run (vs the model's baseline), with its reasons in words."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (CheckConstraint("status IN ('ok','watch','collapse_suspected')", name="status"),)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list] = mapped_column(JSON)
+    details: Mapped[dict] = mapped_column(JSON)
+    baseline_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrendRow(Base):
+    """The latest trend of one metric × scope over a model's last K versions (replaced each time)."""
+
+    __tablename__ = "trends"
+    __table_args__ = (UniqueConstraint("model_id", "metric", "scope", name="uq_trends_model_metric_scope"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(10))
+    slope: Mapped[float | None] = mapped_column(Float)  # relative per version step, negative = less diverse
+    slope_ci_low: Mapped[float | None] = mapped_column(Float)
+    slope_ci_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    n_versions: Mapped[int] = mapped_column(Integer)
+    last_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,357 @@
+"""Storing and reading assessments: comparisons, verdicts and trends (tables of migration 0002).
+
+Plain records in, plain rows out: the store does not know how they were computed (that is
+``collector.assessment``).  ``save_assessment`` replaces a run's previous assessment in ONE
+transaction, so a reader sees either the old or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+
+from collector.store import models as m
+from collector.store.errors import StoreError
+
+COMPLETED = ("succeeded", "partial")
+REFERENCES = ("baseline", "previous")
+SCOPES = ("within", "across")
+
+
+@dataclass(frozen=True)
+class ComparisonRecord:
+    """One metric × scope of a candidate run vs a reference run.
+
+    ``rel_change``/``ci_*`` are in the metric's own orientation; ``diversity_*`` are signed so that
+    negative means less diverse.  NaN is stored as NULL.
+    """
+
+    reference: str  # 'baseline' | 'previous'
+    reference_run_id: int
+    metric: str
+    scope: str  # 'within' | 'across'
+    rel_change: float
+    ci_low: float
+    ci_high: float
+    diversity_change: float
+    diversity_ci_low: float
+    diversity_ci_high: float
+    p_value: float
+    n_pairs: int
+    significant_decline: bool
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    """The verdict of a run: ``status`` ok | watch | collapse_suspected, reasons in words, details."""
+
+    status: str
+    reasons: list[str]
+    details: dict[str, Any] = field(default_factory=dict)
+    baseline_version: str | None = None  # label of the baseline it was judged against
+
+
+@dataclass(frozen=True)
+class TrendRecord:
+    """The trend of one metric × scope over a model's last versions (diversity orientation)."""
+
+    metric: str
+    scope: str
+    slope: float
+    slope_ci_low: float
+    slope_ci_high: float
+    p_value: float
+    n_versions: int
+    last_version: str | None = None  # label of the newest version in the window
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Which model and version a run belongs to, and its status."""
+
+    run_id: int
+    model: str
+    version: str
+    version_ordinal: int
+    status: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with non-finite floats as None and tuples as lists (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+class AssessmentStore:
+    """Mixin of ``Store``: the assessment tables and the reads the assessment service needs."""
+
+    engine: Engine
+
+    # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _model_id_of(conn: Connection, name: str) -> int:
+        mid = conn.scalar(select(m.Model.id).where(m.Model.name == name))
+        if mid is None:
+            raise StoreError(f"unknown model {name!r}")
+        return mid
+
+    @staticmethod
+    def _version_ids(conn: Connection, model_id: int) -> dict[str, int]:
+        v = m.ModelVersion
+        return dict(conn.execute(select(v.label, v.id).where(v.model_id == model_id)).all())  # type: ignore[arg-type]
+
+    # -- reads ----------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        """Every model's name, sorted."""
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(m.Model.name).order_by(m.Model.name)))
+
+    def version_order(self, model: str) -> list[tuple[str, int]]:
+        """``(label, ordinal)`` of every version of ``model``, oldest first."""
+        with self.engine.connect() as conn:
+            mid = self._model_id_of(conn, model)
+            v = m.ModelVersion
+            rows = conn.execute(select(v.label, v.ordinal).where(v.model_id == mid).order_by(v.ordinal))
+            return [(r[0], r[1]) for r in rows]
+
+    def baseline_version(self, model: str) -> str | None:
+        """The baseline's label: ``models.baseline_version_id``, else the first version (None: none)."""
+        with self.engine.connect() as conn:
+            mid = self._model_id_of(conn, model)
+            v = m.ModelVersion
+            bid = conn.scalar(select(m.Model.baseline_version_id).where(m.Model.id == mid))
+            q = select(v.label).where(v.model_id == mid)
+            q = q.where(v.id == bid) if bid is not None else q.order_by(v.ordinal).limit(1)
+            return conn.scalar(q)
+
+    def latest_completed_run(self, model: str, version: str | None = None) -> int | None:
+        """Id of the latest 'succeeded' or 'partial' run of ``model`` (of ``version`` if given)."""
+        r, v = m.Run, m.ModelVersion
+        with self.engine.connect() as conn:
+            mid = self._model_id_of(conn, model)
+            q = select(func.max(r.id)).where(r.model_id == mid, r.status.in_(COMPLETED))
+            if version is not None:
+                q = q.join(v, v.id == r.version_id).where(v.label == version)
+            return conn.scalar(q)
+
+    def run_info(self, run_id: int) -> RunInfo:
+        """Model, version, ordinal and status of a run."""
+        r, v, mo = m.Run, m.ModelVersion, m.Model
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(r.id, mo.name, v.label, v.ordinal, r.status)
+                .join(v, v.id == r.version_id)
+                .join(mo, mo.id == r.model_id)
+                .where(r.id == run_id)
+            ).one_or_none()
+        if row is None:
+            raise StoreError(f"run {run_id} does not exist")
+        return RunInfo(*row)
+
+    def comparisons_of(self, run_id: int) -> list[ComparisonRecord]:
+        """The stored comparisons of a candidate run (NULL read back as NaN)."""
+        c = m.ComparisonRow.__table__.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.ComparisonRow.__table__)
+                .where(c.run_id == run_id)
+                .order_by(c.reference, c.metric, c.scope)
+            )
+            return [
+                ComparisonRecord(
+                    x.reference,
+                    x.reference_run_id,
+                    x.metric,
+                    x.scope,
+                    _nan(x.rel_change),
+                    _nan(x.ci_low),
+                    _nan(x.ci_high),
+                    _nan(x.diversity_change),
+                    _nan(x.diversity_ci_low),
+                    _nan(x.diversity_ci_high),
+                    _nan(x.p_value),
+                    x.n_pairs,
+                    x.significant_decline,
+                )
+                for x in rows
+            ]
+
+    def verdict_of(self, run_id: int) -> VerdictRecord | None:
+        """The stored verdict of a run, or None when it was not assessed."""
+        vr, v = m.VerdictRow, m.ModelVersion
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(vr.status, vr.reasons, vr.details, v.label)
+                .outerjoin(v, v.id == vr.baseline_version_id)
+                .where(vr.run_id == run_id)
+            ).one_or_none()
+        return None if row is None else VerdictRecord(row[0], list(row[1]), dict(row[2]), row[3])
+
+    def trends_of(self, model: str) -> list[TrendRecord]:
+        """The model's stored trends, by metric and scope."""
+        t, v = m.TrendRow, m.ModelVersion
+        with self.engine.connect() as conn:
+            mid = self._model_id_of(conn, model)
+            rows = conn.execute(
+                select(
+                    t.metric,
+                    t.scope,
+                    t.slope,
+                    t.slope_ci_low,
+                    t.slope_ci_high,
+                    t.p_value,
+                    t.n_versions,
+                    v.label,
+                )
+                .outerjoin(v, v.id == t.last_version_id)
+                .where(t.model_id == mid)
+                .order_by(t.metric, t.scope)
+            )
+            return [
+                TrendRecord(r[0], r[1], _nan(r[2]), _nan(r[3]), _nan(r[4]), _nan(r[5]), r[6], r[7])
+                for r in rows
+            ]
+
+    # -- writes ---------------------------------------------------------------------------------
+    def save_assessment(
+        self, run_id: int, comparisons: list[ComparisonRecord], verdict: VerdictRecord | None
+    ) -> None:
+        """Replace the assessment of ``run_id`` (a completed run) by these, in ONE transaction.
+
+        Every reference run must be a completed run of the same model.
+        """
+        bad = [
+            c for c in comparisons if c.reference not in REFERENCES or c.scope not in SCOPES or not c.metric
+        ]
+        if bad:
+            b = bad[0]
+            raise StoreError(
+                f"run {run_id}: comparison {b.metric!r}/{b.scope!r} vs {b.reference!r}: reference must be "
+                f"one of {REFERENCES} and scope one of {SCOPES}"
+            )
+        if verdict is not None and verdict.status not in m.VERDICT_STATUSES:
+            raise StoreError(
+                f"run {run_id}: verdict status must be one of {m.VERDICT_STATUSES}, got {verdict.status!r}"
+            )
+        r = m.Run
+        with self.engine.begin() as conn:
+            run = conn.execute(select(r.model_id, r.version_id, r.status).where(r.id == run_id)).one_or_none()
+            if run is None:
+                raise StoreError(f"run {run_id} does not exist")
+            if run.status not in COMPLETED:
+                raise StoreError(f"run {run_id} is {run.status!r}; only completed runs can be assessed")
+            ref_ids = {c.reference_run_id for c in comparisons}
+            refs = {
+                row.id: row
+                for row in conn.execute(
+                    select(r.id, r.model_id, r.version_id, r.status).where(r.id.in_(ref_ids))
+                )
+            }
+            for rid in sorted(ref_ids):
+                ref = refs.get(rid)
+                if ref is None or ref.model_id != run.model_id or ref.status not in COMPLETED:
+                    raise StoreError(
+                        f"run {run_id}: reference run {rid} must be a completed run of the same model"
+                    )
+            baseline_vid = None
+            if verdict is not None and verdict.baseline_version is not None:
+                baseline_vid = self._version_ids(conn, run.model_id).get(verdict.baseline_version)
+                if baseline_vid is None:
+                    raise StoreError(f"run {run_id}: unknown baseline version {verdict.baseline_version!r}")
+            conn.execute(delete(m.ComparisonRow).where(m.ComparisonRow.run_id == run_id))
+            conn.execute(delete(m.VerdictRow).where(m.VerdictRow.run_id == run_id))
+            if comparisons:
+                conn.execute(
+                    insert(m.ComparisonRow),
+                    [
+                        {
+                            "run_id": run_id,
+                            "version_id": run.version_id,
+                            "reference": c.reference,
+                            "reference_version_id": refs[c.reference_run_id].version_id,
+                            "reference_run_id": c.reference_run_id,
+                            "metric": c.metric,
+                            "scope": c.scope,
+                            "rel_change": _num(c.rel_change),
+                            "ci_low": _num(c.ci_low),
+                            "ci_high": _num(c.ci_high),
+                            "diversity_change": _num(c.diversity_change),
+                            "diversity_ci_low": _num(c.diversity_ci_low),
+                            "diversity_ci_high": _num(c.diversity_ci_high),
+                            "p_value": _num(c.p_value),
+                            "n_pairs": c.n_pairs,
+                            "significant_decline": bool(c.significant_decline),
+                        }
+                        for c in comparisons
+                    ],
+                )
+            if verdict is not None:
+                conn.execute(
+                    insert(m.VerdictRow),
+                    {
+                        "run_id": run_id,
+                        "version_id": run.version_id,
+                        "status": verdict.status,
+                        "reasons": [str(x) for x in verdict.reasons],
+                        "details": _jsonable(verdict.details),
+                        "baseline_version_id": baseline_vid,
+                        "computed_at": _now(),
+                    },
+                )
+
+    def save_trends(self, model: str, rows: list[TrendRecord]) -> None:
+        """Replace every stored trend of ``model`` by ``rows`` (one transaction)."""
+        keys = [(t.metric, t.scope) for t in rows]
+        if len(set(keys)) != len(keys):
+            raise StoreError(f"{model}: one trend per metric and scope, got duplicates")
+        bad = [t for t in rows if t.scope not in SCOPES]
+        if bad:
+            raise StoreError(f"{model}: trend scope must be one of {SCOPES}, got {bad[0].scope!r}")
+        with self.engine.begin() as conn:
+            mid = self._model_id_of(conn, model)
+            vids = self._version_ids(conn, mid)
+            unknown = sorted({t.last_version for t in rows if t.last_version and t.last_version not in vids})
+            if unknown:
+                raise StoreError(f"{model}: unknown version(s) {', '.join(unknown)}")
+            conn.execute(delete(m.TrendRow).where(m.TrendRow.model_id == mid))
+            now = _now()
+            if rows:
+                conn.execute(
+                    insert(m.TrendRow),
+                    [
+                        {
+                            "model_id": mid,
+                            "metric": t.metric,
+                            "scope": t.scope,
+                            "slope": _num(t.slope),
+                            "slope_ci_low": _num(t.slope_ci_low),
+                            "slope_ci_high": _num(t.slope_ci_high),
+                            "p_value": _num(t.p_value),
+                            "n_versions": t.n_versions,
+                            "last_version_id": vids.get(t.last_version) if t.last_version else None,
+                            "computed_at": now,
+                        }
+                        for t in rows
+                    ],
+                )

@@ -1,0 +1,199 @@
+"""Assessments on real SmolLM2 outputs, stored and read back on SQLite and PostgreSQL.
+
+The series v1..v4 is one model sampled at temperatures 1.0, 0.7, 0.4, 0.2 (a simulated collapse);
+control_b is an independent sample at 1.0.  What the data gives (lexical metrics only): v2 is ok,
+v3 and v4 are ``watch`` with every lexical metric down but no embedding family to agree; with the
+real embedder v4 is ``collapse_suspected``, and the control stays ``ok``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from assessment_data import FAST, embed, store_file
+from store_helpers import migrated_store
+
+from collector.assessment import assess_all, assess_model
+from collector.store import SampleRecord, Store, StoreError
+from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
+from collector.store.cli_commands import record_scored_file
+
+SERIES = [("v1", "series_v1"), ("v2", "series_v2"), ("v3", "series_v3"), ("v4", "series_v4")]
+
+
+def _by(store: Store, run_id: int, reference: str, scope: str = "within") -> dict[str, ComparisonRecord]:
+    return {
+        c.metric: c for c in store.comparisons_of(run_id) if c.reference == reference and c.scope == scope
+    }
+
+
+def test_lexical_series_watches_and_trends_down(db_url: str) -> None:
+    store = migrated_store(db_url)
+    runs, statuses = {}, []
+    for version, name in SERIES:
+        runs[version] = store_file(store, "smol", version, name)
+        v = assess_model(store, "smol", **FAST)
+        assert v is not None
+        statuses.append(v.status)
+    # Lexical metrics alone can raise ``watch`` but never ``collapse_suspected`` (two families needed).
+    assert statuses == ["ok", "ok", "watch", "watch"]
+    final = store.verdict_of(runs["v4"])
+    assert final is not None and final.status == "watch" and final.baseline_version == "v1"
+    assert "only the lexical family agrees" in final.reasons[0]
+    assert final.details["n_metrics"]["embedding"] == 0
+    assert store.verdict_of(runs["v1"]).reasons == ["baseline version v1: nothing to compare"]  # type: ignore[union-attr]
+
+    base = _by(store, runs["v4"], "baseline")
+    d2 = base["distinct_2"]
+    assert d2.reference_run_id == runs["v1"] and d2.n_pairs == 16
+    assert d2.significant_decline and d2.diversity_change < -0.1 and d2.diversity_ci_high < 0
+    sb = base["self_bleu"]  # lower is more diverse: its own change rises, its diversity change falls
+    assert sb.rel_change > 0 and sb.diversity_change < 0 and sb.significant_decline
+    prev = _by(store, runs["v4"], "previous")
+    assert {c.reference_run_id for c in prev.values()} == {runs["v3"]}
+    assert set(prev) == set(base)
+    assert set(_by(store, runs["v4"], "baseline", "across")) == set(base)
+    # v3 -> v4 is a smaller step than v1 -> v4
+    assert prev["distinct_2"].diversity_change > d2.diversity_change
+
+    trends = {(t.metric, t.scope): t for t in store.trends_of("smol")}
+    t = trends[("distinct_2", "within")]
+    assert t.n_versions == 4 and t.last_version == "v4" and t.slope < 0
+    assert ("distinct_2", "across") in trends
+    # four strictly falling values: Mann-Kendall's smallest p at n=4, not below 0.05
+    assert 0.05 < t.p_value < 0.1
+
+
+def test_independent_sample_is_ok(db_url: str) -> None:
+    store = migrated_store(db_url)
+    store_file(store, "ctrl", "v1", "series_v1")
+    rid = store_file(store, "ctrl", "b", "control_b")
+    v = assess_model(store, "ctrl", **FAST)
+    assert v is not None and v.status == "ok"
+    within = _by(store, rid, "baseline")
+    assert within and not any(c.significant_decline for c in within.values())
+    previous = {k: replace(c, reference="baseline") for k, c in _by(store, rid, "previous").items()}
+    assert previous == within  # the previous version is the baseline here: the same comparison
+
+
+@pytest.mark.slow
+def test_real_embedder_gives_collapse_suspected_and_control_ok(db_url: str) -> None:
+    store = migrated_store(db_url)
+    store_file(store, "smol", "v1", "series_v1", embedded=True)
+    rid = store_file(store, "smol", "v4", "series_v4", embedded=True)
+    v = assess_model(store, "smol", embed=embed, **FAST)
+    assert v is not None and v.status == "collapse_suspected", v.reasons
+    assert v.details["declined"]["embedding"]  # the embedding family agrees
+    stored = _by(store, rid, "baseline")
+    assert stored["vendi_score"].diversity_change < 0 and stored["vendi_score"].significant_decline
+
+    store_file(store, "ctrl", "v1", "series_v1", embedded=True)
+    store_file(store, "ctrl", "b", "control_b", embedded=True)
+    c = assess_model(store, "ctrl", embed=embed, **FAST)
+    assert c is not None and c.status == "ok", c.reasons
+
+
+def test_baseline_choice_reassessment_and_failed_samples(db_url: str) -> None:
+    store = migrated_store(db_url)
+    r1 = store_file(store, "m", "v1", "series_v1")
+    r2 = store_file(store, "m", "v2", "series_v3")
+    store.set_baseline("m", "v2")
+    v = assess_model(store, "m", **FAST)
+    assert v is not None and v.status == "ok" and v.reasons == ["baseline version v2: nothing to compare"]
+    assert store.comparisons_of(r2) == []
+
+    # a newer run of v2 with one failed call: 'partial', its failed sample skipped, still assessed
+    from assessment_data import rows, scored
+
+    data = rows("series_v3")
+    recs = [
+        SampleRecord(r["prompt_id"], r["prompt"], r["output"], sample_index=i) for i, r in enumerate(data)
+    ]
+    recs.append(SampleRecord(data[0]["prompt_id"], data[0]["prompt"], None, sample_index=99, error="timeout"))
+    r3 = record_scored_file(store, "m", "v3", recs, scored("series_v3", False))
+    assert store.run_status(r3)[0] == "partial"
+    store.set_baseline("m", "v1")
+    first = assess_model(store, "m", **FAST)
+    n = len(store.comparisons_of(r3))
+    again = assess_model(store, "m", **FAST)  # replaces, never duplicates
+    assert first == again and len(store.comparisons_of(r3)) == n > 0
+    base = _by(store, r3, "baseline")
+    assert {c.reference_run_id for c in base.values()} == {r1}
+    assert {c.reference_run_id for c in _by(store, r3, "previous").values()} == {r2}
+    assert base["distinct_2"].n_pairs == 16
+
+    verdicts = assess_all(store, **FAST)
+    assert set(verdicts) == {"m"} and verdicts["m"] == again
+
+
+def test_no_completed_run_gives_none(db_url: str) -> None:
+    store = migrated_store(db_url)
+    rid = store.begin_run("m", "v1")
+    assert assess_model(store, "m") is None
+    store.finish_run(rid, "failed", "boom")
+    assert assess_model(store, "m") is None
+    assert store.latest_completed_run("m") is None and store.latest_completed_run("m", "v1") is None
+    with pytest.raises(StoreError, match="unknown model"):
+        assess_model(store, "nobody")
+
+
+def _cmp(ref_run: int, **kw: object) -> ComparisonRecord:
+    vals = dict(
+        reference="baseline",
+        reference_run_id=ref_run,
+        metric="distinct_2",
+        scope="within",
+        rel_change=-0.2,
+        ci_low=-0.3,
+        ci_high=math.nan,
+        diversity_change=-0.2,
+        diversity_ci_low=-0.3,
+        diversity_ci_high=-0.1,
+        p_value=0.01,
+        n_pairs=16,
+        significant_decline=True,
+    )
+    vals.update(kw)
+    return ComparisonRecord(**vals)  # type: ignore[arg-type]
+
+
+def test_store_api_checks_and_round_trips(db_url: str) -> None:
+    store = migrated_store(db_url)
+    r1 = store_file(store, "m", "v1", "series_v1")
+    r2 = store_file(store, "m", "v2", "series_v2")
+    other = store_file(store, "other", "v1", "series_v1")
+    running = store.begin_run("m", "v3")
+    assert store.version_order("m") == [("v1", 1), ("v2", 2), ("v3", 3)]
+    assert store.baseline_version("m") == "v1"
+    assert store.latest_completed_run("m") == r2 and store.latest_completed_run("m", "v1") == r1
+    assert store.run_info(r2).version == "v2" and store.run_info(r2).version_ordinal == 2
+
+    verdict = VerdictRecord("watch", ["why"], {"p": float("nan"), "fams": ("a",)}, "v1")
+    store.save_assessment(r2, [_cmp(r1)], verdict)
+    (back,) = store.comparisons_of(r2)
+    assert back.diversity_change == -0.2 and math.isnan(back.ci_high)  # NaN stored as NULL
+    assert store.verdict_of(r2) == VerdictRecord("watch", ["why"], {"p": None, "fams": ["a"]}, "v1")
+
+    bad = [
+        (running, [], verdict, "only completed runs"),
+        (r2, [_cmp(other)], verdict, "completed run of the same model"),
+        (r2, [_cmp(r1, reference="parent")], verdict, "reference must be one of"),
+        (r2, [], VerdictRecord("alarm", []), "verdict status"),
+        (r2, [], VerdictRecord("ok", [], {}, "v9"), "unknown baseline version"),
+        (r2, [_cmp(r1), _cmp(r1, metric="x"), _cmp(r1)], verdict, None),  # duplicate: the DB refuses
+    ]
+    for run_id, comps, ver, message in bad:
+        with pytest.raises(Exception, match=message):
+            store.save_assessment(run_id, comps, ver)
+        # nothing of a refused assessment is kept: the previous one is intact
+        assert store.verdict_of(r2) is not None and len(store.comparisons_of(r2)) == 1
+
+    store.save_trends("m", [TrendRecord("distinct_2", "within", -0.1, -0.2, 0.0, 0.04, 4, "v2")])
+    store.save_trends("m", [TrendRecord("self_bleu", "across", 0.1, 0.0, 0.2, 0.5, 3, None)])
+    assert [t.metric for t in store.trends_of("m")] == ["self_bleu"]  # replaced, not appended
+    with pytest.raises(StoreError, match="unknown version"):
+        store.save_trends("m", [TrendRecord("distinct_2", "within", 0, 0, 0, 1, 3, "v9")])
+    with pytest.raises(StoreError, match="duplicates"):
+        store.save_trends("m", [TrendRecord("a", "within", 0, 0, 0, 1, 3)] * 2)
