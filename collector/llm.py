@@ -44,9 +44,17 @@ def default_cache_dir() -> Path:
     return base / MODEL_NAME
 
 
+CONVERSION_FORMAT = "format 2"  # bump when the conversion changes: older caches are redone
+
+
 def is_complete(path: Path) -> bool:
-    """True if ``path`` is a checkpoint whose conversion finished (marker written last)."""
-    return (path / _COMPLETE).is_file() and (path / "config.json").is_file()
+    """True if ``path`` is a checkpoint whose conversion finished (marker written last) in this format."""
+    marker = path / _COMPLETE
+    return (
+        marker.is_file()
+        and (path / "config.json").is_file()
+        and CONVERSION_FORMAT in marker.read_text(encoding="utf-8")
+    )
 
 
 def smollm2_checkpoint(cache_dir: Path | str | None = None) -> Path:
@@ -74,9 +82,12 @@ def smollm2_checkpoint(cache_dir: Path | str | None = None) -> Path:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+        # Servers such as `transformers serve` ignore `temperature` unless the checkpoint samples by
+        # default; greedy decoding would make every sample of a prompt identical (fake "collapse").
+        model.generation_config.do_sample = True
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / _COMPLETE).write_text(f"converted from {gguf.name}\n", encoding="utf-8")
+        (tmp / _COMPLETE).write_text(f"converted from {gguf.name}; {CONVERSION_FORMAT}\n", encoding="utf-8")
         if target.exists():  # a partial or stale directory from an earlier, killed attempt
             shutil.rmtree(target)
         os.replace(tmp, target)

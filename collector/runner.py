@@ -33,7 +33,8 @@ from collector.store.api import SampleRecord, Store
 
 log = logging.getLogger("collapse_watch.runner")
 
-FLUSH_EVERY = 32
+FLUSH_EVERY = 16  # samples; a run is also flushed every FLUSH_SECONDS so a kill loses little
+FLUSH_SECONDS = 5.0
 Progress = Callable[[int, int], None]
 
 
@@ -160,6 +161,15 @@ class Runner:
         by_version: dict[str | None, list[SampleOutcome]] = {}
         for o in outcomes:
             by_version.setdefault(resolve_version(model, o), []).append(o)
+        # A malformed record has no version: record its error on the run of the most common version
+        # instead of opening a run of a made-up version "unknown" (which would take an ordinal).
+        stray = [o for o in by_version.get(None, []) if not o.ok]
+        if stray and len(by_version) > 1:
+            by_version[None] = [o for o in by_version[None] if o.ok]
+            if not by_version[None]:
+                del by_version[None]
+            main = max((v for v in by_version if v is not None), key=lambda v: len(by_version[v]))
+            by_version[main] += stray
         reports = []
         for version, group in by_version.items():
             run = _OpenRun(
@@ -218,6 +228,7 @@ class _OpenRun:
         self.n_errors = 0
         self.first_error: str | None = None
         self.versions_seen: Counter[str] = Counter()
+        self.last_flush = time.monotonic()
 
     def add(self, o: SampleOutcome) -> None:
         self.n_total += 1
@@ -230,7 +241,7 @@ class _OpenRun:
         if reported:
             self.versions_seen[reported] += 1
         self.pending.append(o)
-        if len(self.pending) >= FLUSH_EVERY:
+        if len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
 
     def _begin(self) -> None:
@@ -255,6 +266,7 @@ class _OpenRun:
             return
         self.store.add_samples(self.run_id, [to_record(o) for o in self.pending])
         self.pending = []
+        self.last_flush = time.monotonic()
 
     def close(self, status: str, error: str | None, start: float, result: object = None) -> RunReport:
         if self.run_id is None and self.pending:
