@@ -172,6 +172,13 @@ class VendiScore:
         if n == 0:
             return float("nan")
         d = x.shape[1]
+        row_w = np.repeat(w, counts)
+        keep = row_w > 0
+        if int(keep.sum()) < d:
+            # Fewer distinct rows than dimensions: the weighted n×n kernel (rows scaled by sqrt(w))
+            # has the same nonzero spectrum as the d×d Gram and is far cheaper to decompose.
+            xs = x[keep].astype(np.float64) * np.sqrt(row_w[keep])[:, None]
+            return vendi_from_gram(xs @ xs.T, n)
         if corpus.n_prompts * d * d <= GRAM_STACK_MAX_ENTRIES:
             if self.name not in corpus.cache:
                 grams = np.stack(
@@ -181,8 +188,6 @@ class VendiScore:
                 corpus.cache[self.name] = grams.reshape(corpus.n_prompts, d * d).astype(np.float32)
             gram = (w.astype(np.float32) @ corpus.cache[self.name]).reshape(d, d).astype(np.float64)
         else:  # too many prompts to keep a Gram each: weight the rows instead, O(N·d²)
-            row_w = np.repeat(w, counts)
-            keep = row_w > 0
             xs = x[keep] * np.sqrt(row_w[keep])[:, None]
             gram = xs.T @ xs
         return vendi_from_gram(gram, n)
