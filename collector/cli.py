@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -19,7 +19,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from collector.config import redact_url as redact
 from collector.inputs import InputError, Record, read_records
 from collector.metrics.registry import metric_names, needs_embeddings
 from collector.metrics.result import SuiteResult
@@ -34,6 +33,7 @@ from collector.render.tables import (
 )
 from collector.scoring import EmbedFn, score_batch
 from collector.store import Store
+from collector.store.engine import redact_url as redact
 from collector.store.engine import resolve_url
 
 if TYPE_CHECKING:
@@ -494,6 +494,114 @@ def prune(store: Store, days: int) -> None:
         return
     if n:
         log.info("retention: removed the text of %d sample(s) older than %d days", n, days)
+
+
+@app.command()
+def report(
+    model: Annotated[str, typer.Argument(help="Model name as stored.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for <model>.html.")] = Path("report"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write a self-contained HTML report: metrics across versions with intervals, verdict, samples."""
+    from collector.report.load import ReportError, write_report
+
+    store = open_store(database_url)
+    try:
+        path = write_report(store, model, out_dir)
+    except ReportError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo writes its database and report.")
+    ] = Path("collapse-watch-demo"),
+    port: Annotated[
+        int, typer.Option(help="Port of /metrics while the demo runs (0: any free port).")
+    ] = 9108,
+    versions: Annotated[Optional[int], typer.Option(min=2, help="Deploy only the first N versions.")] = None,
+) -> None:
+    """Watch a real model collapse: the whole product on embedded defaults, in a few minutes."""
+    import time
+    from contextlib import contextmanager
+
+    from rich.live import Live
+
+    from collector.demo import COLLAPSING, CONTROL, DemoOptions, run_demo
+    from collector.render.tables import fleet_table
+
+    phases: dict[str, float] = {}
+    started = time.monotonic()
+
+    @contextmanager
+    def timer(name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        err.print(f"[bold]▶ {name}[/] …")
+        yield
+        phases[name] = time.monotonic() - t0
+        err.print(f"  done in {phases[name]:.1f}s", highlight=False)
+
+    opts = DemoOptions(directory=directory.resolve(), port=port, versions=versions)
+    with Live(console=out, refresh_per_second=4, transient=False, auto_refresh=out.is_terminal) as live:
+        last = {"key": None}
+
+        def on_update(snapshot: Any, status: str) -> None:
+            table = fleet_table(snapshot, title=f"collapse-watch demo — {status}")
+            live.update(table)
+            key = tuple((v.model, v.version, v.verdict) for v in snapshot.versions)
+            if not out.is_terminal and key != last["key"]:  # plain logs: print each change once
+                last["key"] = key
+                live.refresh()
+
+        try:
+            result = run_demo(opts, timer=timer, on_update=on_update)
+        except Exception as exc:
+            raise fail(f"the demo failed: {type(exc).__name__}: {exc}", code=1) from None
+    total = time.monotonic() - started
+    out.rule("result")
+    for model in (COLLAPSING, CONTROL):
+        status = result.verdicts.get(model, "unknown")
+        out.print(f"[bold]{model}[/]: [{VERDICT_STYLE.get(status, '')}]{status}[/]")
+        for reason in result.reasons.get(model, [])[:6]:
+            out.print(f"  • {reason}", highlight=False)
+    db = result.database
+    out.print(f"\nHistory (SQLite): {db}", highlight=False)
+    out.print("  Try:", highlight=False)
+    out.print(
+        f'    sqlite3 {db} "SELECT model, version, metric, scope, value FROM v_latest_metrics '
+        "WHERE metric='distinct_2' ORDER BY model, version_ordinal\"",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f'    sqlite3 {db} "SELECT model, version, metric, scope, change_ratio FROM v_metric_vs_baseline '
+        'ORDER BY change_ratio LIMIT 10"',
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"/metrics was served at {result.metrics_url} while the demo ran; serve it again with:",
+        highlight=False,
+    )
+    out.print(
+        f"    collapse-watch serve-metrics --database-url sqlite:///{db} --port {port}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        "Point the bundled stack at it: run serve-metrics as above and `docker compose up -d prometheus "
+        "alertmanager grafana` (Prometheus scrapes host.docker.internal:9108; see README).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.report:
+        out.print(f"Report: {result.report}", highlight=False)
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
+    out.print(f"\nTook {total:.0f}s: {timings}.", highlight=False, soft_wrap=True)
+    if result.verdicts.get(COLLAPSING) != "collapse_suspected" or result.verdicts.get(CONTROL) != "ok":
+        raise typer.Exit(1)
 
 
 config_app = typer.Typer(help="Validate collector configuration files.", no_args_is_help=True)

@@ -37,6 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from collector.store.engine import redact_url
+
 DATABASE_URL_ENV = "COLLAPSE_WATCH_DATABASE_URL"
 DEFAULT_STATE_DIRNAME = ".collapse-watch"
 
@@ -621,10 +623,6 @@ def _known_metrics() -> set[str] | None:
         return set(metric_names())
     except ImportError:
         return None
-
-
-def redact_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 def config_hash(cfg: Config | ModelConfig) -> str:

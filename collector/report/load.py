@@ -1,0 +1,96 @@
+"""Build a model's report from the store and write it as one HTML file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collector.report.html import MetricPoint, ReportData, VersionView, render
+from collector.store import Store
+from collector.store.engine import redact_url
+
+SAMPLES_SHOWN = 6
+
+
+class ReportError(RuntimeError):
+    """The report cannot be made (e.g. no stored runs for the model)."""
+
+
+def latest_verdict(store: Store, model: str) -> tuple[str, list[str]] | None:
+    """(status, reasons) of the model's latest assessed version, or None."""
+    for label, _ordinal in reversed(store.version_order(model)):
+        run_id = store.latest_completed_run(model, label)
+        verdict = store.verdict_of(run_id) if run_id is not None else None
+        if verdict is not None:
+            return verdict.status, list(verdict.reasons)
+    return None
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _samples(store: Store, run_id: int | None) -> list[tuple[str, str]]:
+    """One output for each of the first prompts of a run (prompt order is the stored order)."""
+    if run_id is None:
+        return []
+    seen: dict[str, tuple[str, str]] = {}
+    for s in store.run_samples(run_id):
+        if s.output is not None and s.prompt_key not in seen:
+            seen[s.prompt_key] = (s.prompt, s.output)
+    return [seen[k] for k in sorted(seen)[:SAMPLES_SHOWN]]
+
+
+def load_report(store: Store, model: str) -> ReportData:
+    """Everything the page shows, from the model's latest completed run of each version."""
+    order = store.version_order(model)
+    if not order:
+        raise ReportError(f"no stored versions of model {model!r}")
+    baseline = store.baseline_version(model) or order[0][0]
+    rows = store.latest_metrics(model)
+    directions = {r["metric"]: bool(r.get("higher_is_diverse", True)) for r in rows}
+    views: list[VersionView] = []
+    runs: dict[str, int | None] = {}
+    for label, _ordinal in order:
+        run_id = store.latest_completed_run(model, label)
+        runs[label] = run_id
+        if run_id is None:
+            continue
+        view = VersionView(label=label)
+        for r in rows:
+            if r["version"] == label:
+                view.points.setdefault(r["metric"], {})[r["scope"]] = MetricPoint(
+                    _nan(r["value"]), _nan(r["ci_low"]), _nan(r["ci_high"])
+                )
+        verdict = store.verdict_of(run_id)
+        if verdict is not None:
+            view.verdict, view.reasons = verdict.status, list(verdict.reasons)
+        for c in store.comparisons_of(run_id):
+            if c.reference == "baseline" and c.scope == "within":
+                view.change[c.metric] = c.diversity_change
+                if c.significant_decline:
+                    view.declined.add(c.metric)
+        views.append(view)
+    if not views:
+        raise ReportError(f"model {model!r} has no completed run")
+    return ReportData(
+        model=model,
+        baseline=baseline,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        versions=views,
+        higher_is_diverse=directions,
+        samples_baseline=_samples(store, runs.get(baseline)),
+        samples_latest=_samples(store, runs.get(views[-1].label)),
+        database=redact_url(str(store.engine.url)),
+    )
+
+
+def write_report(store: Store, model: str, out_dir: Path) -> Path:
+    """Write ``<out_dir>/<model>.html`` (atomically) and return its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+    path = out_dir / f"{safe}.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render(load_report(store, model)), encoding="utf-8")
+    tmp.replace(path)
+    return path
