@@ -47,7 +47,9 @@ class TransformersSource:
         try:
             self._tok, self._model = load_model(self.cfg.path)
         except (ModelError, OSError, ValueError) as e:
-            raise SourceError(f"transformers source: cannot load the checkpoint at {self.cfg.path}: {e}") from None
+            raise SourceError(
+                f"transformers source: cannot load the checkpoint at {self.cfg.path}: {e}"
+            ) from None
         if self.cfg.device != "cpu":
             self._model = self._model.to(self.cfg.device)
 
