@@ -87,7 +87,7 @@ def _charts(data: ReportData) -> str:
             )
         flagged = {i for i, v in enumerate(data.versions) if metric in v.declined}
         arrow = "↑" if data.higher_is_diverse.get(metric, True) else "↓"
-        charts.append(line_chart(f"{metric} ({arrow} = more diverse)", labels, series, flagged))
+        charts.append(line_chart(f"{metric} {arrow}", labels, series, flagged))
     return "".join(charts)
 
 
@@ -128,7 +128,9 @@ def render(data: ReportData) -> str:
 <span class="verdict {escape(status)}">{escape(status)}</span></h2><ul class="reasons">{reasons}</ul></section>
 <section id="versions"><h2>Headline metrics by version (change vs baseline; negative = less diverse)</h2>
 {_versions_table(data)}</section>
-<section id="plots"><h2>Every metric across versions (95% intervals shaded; red dot: significant decline)</h2>
+<section id="plots"><h2>Every metric across versions</h2>
+<p>↑ or ↓ after a name: the direction that means more diverse. Shaded: 95% intervals.
+Red dot under a version: a significant decline against the baseline.</p>
 <div class="charts">{_charts(data)}</div></section>
 <section id="samples"><h2>Sample outputs, side by side</h2><div class="side">
 {_samples(f"baseline {data.baseline}", data.samples_baseline)}{_samples(f"latest {latest.label}", data.samples_latest)}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.report.html import MetricPoint, ReportData, VersionView, render
-from collector.store import Store
+from collector.store import Store, StoreError
 from collector.store.engine import redact_url
 
 SAMPLES_SHOWN = 6
@@ -43,7 +43,10 @@ def _samples(store: Store, run_id: int | None) -> list[tuple[str, str]]:
 
 def load_report(store: Store, model: str) -> ReportData:
     """Everything the page shows, from the model's latest completed run of each version."""
-    order = store.version_order(model)
+    try:
+        order = store.version_order(model)
+    except StoreError as exc:
+        raise ReportError(f"no stored versions of model {model!r} ({exc})") from None
     if not order:
         raise ReportError(f"no stored versions of model {model!r}")
     baseline = store.baseline_version(model) or order[0][0]

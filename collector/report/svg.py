@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 360, 190
-PAD_L, PAD_R, PAD_T, PAD_B = 52, 14, 26, 38
+PAD_L, PAD_R, PAD_T, PAD_B = 52, 14, 38, 38
 COLORS = ("#2563eb", "#d97706")  # within, across
 
 
@@ -99,9 +99,7 @@ def line_chart(
                 f"<title>{escape(s.name)} {escape(versions[i])}: {_fmt(v)}</title></circle>"
             )
     for k, (s, color) in enumerate(zip(series, COLORS, strict=False)):
-        lx = WIDTH - PAD_R - 56 * (len(series) - 1 - k)
-        parts.append(
-            f'<text x="{lx}" y="16" class="lg" fill="{color}" text-anchor="end">{escape(s.name)}</text>'
-        )
+        lx = PAD_L + 56 * k
+        parts.append(f'<text x="{lx}" y="30" class="lg" fill="{color}">— {escape(s.name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
