@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -529,3 +531,30 @@ def test_push_fails_loudly(grafana_stub: tuple[str, type[_Recorder]]) -> None:
     with pytest.raises(Exception, match=r"(?i)unauthori[sz]ed|401"):
         push_dashboards(url, token="wrong")
     assert not any(r["method"] == "POST" for r in rec.requests)
+
+
+def test_cli_push_uses_the_token_from_the_environment(grafana_stub: tuple[str, type[_Recorder]]) -> None:
+    """`collapse-watch dashboards push` end to end (Grafana itself cannot run here: a recorder stands in)."""
+    url, rec = grafana_stub
+    env = {**os.environ, "GRAFANA_TOKEN": "t0k3n"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "dashboards", "push", "--grafana-url", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert all(uid in proc.stdout for uid in gd.UIDS.values())
+    assert all(r["auth"] == "Bearer t0k3n" for r in rec.requests)
+    env.pop("GRAFANA_TOKEN")
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "dashboards", "push", "--grafana-url", url],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in env.items() if not k.startswith("GRAFANA_")},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2 and "GRAFANA_TOKEN" in proc.stderr
