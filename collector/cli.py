@@ -354,8 +354,12 @@ def make_runner(cfg: Config, store: Store) -> Runner:
     embedder = Embedder(cfg.embedding_model)
 
     def on_finished(model: ModelConfig, report: RunReport) -> None:
-        if report.status in ("succeeded", "partial"):
-            assess_after_run(store, model.name, embedder.embed)
+        if report.status not in ("succeeded", "partial"):
+            return
+        known = [label for label, _ in store.version_order(model.name)]
+        if model.baseline_version and model.baseline_version in known:
+            store.set_baseline(model.name, model.baseline_version)
+        assess_after_run(store, model.name, embedder.embed)
 
     return Runner(store, embedder.embed, on_finished=on_finished)
 
