@@ -579,11 +579,11 @@ def model_dashboard() -> Dashboard:
     slopes = _panel(
         "bargauge",
         "Trend slope per metric ($scope)",
-        "Theil–Sen slope over the last K versions, metric units per version, diversity orientation "
+        "Theil–Sen slope over the last K versions, relative to the first of them, per version, diversity orientation "
         "(negative = getting less diverse). DiversityDownwardTrend fires for a negative headline slope "
         "with p < 0.05.",
         [_target(f'sort(collapse_watch_trend_slope{{{m},scope="$scope"}})', "{{metric}}", instant=True)],
-        "none",
+        "percentunit",
         thresholds=_thresholds((None, "red"), (0, "green")),
         options=change_opts,
     )
