@@ -113,3 +113,19 @@ def test_across_interval_does_not_invent_duplicates() -> None:
         "duplicate_rate", "across"
     )
     assert (v.value, v.ci_low, v.ci_high) == (0.0, 0.0, 0.0)
+
+
+def test_expensive_metrics_can_cap_their_across_replicates() -> None:
+    calls: list[int] = []
+
+    class Capped(MeanChars):
+        max_replicates = 5
+
+        def across(self, corpus: Corpus, weights: np.ndarray) -> float:
+            calls.append(int(weights.sum()))
+            return super().across(corpus, weights)
+
+    v = score_corpus(build_corpus(samples()), [Capped()], n_boot=40).get("mean_chars", "across")
+    assert len(calls) == 1 + 5  # the point estimate, then five half-samples
+    assert calls[0] == 12 and set(calls[1:]) == {6}
+    assert v.ci_low < v.value < v.ci_high

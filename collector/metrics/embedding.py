@@ -160,6 +160,7 @@ class VendiScore:
     family: Family = "embedding"
     higher_is_diverse: bool = True
     needs_embeddings: bool = True
+    max_replicates: int = 50  # each across replicate is a d x d eigendecomposition (see suite.py)
 
     def within(self, corpus: Corpus) -> np.ndarray:
         return _per_prompt(corpus, vendi_score)
