@@ -130,17 +130,20 @@ def generate(
     max_new_tokens: int = 48,
     seed: int = 0,
     batch_size: int = 32,
+    device: str = "cpu",
 ) -> list[list[str]]:
     """Sample ``k`` chat completions per prompt; ``result[i][j]`` is sample j of prompt i.
 
     Prompts are wrapped in the chat template, left-padded and sampled in batches of up to
-    ``batch_size`` sequences on CPU.  The same seed and arguments give the same outputs.
+    ``batch_size`` sequences on ``device`` (the cached model is moved there).  The same seed,
+    arguments and device give the same outputs.
     """
     import torch
 
     if k < 1 or not prompts:
         raise ValueError(f"need k >= 1 and at least one prompt (got k={k}, {len(prompts)} prompts)")
     tok, model = load_model(checkpoint)
+    model.to(device)
     texts = [
         tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
         for p in prompts
@@ -151,7 +154,7 @@ def generate(
     for start in range(0, len(flat), batch_size):
         batch = tok(
             flat[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-        )
+        ).to(device)
         with torch.inference_mode():
             gen = model.generate(
                 **batch,
