@@ -19,7 +19,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from collector.comparison import ScoredBatch
 from collector.inputs import InputError, Record, read_records
+from collector.metrics.base import Sample
 from collector.metrics.registry import metric_names, needs_embeddings
 from collector.metrics.result import SuiteResult
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
@@ -193,6 +195,31 @@ def assess_after_run(store: Store, model: str, embed: EmbedFn | None = None) -> 
         err.print(f"{model}: [{VERDICT_STYLE[verdict.status]}]{verdict.status}[/]")
 
 
+def load_side(
+    spec: str, metrics: list[str] | None, embed: EmbedFn | None, seed: int, database_url: str | None
+) -> ScoredBatch:
+    """Score one side of `compare`: a file if it exists, else MODEL@VERSION from the database."""
+    if Path(spec).exists() or "@" not in spec:
+        samples = [r.sample for r in load_records(Path(spec))]
+    else:
+        model, _, version = spec.rpartition("@")
+        store = open_store(database_url)
+        try:
+            run_id = store.latest_completed_run(model, version)
+        except Exception as exc:
+            raise fail(f"{spec}: {exc}") from None
+        if run_id is None:
+            raise fail(f"{spec}: no completed run of version {version!r} of model {model!r} in the database")
+        samples = [
+            Sample(prompt_id=s.prompt_key, output=s.output, prompt=s.prompt)
+            for s in store.run_samples(run_id)
+            if s.output is not None
+        ]
+        if not samples:
+            raise fail(f"{spec}: run {run_id} has no stored outputs (all failed, or pruned by retention)")
+    return score_batch(spec, samples, metrics=metrics, embed=embed, seed=seed)
+
+
 def load_records(path: Path) -> list[Record]:
     try:
         return read_records(path)
@@ -218,8 +245,10 @@ EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3}
 
 @app.command()
 def compare(
-    baseline: Annotated[str, typer.Argument(help="Baseline: a JSONL/CSV file of outputs.")],
-    candidate: Annotated[str, typer.Argument(help="Candidate: a JSONL/CSV file of outputs.")],
+    baseline: Annotated[
+        str, typer.Argument(help="Baseline: a JSONL/CSV file, or MODEL@VERSION from the database.")
+    ],
+    candidate: Annotated[str, typer.Argument(help="Candidate: a JSONL/CSV file, or MODEL@VERSION.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     metrics: Annotated[
         Optional[str], typer.Option(help="Comma-separated metric names (default: the whole suite).")
@@ -231,23 +260,20 @@ def compare(
         str, typer.Option(help="sentence-transformers model name or path.")
     ] = "default",
     seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Compare a candidate version with a baseline; the release gate.
 
-    Exit status: 0 ok, 1 collapse suspected, 3 watch (a decline short of collapse), 2 usage or
-    input error.
+    A side is a file of outputs, or MODEL@VERSION: the latest completed run of that version in
+    the database. Exit status: 0 ok, 1 collapse suspected, 3 watch (a decline short of
+    collapse), 2 usage or input error.
     """
     from collector.comparison import compare_batches
     from collector.metrics.registry import select_metrics
 
     selected = parse_metric_list(metrics)
     embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json)
-    sides = [
-        score_batch(
-            label, [r.sample for r in load_records(Path(label))], metrics=selected, embed=embed, seed=seed
-        )
-        for label in (baseline, candidate)
-    ]
+    sides = [load_side(spec, selected, embed, seed, database_url) for spec in (baseline, candidate)]
     try:
         result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed)
     except ValueError as exc:
@@ -595,8 +621,10 @@ def demo(
         soft_wrap=True,
     )
     out.print(
-        "Point the bundled stack at it: run serve-metrics as above and `docker compose up -d prometheus "
-        "alertmanager grafana` (Prometheus scrapes host.docker.internal:9108; see README).",
+        "Point the bundled stack at it: run serve-metrics as above on port 9108, add "
+        '"host.docker.internal:9108" to the targets of the collapse-watch job in '
+        "dashboards/prometheus/prometheus.yml, and `docker compose up -d prometheus alertmanager grafana` "
+        "(Grafana on http://localhost:3000; see README).",
         highlight=False,
         soft_wrap=True,
     )

@@ -1,0 +1,145 @@
+"""`collapse-watch compare`, the release gate, as a pipeline runs it (a real subprocess, real outputs).
+
+Files: ``tests/data/series_v*.jsonl`` (SmolLM2 at temperatures 1.0 -> 0.2) and ``control_b.jsonl``
+(an independent sample at 1.0); ``collector/demo_data`` (SmolLM2 fine-tuned on its own outputs,
+see docs/self_training.md). Sides are files or MODEL@VERSION from a database filled by
+``score --store``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.cli import EXIT_CODES
+
+DATA = Path(__file__).parent / "data"
+DEMO = Path(__file__).resolve().parents[1] / "collector" / "demo_data"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args], capture_output=True, text=True, check=False, timeout=600
+    )
+
+
+def compare_json(*args: str) -> tuple[int, dict]:
+    proc = cli("compare", *args, "--json")
+    assert proc.returncode in EXIT_CODES.values(), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def write_version(src: Path, version: str, dest: Path, transform=None) -> Path:
+    """The rows of one version of a series file (optionally transformed) as their own JSONL file."""
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r["version"] == version]
+    assert rows, f"no rows of {version} in {src}"
+    with dest.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(transform(r) if transform else r) + "\n")
+    return dest
+
+
+def test_exit_codes_are_the_documented_ones() -> None:
+    assert EXIT_CODES == {"ok": 0, "collapse_suspected": 1, "watch": 3}
+
+
+def test_independent_sample_passes_the_gate() -> None:
+    code, doc = compare_json(str(DATA / "series_v1.jsonl"), str(DATA / "control_b.jsonl"), "--no-embeddings")
+    assert (code, doc["verdict"]) == (0, "ok")
+    assert doc["n_shared_prompts"] == 16
+    rows = {(r["metric"], r["scope"]) for r in doc["metrics"]}
+    assert ("distinct_2", "within") in rows and ("distinct_2", "across") in rows
+    assert not any(r["significant_decline"] for r in doc["metrics"] if r["family"] == "lexical")
+
+
+def test_lexical_collapse_without_embeddings_is_watch_never_collapse() -> None:
+    """Without the embedding family there is no cross-family agreement: the gate says watch (3)."""
+    code, doc = compare_json(str(DATA / "series_v1.jsonl"), str(DATA / "series_v4.jsonl"), "--no-embeddings")
+    assert (code, doc["verdict"]) == (3, "watch")
+    d2 = next(r for r in doc["metrics"] if (r["metric"], r["scope"]) == ("distinct_2", "within"))
+    assert d2["significant_decline"] and d2["diversity_change_ci"][1] < 0
+    assert any("distinct_2" in reason for reason in doc["reasons"])
+
+
+def test_model_at_version_reads_the_database_and_agrees_with_the_files(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    for version in ("v1", "v4"):
+        proc = cli(
+            "score",
+            str(DATA / f"series_{version}.jsonl"),
+            "--store",
+            "--no-embeddings",
+            "--model",
+            "bot",
+            "--version",
+            version,
+            "--database-url",
+            url,
+        )
+        assert proc.returncode == 0, proc.stderr
+    code_db, from_db = compare_json("bot@v1", "bot@v4", "--no-embeddings", "--database-url", url)
+    code_files, from_files = compare_json(
+        str(DATA / "series_v1.jsonl"), str(DATA / "series_v4.jsonl"), "--no-embeddings"
+    )
+    assert code_db == code_files
+    assert from_db["verdict"] == from_files["verdict"]
+    assert (from_db["baseline"], from_db["candidate"]) == ("bot@v1", "bot@v4")
+    strip = [{k: v for k, v in r.items()} for r in from_db["metrics"]]
+    assert strip == from_files["metrics"]  # same samples, same seed: the same numbers
+
+    # an unknown version or model is a usage error that names what is missing
+    missing = cli("compare", "bot@v1", "bot@v9", "--no-embeddings", "--database-url", url)
+    assert missing.returncode == 2
+    assert "v9" in missing.stderr and "bot" in missing.stderr
+    nobody = cli("compare", "nobody@v1", "bot@v4", "--no-embeddings", "--database-url", url)
+    assert nobody.returncode == 2 and "nobody" in nobody.stderr
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    proc = cli("compare", str(tmp_path / "absent.jsonl"), str(DATA / "series_v1.jsonl"), "--no-embeddings")
+    assert proc.returncode == 2
+    assert "absent.jsonl" in proc.stderr
+
+
+def test_no_shared_prompt_is_a_usage_error(tmp_path: Path) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"prompt_id": "zzz", "prompt": "Hi?", "output": "a b c d"}) + "\n", encoding="utf-8")
+    proc = cli("compare", str(DATA / "series_v1.jsonl"), str(other), "--no-embeddings")
+    assert proc.returncode == 2
+    assert "share no prompt" in proc.stderr
+
+
+@pytest.mark.slow
+def test_self_trained_model_fails_the_gate_with_both_families(tmp_path: Path) -> None:
+    """Six generations of training on its own outputs: collapse_suspected (exit 1), with reasons."""
+    series = DEMO / "selftrain_series.jsonl"
+    base = write_version(series, "v1", tmp_path / "v1.jsonl")
+    last = write_version(series, "v7", tmp_path / "v7.jsonl")
+    code, doc = compare_json(str(base), str(last))
+    assert (code, doc["verdict"]) == (1, "collapse_suspected")
+    declined = {r["metric"] for r in doc["metrics"] if r["scope"] == "within" and r["significant_decline"]}
+    assert {"distinct_2", "self_bleu"} <= declined
+    assert declined & {"embedding_mean_distance", "vendi_score", "embedding_nn_distance"}
+    assert "lexical" in doc["reasons"][0] and "embedding" in doc["reasons"][0]
+
+
+@pytest.mark.slow
+def test_shorter_outputs_alone_are_not_collapse(tmp_path: Path) -> None:
+    """Real outputs of the unchanged base model, cut to their first half: shorter, not less diverse."""
+
+    def halve(row: dict) -> dict:
+        words = row["output"].split()
+        return row | {"output": " ".join(words[: max(1, len(words) // 2)])}
+
+    control = DEMO / "control_series.jsonl"
+    base = write_version(control, "v1", tmp_path / "base.jsonl")
+    short = write_version(control, "v2", tmp_path / "short.jsonl", transform=halve)
+    code, doc = compare_json(str(base), str(short))
+    assert doc["verdict"] != "collapse_suspected" and code != 1, doc["reasons"]
+    length = next(r for r in doc["metrics"] if (r["metric"], r["scope"]) == ("length_mean", "within"))
+    assert length["relative_change"] < -0.4  # the change really was in length
