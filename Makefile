@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/collapse-watch score tests/data/smollm2_outputs.jsonl
+	$(BIN)/collapse-watch demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

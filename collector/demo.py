@@ -19,6 +19,7 @@ the ``DemoEvents`` it is given).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import time
@@ -34,6 +35,7 @@ from collector.probes import load_probes
 COLLAPSING = "assistant-selftrained"
 CONTROL = "assistant-control"
 POLL_SECONDS = 0.5
+CONTROL_SEED = 7
 
 
 @dataclass
@@ -77,7 +79,7 @@ def demo_config(opts: DemoOptions, checkpoint: Path, probes_file: Path, log_file
         {
             "database_url": f"sqlite:///{opts.directory / 'collapse-watch.db'}",
             "metrics_host": "127.0.0.1",
-            "metrics_port": opts.port,
+            "metrics_port": opts.port or 9108,  # 0 (any free port) is passed to the server below
             "state_dir": str(opts.directory / "state"),
             "models": [
                 {
@@ -92,7 +94,11 @@ def demo_config(opts: DemoOptions, checkpoint: Path, probes_file: Path, log_file
                     "schedule": {"every": opts.interval},
                     "samples_per_prompt": opts.control_samples,
                     "probes": str(probes_file),
-                    "decoding": {"temperature": 1.0, "max_tokens": opts.control_max_tokens, "seed": 7},
+                    "decoding": {
+                        "temperature": 1.0,
+                        "max_tokens": opts.control_max_tokens,
+                        "seed": CONTROL_SEED,
+                    },
                 },
             ],
         },
@@ -169,6 +175,13 @@ def scrape_collapse_gauges(url: str) -> dict[str, float]:
     }
 
 
+def redeployed(model: ModelConfig, version: str) -> ModelConfig:
+    """The control at ``version``: the same weights, sampled afresh (its own seed per version), as a
+    re-deployment of an unchanged model would be; one fixed seed would repeat the same outputs."""
+    decoding = model.decoding.model_copy(update={"seed": CONTROL_SEED + 1000 * int(version.lstrip("v"))})
+    return model.model_copy(update={"version": version, "decoding": decoding})
+
+
 def assessed(snapshot: Any, model: str, version: str) -> bool:
     return any(v.model == model and v.version == version and v.verdict for v in snapshot.versions)
 
@@ -206,7 +219,7 @@ def run_demo(
     runner = Runner(
         store, embedder.embed, on_finished=lambda m, r: assess_model(store, m.name, embed=embedder.embed)
     )
-    server = serve_store_metrics(store, host=cfg.metrics_host, port=cfg.metrics_port)
+    server = serve_store_metrics(store, host=cfg.metrics_host, port=opts.port)
     url = f"http://127.0.0.1:{server.server_port}/metrics"
     result = DemoResult(database=opts.directory / "collapse-watch.db", report=None, metrics_url=url)
     deployment = Deployment()
@@ -216,10 +229,13 @@ def run_demo(
         if model.name == CONTROL:
             version = deployment.claim(CONTROL)
             if version is not None:
-                runner.run(model.model_copy(update={"version": version}), stop)
+                runner.run(redeployed(model, version), stop)
         else:
             runner.run(model, stop)
 
+    # Jobs tick every 2 s and a scoring run takes longer, so APScheduler would warn on every tick that
+    # it skipped an overlapping run; in the demo that is by design, not news.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     sched = CollectorScheduler(cfg, job)
     series = list(demo_series().items())[: opts.versions or None]
     try:

@@ -77,6 +77,11 @@ def pct(x: float) -> str:
     return "–" if math.isnan(x) else f"{x * 100:+.1f}%".replace("-", "−")
 
 
+def pct_short(x: float) -> str:
+    """Like :func:`pct` in whole percent (``−6%``, ``+1557%``), for tables that must stay narrow."""
+    return "–" if math.isnan(x) else f"{x * 100:+.0f}%".replace("-", "−")
+
+
 VERDICT_STYLE = {"ok": "bold green", "watch": "bold yellow", "collapse_suspected": "bold red"}
 
 
@@ -176,12 +181,20 @@ HEADLINE = ("distinct_2", "self_bleu", "embedding_mean_distance", "vendi_score")
 
 def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
     """Model, version, headline values (within), their change vs baseline, verdict: what /metrics shows."""
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("model")
-    table.add_column("version")
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        caption="within-prompt values; (change vs the baseline version, negative = less diverse; red: "
+        "significant)",
+        caption_justify="left",
+    )
+    table.add_column("model", no_wrap=True)
+    table.add_column("version", no_wrap=True)
     for m in HEADLINE:
-        table.add_column(m, justify="right")
-    table.add_column("verdict")
+        table.add_column(m.replace("_", " "), justify="right")  # headers wrap at the spaces
+    table.add_column("verdict", no_wrap=True)
     values = {(v.model, v.version, v.metric): v.value for v in snapshot.values if v.scope == "within"}
     changes = {
         (c.model, c.version, c.metric): c
@@ -196,7 +209,7 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
             text = "…" if val is None else fmt(val, 3)
             if c is not None:
                 style = "red" if c.ci_high < 0 else ""
-                text += f" [{style}]({pct(c.change)})[/]" if style else f" ({pct(c.change)})"
+                text += f" [{style}]({pct_short(c.change)})[/]" if style else f" ({pct_short(c.change)})"
             cells.append(text)
         verdict = v.verdict or "…"
         table.add_row(v.model, v.version, *cells, f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")
