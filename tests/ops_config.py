@@ -33,13 +33,17 @@ def render_prometheus_config(
     alertmanager_target: str | None = None,
     interval: str = "1s",
     extra_rules: dict[str, str] | None = None,
+    alert_for: str | None = None,
 ) -> Path:
     """Write ``out_dir/prometheus.yml`` (+ ``out_dir/rules/``) scraping ``collector_target``.
 
     ``interval`` replaces every scrape and evaluation interval (and rule-group intervals, so the
     shipped rules evaluate at test speed); the self-scrape jobs are dropped; ``alertmanager_target``
     ``None`` removes the alerting section. ``extra_rules`` maps file names to extra rule-file texts
-    (e.g. an always-firing alert). Returns the config path.
+    (e.g. an always-firing alert). ``alert_for`` (e.g. ``"1s"``) replaces the ``for:`` duration of
+    every alert that has one, so an end-to-end test sees alerts fire within seconds instead of after
+    5-15 minutes; alerts without ``for:`` are left as shipped, and ``None`` keeps every duration.
+    Returns the config path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg: dict[str, Any] = yaml.safe_load(PROMETHEUS_YML.read_text())
@@ -64,6 +68,9 @@ def render_prometheus_config(
         rules: dict[str, Any] = yaml.safe_load(src.read_text())
         for group in rules["groups"]:
             group["interval"] = interval
+            for rule in group["rules"]:
+                if alert_for is not None and "alert" in rule and "for" in rule:
+                    rule["for"] = alert_for
         (rules_out / src.name).write_text(yaml.safe_dump(rules, sort_keys=False))
     for name, text in (extra_rules or {}).items():
         (rules_out / name).write_text(text)
