@@ -11,20 +11,25 @@ can replace the stand-in once it exists. Skips when the binaries are absent.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ops_config import render_alertmanager_config, render_prometheus_config
+from ops_stack import (
+    binaries,
+    free_port,
+    get,
+    start_alertmanager,
+    start_prometheus,
+    start_webhook,
+    stop,
+    wait_for,
+)
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -74,58 +79,13 @@ class StandInExporter(Collector):
         yield declined
 
 
-class Webhook(BaseHTTPRequestHandler):
-    """Records Alertmanager's webhook notifications."""
-
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
 def test_stale_model_alert_reaches_the_pager_webhook(tmp_path: Path) -> None:
-    prometheus = shutil.which("prometheus")
-    alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if not prometheus or not alertmanager:
-        pytest.skip("prometheus / prometheus-alertmanager not installed (apt-get install them)")
-
+    bins = binaries("prometheus", "alertmanager")
     registry = CollectorRegistry()
     registry.register(StandInExporter())
     exporter, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
-    handler = type("Hook", (Webhook,), {"received": []})
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    prom_port, am_port = _free_port(), _free_port()
+    hook, received = start_webhook()
+    prom_port, am_port = free_port(), free_port()
 
     am_cfg = render_alertmanager_config(tmp_path / "am", f"http://127.0.0.1:{hook.server_address[1]}/alerts")
     prom_cfg = render_prometheus_config(
@@ -135,36 +95,17 @@ def test_stale_model_alert_reaches_the_pager_webhook(tmp_path: Path) -> None:
         interval="1s",
     )
     procs = [
-        subprocess.Popen(
-            [
-                alertmanager,
-                f"--config.file={am_cfg}",
-                f"--storage.path={tmp_path / 'am-data'}",
-                f"--web.listen-address=127.0.0.1:{am_port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "am.log").open("w"),
-        ),
-        subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={prom_cfg}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "prom.log").open("w"),
-        ),
+        start_alertmanager(bins["alertmanager"], am_cfg, am_port, tmp_path),
+        start_prometheus(bins["prometheus"], prom_cfg, prom_port, tmp_path),
     ]
     try:
         api = f"http://127.0.0.1:{prom_port}/api/v1"
 
         def query(expr: str) -> list[dict[str, Any]]:
-            data = _get_json(f"{api}/query?query={urllib.parse.quote(expr)}")
+            data = json.loads(get(f"{api}/query?query={urllib.parse.quote(expr)}"))
             return data["data"]["result"]
 
-        declined = _wait(
+        declined = wait_for(
             "the recording rule", lambda: query("model_version:collapse_watch_headline_declined:count")
         )
         assert declined[0]["metric"]["model"] == "fresh-bot" and declined[0]["value"][1] == "2"
@@ -177,38 +118,29 @@ def test_stale_model_alert_reaches_the_pager_webhook(tmp_path: Path) -> None:
             if p["title"].startswith("Headline metrics declined")
             for t in p["targets"]
         ).replace("$model", ".*")
-        (row,) = _wait("the overview query", lambda: query(expr))
+        (row,) = wait_for("the overview query", lambda: query(expr))
         assert row["metric"] == {"model": "fresh-bot"} and row["value"][1] == "2"
 
         def stale_notification() -> list[dict[str, Any]]:
             return [
-                a
-                for note in handler.received
-                for a in note["alerts"]
-                if a["labels"]["alertname"] == "CollectorStale"
+                a for note in received for a in note["alerts"] if a["labels"]["alertname"] == "CollectorStale"
             ]
 
-        alerts = _wait("CollectorStale at the webhook", stale_notification)
+        alerts = wait_for("CollectorStale at the webhook", stale_notification)
         assert {a["labels"]["model"] for a in alerts} == {"stale-bot"}
         assert alerts[0]["labels"]["severity"] == "critical"
         assert alerts[0]["annotations"]["runbook_url"] == "docs/runbook.md#collectorstale"
-        note = next(n for n in handler.received if n["alerts"][0]["labels"]["alertname"] == "CollectorStale")
+        note = next(n for n in received if n["alerts"][0]["labels"]["alertname"] == "CollectorStale")
         assert note["receiver"] == "pager"
         assert set(note["groupLabels"]) == {"alertname", "model"}
         # the decline alert evaluates on the real data but stays pending: it needs 15 minutes
-        pending = _wait(
+        pending = wait_for(
             "DiversityDeclinedSignificantly pending",
             lambda: query('ALERTS{alertname="DiversityDeclinedSignificantly"}'),
         )
         assert [a["metric"]["alertstate"] for a in pending] == ["pending"]
         assert pending[0]["metric"]["model"] == "fresh-bot"
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
         exporter.shutdown()
         hook.shutdown()

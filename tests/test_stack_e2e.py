@@ -27,22 +27,28 @@ import json
 import math
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ops_config import render_alertmanager_config, render_prometheus_config
+from ops_stack import (
+    binaries,
+    free_port,
+    get,
+    start_alertmanager,
+    start_prometheus,
+    start_webhook,
+    stop,
+    wait_for,
+)
 
 from collector.grafana.dashboards import (
     HEADLINE_METRICS,
@@ -69,20 +75,6 @@ DIVERSITY_ALERTS = ("ModelCollapseSuspected", "DiversityDeclinedSignificantly")
 GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1m"}
 
 
-def _binaries() -> dict[str, str]:
-    found = {
-        "prometheus": shutil.which("prometheus"),
-        "promtool": shutil.which("promtool"),
-        "alertmanager": shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"),
-    }
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        pytest.skip(
-            f"{', '.join(missing)} not installed (apt-get install prometheus prometheus-alertmanager)"
-        )
-    return {name: str(path) for name, path in found.items()}
-
-
 def _tool() -> list[str]:
     """The installed ``collapse-watch`` script of this interpreter's environment, else ``-m collector``."""
     script = Path(sys.executable).with_name("collapse-watch")
@@ -91,45 +83,6 @@ def _tool() -> list[str]:
 
 def _env() -> dict[str, str]:
     return dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return bytes(resp.read())
-
-
-class Webhook(BaseHTTPRequestHandler):
-    """Records Alertmanager's webhook notifications (a subclass per test holds its own list)."""
-
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -152,7 +105,7 @@ class Stack:
     def _api(self, endpoint: str, params: dict[str, str]) -> list[dict[str, Any]]:
         url = f"{self.prometheus_api}/{endpoint}?{urllib.parse.urlencode(params)}"
         try:
-            data = json.loads(_get(url))
+            data = json.loads(get(url))
         except urllib.error.HTTPError as exc:  # a bad expression answers 400 with the parser's error
             raise AssertionError(f"{endpoint} {params['query']!r}: {exc.read().decode()}") from None
         assert data["status"] == "success", data
@@ -169,12 +122,12 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def binaries() -> dict[str, str]:
-    return _binaries()
+def bins() -> dict[str, str]:
+    return binaries("prometheus", "promtool", "alertmanager")
 
 
 @pytest.fixture(scope="module")
-def store_url(binaries: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+def store_url(bins: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite store filled by the real ``collapse-watch score --store`` (scored, stored, assessed)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'collapse-watch.db'}"
     for model, versions in SERIES.items():
@@ -228,21 +181,8 @@ def _record_failed_run(store: Store, model: str, version: str) -> None:
     store.finish_run(run_id, "failed", "connection refused")
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
-def stack(
-    binaries: dict[str, str], store_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def stack(bins: dict[str, str], store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real exporter, Prometheus and Alertmanager on loopback, plus a webhook recorder."""
     tmp = tmp_path_factory.mktemp("stack")
     # schedules give the exporter collapse_watch_schedule_interval_seconds (hourly: nothing is stale)
@@ -261,10 +201,8 @@ def stack(
             }
         )
     )
-    exporter_port, prom_port, am_port = _free_port(), _free_port(), _free_port()
-    handler = type("Hook", (Webhook,), {"received": []})
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    exporter_port, prom_port, am_port = free_port(), free_port(), free_port()
+    hook, received = start_webhook()
     am_cfg = render_alertmanager_config(tmp / "am", f"http://127.0.0.1:{hook.server_address[1]}/alerts")
     prom_cfg = render_prometheus_config(
         tmp / "prom",
@@ -295,44 +233,19 @@ def stack(
             )
         )
         exporter_url = f"http://127.0.0.1:{exporter_port}/metrics"
-        _wait("the exporter's /metrics", lambda: b"collapse_watch_up 1.0" in _get(exporter_url))
-        procs.append(
-            subprocess.Popen(
-                [
-                    binaries["alertmanager"],
-                    f"--config.file={am_cfg}",
-                    f"--storage.path={tmp / 'am-data'}",
-                    f"--web.listen-address=127.0.0.1:{am_port}",
-                    "--cluster.listen-address=",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=(tmp / "am.log").open("w"),
-            )
-        )
+        wait_for("the exporter's /metrics", lambda: b"collapse_watch_up 1.0" in get(exporter_url))
+        procs.append(start_alertmanager(bins["alertmanager"], am_cfg, am_port, tmp))
         started = time.time()
-        procs.append(
-            subprocess.Popen(
-                [
-                    binaries["prometheus"],
-                    f"--config.file={prom_cfg}",
-                    f"--storage.tsdb.path={tmp / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=(tmp / "prom.log").open("w"),
-            )
-        )
-        stack = Stack(
-            store_url, exporter_url, f"http://127.0.0.1:{prom_port}/api/v1", started, handler.received
-        )
+        procs.append(start_prometheus(bins["prometheus"], prom_cfg, prom_port, tmp))
+        stack = Stack(store_url, exporter_url, f"http://127.0.0.1:{prom_port}/api/v1", started, received)
         # a few scrapes of the stored state, then one failed run per model, so the counters move
-        _wait(
+        wait_for(
             "two scrapes of the exporter", lambda: stack.query("count_over_time(collapse_watch_up[1m]) >= 2")
         )
         store = Store(store_url)
         for model, versions in SERIES.items():
             _record_failed_run(store, model, versions[-1][0])
-        _wait(
+        wait_for(
             "the failed runs in Prometheus",
             lambda: (
                 len(stack.query('increase(collapse_watch_runs_total{status="failed"}[5m]) > 0'))
@@ -341,7 +254,7 @@ def stack(
         )
         yield stack
     finally:
-        _stop(list(reversed(procs)))
+        stop(list(reversed(procs)))
         hook.shutdown()
 
 
@@ -350,11 +263,9 @@ def test_real_scores_give_collapse_suspected_and_ok(store_url: str) -> None:
     assert _latest_verdicts(store_url) == {COLLAPSING: "collapse_suspected", HEALTHY: "ok"}
 
 
-def test_exporter_output_passes_promtool(stack: Stack, binaries: dict[str, str]) -> None:
-    text = _get(stack.exporter_url)
-    lint = subprocess.run(
-        [binaries["promtool"], "check", "metrics"], input=text, capture_output=True, timeout=30
-    )
+def test_exporter_output_passes_promtool(stack: Stack, bins: dict[str, str]) -> None:
+    text = get(stack.exporter_url)
+    lint = subprocess.run([bins["promtool"], "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), (
         lint.stdout.decode() + lint.stderr.decode()
     )
@@ -364,7 +275,7 @@ def test_exporter_output_passes_promtool(stack: Stack, binaries: dict[str, str])
 
 
 def test_collapse_alert_reaches_the_webhook_for_the_collapsing_model_only(stack: Stack) -> None:
-    alerts = _wait(
+    alerts = wait_for(
         f"ModelCollapseSuspected for {COLLAPSING} at the webhook",
         lambda: stack.alerts("ModelCollapseSuspected", COLLAPSING),
     )
@@ -376,7 +287,7 @@ def test_collapse_alert_reaches_the_webhook_for_the_collapsing_model_only(stack:
     assert note["receiver"] == "pager"
     # the decline rule is live on the same data: it fires for the collapsing model (its notification is
     # inhibited by ModelCollapseSuspected) ...
-    _wait(
+    wait_for(
         f"DiversityDeclinedSignificantly firing for {COLLAPSING}",
         lambda: stack.query(
             f'ALERTS{{alertname="DiversityDeclinedSignificantly",alertstate="firing",model="{COLLAPSING}"}}'
