@@ -89,8 +89,7 @@ def test_model_at_version_reads_the_database_and_agrees_with_the_files(tmp_path:
     assert code_db == code_files
     assert from_db["verdict"] == from_files["verdict"]
     assert (from_db["baseline"], from_db["candidate"]) == ("bot@v1", "bot@v4")
-    strip = [{k: v for k, v in r.items()} for r in from_db["metrics"]]
-    assert strip == from_files["metrics"]  # same samples, same seed: the same numbers
+    assert from_db["metrics"] == from_files["metrics"]  # same samples, same seed: the same numbers
 
     # an unknown version or model is a usage error that names what is missing
     missing = cli("compare", "bot@v1", "bot@v9", "--no-embeddings", "--database-url", url)
@@ -108,7 +107,9 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_no_shared_prompt_is_a_usage_error(tmp_path: Path) -> None:
     other = tmp_path / "other.jsonl"
-    other.write_text(json.dumps({"prompt_id": "zzz", "prompt": "Hi?", "output": "a b c d"}) + "\n", encoding="utf-8")
+    other.write_text(
+        json.dumps({"prompt_id": "zzz", "prompt": "Hi?", "output": "a b c d"}) + "\n", encoding="utf-8"
+    )
     proc = cli("compare", str(DATA / "series_v1.jsonl"), str(other), "--no-embeddings")
     assert proc.returncode == 2
     assert "share no prompt" in proc.stderr
