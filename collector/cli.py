@@ -355,6 +355,9 @@ def history(
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:
+        if row[0] == "verdict":
+            table.add_section()
+            row = [row[0], *(f"[{VERDICT_STYLE.get(v, '')}]{v}[/]" if v else "" for v in row[1:])]
         table.add_row(*row)
     out.print(table)
 

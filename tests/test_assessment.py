@@ -18,7 +18,7 @@ from store_helpers import migrated_store
 from collector.assessment import assess_all, assess_model
 from collector.store import SampleRecord, Store, StoreError
 from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
-from collector.store.cli_commands import record_scored_file
+from collector.store.cli_commands import history_table, record_scored_file
 
 SERIES = [("v1", "series_v1"), ("v2", "series_v2"), ("v3", "series_v3"), ("v4", "series_v4")]
 
@@ -44,6 +44,10 @@ def test_lexical_series_watches_and_trends_down(db_url: str) -> None:
     assert "only the lexical family agrees" in final.reasons[0]
     assert final.details["n_metrics"]["embedding"] == 0
     assert store.verdict_of(runs["v1"]).reasons == ["baseline version v1: nothing to compare"]  # type: ignore[union-attr]
+    # `collapse-watch history` ends its metric-by-version table with the stored verdicts
+    columns, rows = history_table(store, "smol")
+    assert columns == ["metric", "v1", "v2", "v3", "v4"]
+    assert rows[-1] == ["verdict", *statuses]
 
     base = _by(store, runs["v4"], "baseline")
     d2 = base["distinct_2"]

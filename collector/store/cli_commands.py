@@ -36,7 +36,18 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
     for r in rows:
         v = r["value"]
         cells.setdefault(r["metric"], {})[r["version"]] = "n/a" if v is None or math.isnan(v) else f"{v:.4f}"
-    return ["metric", *versions], [[k, *(cells[k].get(v, "") for v in versions)] for k in sorted(cells)]
+    table = [[k, *(cells[k].get(v, "") for v in versions)] for k in sorted(cells)]
+    verdicts = [_verdict_of_version(store, model, v) for v in versions]
+    if any(verdicts):
+        table.append(["verdict", *(v or "" for v in verdicts)])
+    return ["metric", *versions], table
+
+
+def _verdict_of_version(store: Store, model: str, version: str) -> str | None:
+    """The verdict stored for the latest completed run of ``version`` (None before assessment)."""
+    run_id = store.latest_completed_run(model, version)
+    verdict = store.verdict_of(run_id) if run_id is not None else None
+    return verdict.status if verdict is not None else None
 
 
 def record_scored_file(
