@@ -134,5 +134,6 @@ def compare_batches(
         rows.append(MetricComparison(metric.name, "across", metric.family, across))
     th = (thresholds or Thresholds()).model_copy(update={"baseline_label": base.label})
     within_cmp = {r.metric: r.comparison for r in rows if r.scope == "within"}
-    result = verdict(within_cmp, trends or {}, families, th)
+    across_cmp = {r.metric: r.comparison for r in rows if r.scope == "across"}
+    result = verdict(within_cmp, trends or {}, families, th, pooled=across_cmp)
     return BatchComparison(base.label, cand.label, len(shared), rows, result)

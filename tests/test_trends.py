@@ -277,6 +277,23 @@ def test_one_family_alone_is_only_watch() -> None:
     assert "only the lexical family agrees" in v.reasons[0]
 
 
+def test_pooled_declines_are_named_but_never_change_the_status() -> None:
+    rng = np.random.default_rng(11)
+    truth = _prompt_values(rng)
+    same = _compare_all(_draw_version(truth, rng), _draw_version(truth, rng))
+    lexical_only = {m: s for m, s in _decline(0.3).items() if FAMILIES[m] == "lexical"}
+    pooled = _compare_all(_draw_version(truth, rng), _draw_version(truth, rng, shift=lexical_only))
+    plain = verdict(same, {}, FAMILIES)
+    named = verdict(same, {}, FAMILIES, pooled=pooled)
+    assert plain.status == named.status == "ok"
+    assert named.reasons[0] == plain.reasons[0]
+    (line,) = [r for r in named.reasons if r.startswith("pooled (across prompts): ")]
+    assert line == "pooled (across prompts): 14 of 14 lexical and 0 of 3 embedding metrics declined"
+    assert len(named.details["declined_across"]["lexical"]) == 14
+    # nothing declined in the pooled scope: no line
+    assert not any(r.startswith("pooled") for r in verdict(same, {}, FAMILIES, pooled=same).reasons)
+
+
 def test_shorter_outputs_only_are_not_collapse() -> None:
     rng = np.random.default_rng(10)
     truth = _prompt_values(rng)

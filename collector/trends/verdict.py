@@ -92,13 +92,34 @@ def _counts(hits: Mapping[str, list[str]], totals: Mapping[str, int]) -> str:
     return " and ".join(f"{len(hits[f])} of {totals[f]} {f}" for f in EVIDENCE_FAMILIES) + " metrics"
 
 
+def _declined_by_family(
+    comparisons: Mapping[str, Comparison], families: Mapping[str, str]
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """(metrics with a significant decline, number of scorable metrics), per evidence family."""
+    declined: dict[str, list[str]] = {f: [] for f in EVIDENCE_FAMILIES}
+    totals = {f: 0 for f in EVIDENCE_FAMILIES}
+    for m, c in comparisons.items():
+        fam = families.get(m)
+        if fam not in totals or c.rel_change != c.rel_change:  # NaN: unscorable, not evidence
+            continue
+        totals[fam] += 1
+        if c.significant_decline:
+            declined[fam].append(m)
+    return declined, totals
+
+
 def verdict(
     comparisons: Mapping[str, Comparison],
     trends: Mapping[str, Trend],
     families: Mapping[str, str],
     thresholds: Thresholds | None = None,
+    pooled: Mapping[str, Comparison] | None = None,
 ) -> Verdict:
     """Combine per-metric comparisons (candidate vs baseline) and trends into one verdict.
+
+    ``comparisons`` are the ``within`` scope's and decide the status.  ``pooled`` (the ``across``
+    scope's, optional) never changes the status; when any of them declined, one reason line says
+    how many, so homogenisation across prompts is named even when the status stays ``ok``/``watch``.
 
     * ``collapse_suspected``: at least ``lexical_fraction`` of the lexical metrics AND at least
       ``embedding_fraction`` of the embedding metrics declined significantly vs the baseline.
@@ -109,20 +130,12 @@ def verdict(
     """
     th = thresholds or Thresholds()
     fractions = {"lexical": th.lexical_fraction, "embedding": th.embedding_fraction}
-    declined: dict[str, list[str]] = {f: [] for f in EVIDENCE_FAMILIES}
-    strong: dict[str, list[str]] = {f: [] for f in EVIDENCE_FAMILIES}  # also p < watch_p_value
+    declined, totals = _declined_by_family(comparisons, families)
+    strong = {  # declines that also have p < watch_p_value
+        f: [m for m in declined[f] if comparisons[m].p_value < th.watch_p_value] for f in EVIDENCE_FAMILIES
+    }
     trending: dict[str, list[str]] = {f: [] for f in EVIDENCE_FAMILIES}
-    totals = {f: 0 for f in EVIDENCE_FAMILIES}
     trend_totals = {f: 0 for f in EVIDENCE_FAMILIES}
-    for m, c in comparisons.items():
-        fam = families.get(m)
-        if fam not in totals or c.rel_change != c.rel_change:  # NaN: unscorable, not evidence
-            continue
-        totals[fam] += 1
-        if c.significant_decline:
-            declined[fam].append(m)
-            if c.p_value < th.watch_p_value:
-                strong[fam].append(m)
     for m, t in trends.items():
         fam = families.get(m)
         if fam not in trend_totals or t.n_versions < 3:
@@ -166,6 +179,9 @@ def verdict(
     else:
         status = "ok"
         reasons.append(f"no significant decline ({summary})")
+    pooled_declined = _declined_by_family(pooled or {}, families)
+    if any(pooled_declined[0].values()):
+        reasons.append("pooled (across prompts): " + _counts(*pooled_declined) + " declined")
     # Per-metric lines for every evidence metric that declined, worst (most negative) first.
     worst = sorted(
         (m for f in EVIDENCE_FAMILIES for m in declined[f]), key=lambda m: comparisons[m].diversity_change
@@ -181,5 +197,6 @@ def verdict(
         "trend_family_reached": trend_hit,
         "headline_declined": headline_hit,
         "ignored": sorted(m for m in comparisons if families.get(m) not in totals),
+        "declined_across": pooled_declined[0],
     }
     return Verdict(status=status, reasons=reasons, details=details)
