@@ -593,6 +593,7 @@ def demo(
         except Exception as exc:
             raise fail(f"the demo failed: {type(exc).__name__}: {exc}", code=1) from None
     total = time.monotonic() - started
+    out.print()
     out.rule("result")
     for model in (COLLAPSING, CONTROL):
         status = result.verdicts.get(model, "unknown")
