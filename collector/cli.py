@@ -21,7 +21,6 @@ from rich.table import Table
 
 from collector.comparison import ScoredBatch
 from collector.inputs import InputError, Record, read_records
-from collector.metrics.base import Sample
 from collector.metrics.registry import metric_names, needs_embeddings
 from collector.metrics.result import SuiteResult
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
@@ -198,26 +197,29 @@ def assess_after_run(store: Store, model: str, embed: EmbedFn | None = None) -> 
 def load_side(
     spec: str, metrics: list[str] | None, embed: EmbedFn | None, seed: int, database_url: str | None
 ) -> ScoredBatch:
-    """Score one side of `compare`: a file if it exists, else MODEL@VERSION from the database."""
+    """Score one side of `compare`: a file if it exists, else MODEL@VERSION from the database.
+
+    The comparison resamples per-prompt values itself, so the side's own intervals are not computed
+    (``SCORE_BOOT`` replicates, as for stored runs).
+    """
+    from collector.assessment import SCORE_BOOT, AssessmentError, load_batch
+
     if Path(spec).exists() or "@" not in spec:
         samples = [r.sample for r in load_records(Path(spec))]
-    else:
-        model, _, version = spec.rpartition("@")
-        store = open_store(database_url)
-        try:
-            run_id = store.latest_completed_run(model, version)
-        except Exception as exc:
-            raise fail(f"{spec}: {exc}") from None
-        if run_id is None:
-            raise fail(f"{spec}: no completed run of version {version!r} of model {model!r} in the database")
-        samples = [
-            Sample(prompt_id=s.prompt_key, output=s.output, prompt=s.prompt)
-            for s in store.run_samples(run_id)
-            if s.output is not None
-        ]
-        if not samples:
-            raise fail(f"{spec}: run {run_id} has no stored outputs (all failed, or pruned by retention)")
-    return score_batch(spec, samples, metrics=metrics, embed=embed, seed=seed)
+        return score_batch(spec, samples, metrics=metrics, embed=embed, n_boot=SCORE_BOOT, seed=seed)
+
+    model, _, version = spec.rpartition("@")
+    store = open_store(database_url)
+    try:
+        run_id = store.latest_completed_run(model, version)
+    except Exception as exc:
+        raise fail(f"{spec}: {exc}") from None
+    if run_id is None:
+        raise fail(f"{spec}: no completed run of version {version!r} of model {model!r} in the database")
+    try:
+        return load_batch(store, run_id, spec, metrics=metrics, embed=embed, seed=seed)
+    except AssessmentError as exc:
+        raise fail(f"{spec}: {exc}") from None
 
 
 def load_records(path: Path) -> list[Record]:

@@ -4,8 +4,9 @@
     A real model-collapse series: SmolLM2-135M-Instruct fine-tuned on its own samples, one
     generation after another (Shumailov et al. 2024), produced by ``scripts/self_train.py``.
     Model ``assistant-selftrained``; version ``v{g+1}`` is generation ``g`` (v1 = the base model).
-    Each version answers the first 16 default probes, 4 samples each, temperature 1.0, 40 new
-    tokens, one fixed seed.  Fields: prompt_id, prompt, output, model, version, generation, seed.
+    Six fine-tuned generations (v1..v7).  Each version answers the first 24 default probes, 4
+    samples each, temperature 1.0, 40 new tokens, seed 1234.  Fields: prompt_id, prompt, output,
+    model, version, generation, seed.
 
 ``control_series.jsonl``
     The healthy control: three independent samples (seeds 1235, 1236, 1237) of the BASE model on

@@ -73,13 +73,9 @@ def suite_json(result: SuiteResult) -> dict[str, object]:
     }
 
 
-def pct(x: float) -> str:
-    return "–" if math.isnan(x) else f"{x * 100:+.1f}%".replace("-", "−")
-
-
-def pct_short(x: float) -> str:
-    """Like :func:`pct` in whole percent (``−6%``, ``+1557%``), for tables that must stay narrow."""
-    return "–" if math.isnan(x) else f"{x * 100:+.0f}%".replace("-", "−")
+def pct(x: float, digits: int = 1) -> str:
+    """A signed percentage with a true minus sign (``−6.4%``; ``digits=0``: ``−6%`` for narrow tables)."""
+    return "–" if math.isnan(x) else f"{x * 100:+.{digits}f}%".replace("-", "−")
 
 
 VERDICT_STYLE = {"ok": "bold green", "watch": "bold yellow", "collapse_suspected": "bold red"}
@@ -209,7 +205,7 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
             text = "…" if val is None else fmt(val, 3)
             if c is not None:
                 style = "red" if c.ci_high < 0 else ""
-                text += f" [{style}]({pct_short(c.change)})[/]" if style else f" ({pct_short(c.change)})"
+                text += f" [{style}]({pct(c.change, 0)})[/]" if style else f" ({pct(c.change, 0)})"
             cells.append(text)
         verdict = v.verdict or "…"
         table.add_row(v.model, v.version, *cells, f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")

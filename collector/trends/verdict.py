@@ -179,9 +179,9 @@ def verdict(
     else:
         status = "ok"
         reasons.append(f"no significant decline ({summary})")
-    pooled_declined = _declined_by_family(pooled or {}, families)
-    if any(pooled_declined[0].values()):
-        reasons.append("pooled (across prompts): " + _counts(*pooled_declined) + " declined")
+    pooled_declined, pooled_totals = _declined_by_family(pooled or {}, families)
+    if any(pooled_declined.values()):
+        reasons.append("pooled (across prompts): " + _counts(pooled_declined, pooled_totals) + " declined")
     # Per-metric lines for every evidence metric that declined, worst (most negative) first.
     worst = sorted(
         (m for f in EVIDENCE_FAMILIES for m in declined[f]), key=lambda m: comparisons[m].diversity_change
@@ -197,6 +197,6 @@ def verdict(
         "trend_family_reached": trend_hit,
         "headline_declined": headline_hit,
         "ignored": sorted(m for m in comparisons if families.get(m) not in totals),
-        "declined_across": pooled_declined[0],
+        "declined_across": pooled_declined,
     }
     return Verdict(status=status, reasons=reasons, details=details)
