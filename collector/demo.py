@@ -6,8 +6,9 @@ A small fleet is watched by the real collector (scheduler, sources, store, metri
 * ``assistant-selftrained`` — versions of SmolLM2-135M-Instruct fine-tuned generation after
   generation on its own outputs (Shumailov et al. 2024).  Fine-tuning does not fit in a few minutes
   on two CPU cores, so the demo replays the probe outputs that ``scripts/self_train.py`` recorded
-  (package data, re-creatable by anyone) into a production-style JSONL log, which the collector's
-  ``jsonl`` source tails — exactly how a team would watch logged traffic.
+  (package data, re-creatable by anyone) as production-style JSONL logs, one finished file per
+  deployed version, which the collector's ``jsonl`` source tails through a glob — how a team would
+  watch rotated request logs.
 * ``assistant-control`` — the real SmolLM2-135M-Instruct sampled live, in process, by the
   ``transformers`` source; its weights never change, so each "version" is a healthy re-deployment.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -73,7 +75,7 @@ def demo_series() -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(series.items(), key=lambda kv: int(kv[0].lstrip("v"))))
 
 
-def demo_config(opts: DemoOptions, checkpoint: Path, probes_file: Path, log_file: Path) -> Config:
+def demo_config(opts: DemoOptions, checkpoint: Path, probes_file: Path, log_dir: Path) -> Config:
     """Two watched models on short schedules, everything stored in the demo's SQLite file."""
     return config_from_dict(
         {
@@ -84,7 +86,7 @@ def demo_config(opts: DemoOptions, checkpoint: Path, probes_file: Path, log_file
             "models": [
                 {
                     "name": COLLAPSING,
-                    "source": {"type": "jsonl", "path": str(log_file)},
+                    "source": {"type": "jsonl", "path": str(log_dir / f"{COLLAPSING}-*.jsonl")},
                     "schedule": {"every": opts.interval},
                 },
                 {
@@ -146,17 +148,22 @@ def prepare(opts: DemoOptions, timer: Callable[[str], Any]) -> tuple[Path, Path,
     probes_file = opts.directory / "probes.txt"
     probes_file.write_text("\n".join(prompts) + "\n", encoding="utf-8")
     assert len(load_probes(str(probes_file))) == len(prompts)
-    return checkpoint, probes_file, opts.directory / "logs" / f"{COLLAPSING}.jsonl"
+    return checkpoint, probes_file, opts.directory / "logs"
 
 
-def append_log(log_file: Path, rows: list[dict[str, Any]]) -> None:
-    """Write one deployed version's traffic to the production log (one JSON object per line)."""
-    with log_file.open("a", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(
-                json.dumps({k: r[k] for k in ("prompt_id", "prompt", "output", "model", "version")}) + "\n"
-            )
-        fh.flush()
+def publish_log(log_dir: Path, version: str, rows: list[dict[str, Any]]) -> Path:
+    """Publish one deployed version's traffic as a finished log file (one JSON object per line).
+
+    The file is written under a name the source's glob does not match and renamed into place, so
+    the collector never reads a version half-written (a tick in the middle of a plain append made
+    two runs of one version, the first with a fraction of its samples).
+    """
+    target = log_dir / f"{COLLAPSING}-{version}.jsonl"
+    tmp = target.with_name(f".{target.name}.tmp")
+    keys = ("prompt_id", "prompt", "output", "model", "version")
+    tmp.write_text("".join(json.dumps({k: r[k] for k in keys}) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
 
 
 def scrape_collapse_gauges(url: str) -> dict[str, float]:
@@ -206,8 +213,8 @@ def run_demo(
     from collector.store import Store
     from collector.store.migrate import upgrade
 
-    checkpoint, probes_file, log_file = prepare(opts, timer)
-    cfg = demo_config(opts, checkpoint, probes_file, log_file)
+    checkpoint, probes_file, log_dir = prepare(opts, timer)
+    cfg = demo_config(opts, checkpoint, probes_file, log_dir)
     with timer("load the chat and embedding models"):
         load_model(checkpoint)
         embedder = Embedder("default")
@@ -243,7 +250,7 @@ def run_demo(
             sched.start()
             for version, rows in series:
                 deployment.deploy(CONTROL, version)
-                append_log(log_file, rows)
+                publish_log(log_dir, version, rows)
                 status = f"deployed {version} of both models; collecting"
                 while True:
                     snap = load_snapshot(store, intervals=None)

@@ -9,13 +9,41 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from collector.demo import COLLAPSING, CONTROL, DemoOptions, demo_series, run_demo
+from collector.demo import COLLAPSING, CONTROL, DemoOptions, demo_series, publish_log, run_demo
 from collector.store import Store
 from collector.store import models as m
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+def test_a_version_is_published_whole_under_a_name_the_source_glob_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector must never see half a version: it is written aside, then renamed into place."""
+    import glob
+    import json
+    import os
+
+    import collector.demo
+
+    pattern = str(tmp_path / f"{COLLAPSING}-*.jsonl")
+    seen_before_rename: list[list[str]] = []
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:  # records what the source's glob saw
+        seen_before_rename.append(glob.glob(pattern))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(collector.demo.os, "replace", replace)
+    rows = demo_series()["v2"]
+    path = publish_log(tmp_path, "v2", rows)
+    assert seen_before_rename == [[]]  # fully written, yet invisible to the source until the rename
+    assert glob.glob(pattern) == [str(path)]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["output"] for line in lines] == [r["output"] for r in rows]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_shortened_demo_flags_the_collapsing_model_only(tmp_path: Path) -> None:
     phases: dict[str, int] = {}
     updates: list[Any] = []
