@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -38,8 +37,9 @@ from collector.store.engine import redact_url as redact
 from collector.store.engine import resolve_url
 
 if TYPE_CHECKING:
-    from collector.config import Config, ModelConfig
-    from collector.runner import Runner, RunReport
+    from collector.config import Config
+    from collector.service import Collector
+    from collector.trends import Verdict
 
 app = typer.Typer(
     name="collapse-watch",
@@ -151,11 +151,10 @@ def store_target(records: list[Record], model: str | None, version: str | None) 
 
 def open_store(database_url: str | None) -> Store:
     """The store at the resolved URL, migrated to the latest schema."""
-    from collector.store.migrate import upgrade
+    from collector import service
 
     try:
-        upgrade(database_url)
-        return Store(database_url)
+        return service.open_store(database_url)
     except Exception as exc:
         raise fail(f"cannot open the database {redact(resolve_url(database_url))}: {exc}") from None
 
@@ -181,17 +180,14 @@ def store_file_run(
         run_id = record_scored_file(store, target[0], target[1], samples, result)
     except Exception as exc:
         raise fail(f"could not store {len(samples)} samples: {exc}") from None
-    assess_after_run(store, target[0], embed)
+    from collector.service import assess_after_run
+
+    assess_after_run(store, target[0], embed, on_verdict=print_verdict)
     return run_id
 
 
-def assess_after_run(store: Store, model: str, embed: EmbedFn | None = None) -> None:
-    """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored."""
-    from collector.assessment import assess_model
-
-    verdict = assess_model(store, model, embed=embed)
-    if verdict is not None:
-        err.print(f"{model}: [{VERDICT_STYLE[verdict.status]}]{verdict.status}[/]")
+def print_verdict(model: str, verdict: Verdict) -> None:
+    err.print(f"{model}: [{VERDICT_STYLE[verdict.status]}]{verdict.status}[/]")
 
 
 def load_side(
@@ -233,9 +229,9 @@ def embedder_for(model: str, *, quiet: bool) -> Callable[[list[str]], object]:
     """An embed function that draws a progress bar on stderr (hidden with --json or off a terminal)."""
 
     def embed(texts: list[str]) -> object:
-        from collector.embeddings import Embedder
+        from collector.service import build_embedder
 
-        embedder = Embedder(model)
+        embedder = build_embedder(model)
         with progress_bar("embedding outputs", console=err, disable=quiet) as update:
             return embedder.embed(texts, progress=update)
 
@@ -378,21 +374,11 @@ def load_config_or_fail(path: Path) -> Config:
         raise fail(f"{path}: cannot read the configuration ({exc.strerror})") from None
 
 
-def make_runner(cfg: Config, store: Store) -> Runner:
-    from collector.embeddings import Embedder
-    from collector.runner import Runner
+def build_collector(cfg: Config) -> Collector:
+    """The configured collector (store migrated, embedder, runner), or a usage error naming the database."""
+    from collector.service import Collector
 
-    embedder = Embedder(cfg.embedding_model)
-
-    def on_finished(model: ModelConfig, report: RunReport) -> None:
-        if report.status not in ("succeeded", "partial"):
-            return
-        known = [label for label, _ in store.version_order(model.name)]
-        if model.baseline_version and model.baseline_version in known:
-            store.set_baseline(model.name, model.baseline_version)
-        assess_after_run(store, model.name, embedder.embed)
-
-    return Runner(store, embedder.embed, on_finished=on_finished)
+    return Collector.build(cfg, store=open_store(cfg.database_url), on_verdict=print_verdict)
 
 
 @app.command()
@@ -414,13 +400,14 @@ def collect(
     unknown = sorted(set(wanted) - set(cfg.model_names))
     if unknown:
         raise fail(f"no model named {', '.join(unknown)} in {config} (models: {', '.join(cfg.model_names)})")
-    store = open_store(cfg.database_url)
-    store.mark_interrupted_runs(stale_after=STALE_RUN)
-    runner = make_runner(cfg, store)
+    from collector.service import STALE_RUN
+
+    collector = build_collector(cfg)
+    collector.store.mark_interrupted_runs(stale_after=STALE_RUN)
     reports = []
     for name in wanted:
         with progress_bar(f"sampling {name}", console=err) as update:
-            reports += runner.run(cfg.model(name), progress=update)
+            reports += collector.collect(name, progress=update)
     out.print(runs_table(reports))
     raise typer.Exit(1 if any(r.status in ("failed", "interrupted") for r in reports) else 0)
 
@@ -431,17 +418,9 @@ def run(config: ConfigFile) -> None:
     import signal
     import threading
 
-    from collector.scheduler import CollectorScheduler
-
     cfg = load_config_or_fail(config)
     setup_logging()
-    store = open_store(cfg.database_url)
-    marked = store.mark_interrupted_runs(stale_after=STALE_RUN)
-    if marked:
-        log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
-    runner = make_runner(cfg, store)
-    server = start_metrics_server(store, cfg)
-    sched = CollectorScheduler(cfg, lambda m, stop: runner.run(m, stop))
+    collector = build_collector(cfg)
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -450,19 +429,7 @@ def run(config: ConfigFile) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    sched.start()
-    log.info(
-        "collecting %s; /metrics on http://%s:%d/metrics",
-        ", ".join(sched.model_names) or "nothing (no model has a schedule)",
-        cfg.metrics_host,
-        cfg.metrics_port,
-    )
-    while not stopped.wait(3600):
-        if cfg.retention_days:
-            prune(store, cfg.retention_days)
-    sched.stop(wait=True)
-    server.shutdown()
-    log.info("stopped")
+    collector.serve(stopped)
 
 
 @app.command("serve-metrics")
@@ -480,6 +447,8 @@ def serve_metrics(
     cfg = load_config_or_fail(config) if config else None
     url = database_url or (cfg.database_url if cfg else None)
     setup_logging()
+    from collector.service import start_metrics_server
+
     store = open_store(url)
     server = start_metrics_server(store, cfg, host=host, port=port)
     log.info("serving http://%s:%d/metrics from %s", host, server.server_port, redact(resolve_url(url)))
@@ -489,7 +458,6 @@ def serve_metrics(
         server.shutdown()
 
 
-STALE_RUN = timedelta(minutes=30)
 log = logging.getLogger("collapse_watch")
 
 
@@ -497,38 +465,6 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-
-
-def start_metrics_server(
-    store: Store, cfg: Config | None, host: str | None = None, port: int | None = None
-) -> Any:
-    from collector.metrics_server import serve_store_metrics
-
-    intervals = schedule_intervals(cfg) if cfg else None
-    return serve_store_metrics(
-        store,
-        host=host or (cfg.metrics_host if cfg else "0.0.0.0"),
-        port=port if port is not None else (cfg.metrics_port if cfg else 9108),
-        intervals=intervals,
-    )
-
-
-def schedule_intervals(cfg: Config) -> dict[str, float]:
-    from collector.scheduler import interval_seconds
-
-    return {m.name: interval_seconds(m) for m in cfg.models if m.schedule is not None}
-
-
-def prune(store: Store, days: int) -> None:
-    from collector.store.retention import prune_sample_text
-
-    try:
-        n = prune_sample_text(store, days)
-    except Exception:
-        log.exception("pruning sample text older than %d days failed", days)
-        return
-    if n:
-        log.info("retention: removed the text of %d sample(s) older than %d days", n, days)
 
 
 @app.command()

@@ -204,29 +204,20 @@ def run_demo(
     ``timer(name)`` is a context manager that records a phase's duration; ``on_update(snapshot,
     status_line)`` receives the store's state (as /metrics exports it) whenever the demo polls.
     """
-    from collector.embeddings import Embedder
     from collector.llm import load_model
-    from collector.metrics_server import serve_store_metrics
-    from collector.runner import Runner
     from collector.scheduler import CollectorScheduler
+    from collector.service import Collector, build_embedder
     from collector.snapshot import load_snapshot
-    from collector.store import Store
-    from collector.store.migrate import upgrade
 
     checkpoint, probes_file, log_dir = prepare(opts, timer)
     cfg = demo_config(opts, checkpoint, probes_file, log_dir)
     with timer("load the chat and embedding models"):
         load_model(checkpoint)
-        embedder = Embedder("default")
+        embedder = build_embedder(cfg.embedding_model)
         embedder.embed(["warm-up"])
-    upgrade(cfg.database_url)
-    store = Store(cfg.database_url)
-    from collector.assessment import assess_model
-
-    runner = Runner(
-        store, embedder.embed, on_finished=lambda m, r: assess_model(store, m.name, embed=embedder.embed)
-    )
-    server = serve_store_metrics(store, host=cfg.metrics_host, port=opts.port)
+    collector = Collector.build(cfg, embedder=embedder)
+    store, runner = collector.store, collector.runner
+    server = collector.start_metrics_server(port=opts.port)
     url = f"http://127.0.0.1:{server.server_port}/metrics"
     result = DemoResult(database=opts.directory / "collapse-watch.db", report=None, metrics_url=url)
     deployment = Deployment()

@@ -1,0 +1,197 @@
+"""The wiring of a collector, built once from a config: the CLI, the demo and the tests all use it.
+
+``Collector.build(cfg)`` opens (and migrates) the store and builds the embedder, the runner with its
+after-run assessment hook, the retention job and the metrics server; ``Collector.serve(stopped)``
+is the long-running ``collapse-watch run``: the scheduler (under per-model leases when several
+replicas share one PostgreSQL database, see docs/replicas.md), ``/metrics`` and hourly retention,
+until ``stopped`` is set.  Nothing here prints; what happened is logged, and verdicts are handed to
+an ``on_verdict`` callback for the caller to render.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from collector.config import Config, ModelConfig
+from collector.store import Store
+
+if TYPE_CHECKING:
+    from collector.embeddings import Embedder
+    from collector.runner import Progress, Runner, RunReport
+    from collector.scheduler import RunModel
+    from collector.scoring import EmbedFn
+    from collector.trends import Verdict
+
+log = logging.getLogger("collapse_watch")
+
+STALE_RUN = timedelta(minutes=30)
+"""A run still 'running' with no heartbeat for this long belongs to a dead process."""
+RETENTION_EVERY_SECONDS = 3600.0
+
+OnVerdict = Callable[[str, "Verdict"], None]
+"""Called with (model, verdict) after a stored run was assessed."""
+
+
+def build_embedder(model: str = "default") -> Embedder:
+    """The embedding model every run and comparison of this process uses (loaded on first use)."""
+    from collector.embeddings import Embedder
+
+    return Embedder(model)
+
+
+def open_store(url: str | None) -> Store:
+    """The store at ``url`` (resolved as the CLI does), migrated to the latest schema first."""
+    from collector.store.migrate import upgrade
+
+    upgrade(url)
+    return Store(url)
+
+
+def assess_after_run(
+    store: Store, model: str, embed: EmbedFn | None = None, on_verdict: OnVerdict | None = None
+) -> Verdict | None:
+    """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored."""
+    from collector.assessment import assess_model
+
+    verdict = assess_model(store, model, embed=embed)
+    if verdict is not None and on_verdict is not None:
+        on_verdict(model, verdict)
+    return verdict
+
+
+def after_run_hook(
+    store: Store, embed: EmbedFn | None, on_verdict: OnVerdict | None = None
+) -> Callable[[ModelConfig, RunReport], None]:
+    """The runner's ``on_finished``: after a completed run, set the baseline and assess the model."""
+
+    def on_finished(model: ModelConfig, report: RunReport) -> None:
+        if report.status not in ("succeeded", "partial"):
+            return
+        known = [label for label, _ in store.version_order(model.name)]
+        if model.baseline_version and model.baseline_version in known:
+            store.set_baseline(model.name, model.baseline_version)
+        assess_after_run(store, model.name, embed, on_verdict)
+
+    return on_finished
+
+
+def schedule_intervals(cfg: Config) -> dict[str, float]:
+    """Each scheduled model's interval in seconds (the exporter's staleness reference)."""
+    from collector.scheduler import interval_seconds
+
+    return {m.name: interval_seconds(m) for m in cfg.models if m.schedule is not None}
+
+
+def start_metrics_server(
+    store: Store, cfg: Config | None, host: str | None = None, port: int | None = None
+) -> Any:
+    """``/metrics`` read from ``store`` at scrape time, on the config's address unless overridden."""
+    from collector.metrics_server import serve_store_metrics
+
+    return serve_store_metrics(
+        store,
+        host=host or (cfg.metrics_host if cfg else "0.0.0.0"),
+        port=port if port is not None else (cfg.metrics_port if cfg else 9108),
+        intervals=schedule_intervals(cfg) if cfg else None,
+    )
+
+
+def prune(store: Store, days: int) -> int:
+    """The retention job: blank sample text older than ``days``; logs and swallows its failure."""
+    from collector.store.retention import prune_sample_text
+
+    try:
+        n = prune_sample_text(store, days)
+    except Exception:
+        log.exception("pruning sample text older than %d days failed", days)
+        return 0
+    if n:
+        log.info("retention: removed the text of %d sample(s) older than %d days", n, days)
+    return n
+
+
+@dataclass
+class Collector:
+    """One collector process's parts, built from its config by ``build``."""
+
+    config: Config
+    store: Store
+    embedder: Embedder
+    runner: Runner
+
+    @classmethod
+    def build(
+        cls,
+        cfg: Config,
+        *,
+        embedder: Embedder | None = None,
+        on_verdict: OnVerdict | None = None,
+        store: Store | None = None,
+    ) -> Collector:
+        """Open and migrate the store, build the embedder and the runner with its after-run hook."""
+        from collector.runner import Runner
+
+        store = store or open_store(cfg.database_url)
+        embedder = embedder or build_embedder(cfg.embedding_model)
+        runner = Runner(store, embedder.embed, on_finished=after_run_hook(store, embedder.embed, on_verdict))
+        return cls(cfg, store, embedder, runner)
+
+    def mark_interrupted(self) -> int:
+        """Close runs left 'running' by a dead process (no heartbeat for ``STALE_RUN``)."""
+        marked = self.store.mark_interrupted_runs(stale_after=STALE_RUN)
+        if marked:
+            log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
+        return marked
+
+    def collect(self, name: str, progress: Progress | None = None) -> list[RunReport]:
+        """One run of model ``name`` now (pull sources: one per version seen)."""
+        return self.runner.run(self.config.model(name), progress=progress)
+
+    def start_metrics_server(self, host: str | None = None, port: int | None = None) -> Any:
+        return start_metrics_server(self.store, self.config, host=host, port=port)
+
+    def prune(self) -> int:
+        """Run the retention job if the config asks for one."""
+        days = self.config.retention_days
+        return prune(self.store, days) if days else 0
+
+    def serve(
+        self,
+        stopped: threading.Event,
+        *,
+        metrics_port: int | None = None,
+        job: RunModel | None = None,
+        on_started: Callable[[list[str], Any], None] | None = None,
+    ) -> None:
+        """``collapse-watch run``: schedule every model, serve /metrics, prune hourly, until ``stopped``.
+
+        ``job`` replaces the plain scheduled run (the demo's deployments); ``on_started(models,
+        server)`` is called once the scheduler and the server are up.
+        """
+        from collector.scheduler import CollectorScheduler
+
+        self.mark_interrupted()
+        server = self.start_metrics_server(port=metrics_port)
+        sched = CollectorScheduler(self.config, job or (lambda m, stop: self.runner.run(m, stop)))
+        try:
+            sched.start()
+            log.info(
+                "collecting %s; /metrics on http://%s:%d/metrics",
+                ", ".join(sched.model_names) or "nothing (no model has a schedule)",
+                self.config.metrics_host,
+                server.server_port,
+            )
+            if on_started is not None:
+                on_started(sched.model_names, server)
+            while not stopped.wait(RETENTION_EVERY_SECONDS):
+                self.prune()
+            sched.stop(wait=True)
+        finally:
+            sched.stop(wait=False)
+            server.shutdown()
+        log.info("stopped")
