@@ -4,19 +4,29 @@ The migrations live in the repository's top-level ``migrations/`` folder (the de
 there). ``script_location`` is the absolute path of that folder resolved relative to this package,
 which works from any working directory for a source checkout or an editable install. A wheel must
 ship ``migrations/`` beside the ``collector`` package for this to resolve (see docs/sql.md).
+
+On PostgreSQL, ``upgrade`` and ``downgrade`` hold a session-level advisory lock for the schema being
+migrated, so several processes migrating one fresh database at once (replicas starting together,
+``db upgrade`` run by each) take turns: the first migrates, the others then find it at head.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from collector.store.engine import make_engine, resolve_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATION_LOCK_CLASS = (
+    0x6377_6D67  # "cwmg": the first key of pg_advisory_lock(int, int); the second is the schema
+)
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -31,14 +41,48 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+@contextmanager
+def migration_lock(url: str | None = None) -> Iterator[None]:
+    """Hold PostgreSQL's advisory lock for migrating the current schema (no-op on other databases).
+
+    The lock is session-level on a connection of its own, so it is released when the block ends or
+    the process dies; Alembic migrates on its own connection meanwhile.
+    """
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        key = "CAST(:cls AS integer), hashtext(coalesce(current_schema(), 'public'))"
+        with engine.connect() as conn:
+            conn.execute(text(f"SELECT pg_advisory_lock({key})"), {"cls": MIGRATION_LOCK_CLASS})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text(f"SELECT pg_advisory_unlock({key})"), {"cls": MIGRATION_LOCK_CLASS})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    """Upgrade the database at ``url`` to ``revision`` (one process at a time per schema)."""
+    with migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str | None, revision: str) -> None:
     """Downgrade the database at ``url`` to ``revision`` ('base' empties it)."""
-    command.downgrade(alembic_config(url), revision)
+    with migration_lock(url):
+        command.downgrade(alembic_config(url), revision)
+
+
+def head() -> str:
+    """The newest revision of the shipped migrations."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head() or "none"
 
 
 def current(url: str | None = None) -> str:
