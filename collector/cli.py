@@ -413,10 +413,22 @@ def collect(
 
 
 @app.command()
-def run(config: ConfigFile) -> None:
-    """Run the collector: every model on its schedule, and /metrics for Prometheus, until stopped."""
+def run(
+    config: ConfigFile,
+    metrics_port: Annotated[
+        Optional[int],
+        typer.Option(min=0, max=65535, help="Port of /metrics (default: the config's; 0: any free port)."),
+    ] = None,
+) -> None:
+    """Run the collector: every model on its schedule, and /metrics for Prometheus, until stopped.
+
+    On PostgreSQL several replicas may run with one config (each model tick is collected once, see
+    docs/replicas.md); on SQLite a second `run` on the same file is refused (exit 2).
+    """
     import signal
     import threading
+
+    from collector.store.run_lock import AlreadyCollecting
 
     cfg = load_config_or_fail(config)
     setup_logging()
@@ -429,7 +441,10 @@ def run(config: ConfigFile) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    collector.serve(stopped)
+    try:
+        collector.serve(stopped, metrics_port=metrics_port)
+    except AlreadyCollecting as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("serve-metrics")

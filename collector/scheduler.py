@@ -16,9 +16,10 @@ Policy (see APScheduler's user guide, "Missed job executions and coalescing"):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -33,15 +34,42 @@ log = logging.getLogger("collapse_watch.scheduler")
 
 RunModel = Callable[[ModelConfig, threading.Event], object]
 """The job body: collect one run of a model; polls the event to stop early."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def trigger_for(model: ModelConfig) -> BaseTrigger:
-    """The APScheduler trigger of a model's schedule (UTC)."""
+def trigger_for(model: ModelConfig, *, aligned: bool = False) -> BaseTrigger:
+    """The APScheduler trigger of a model's schedule (UTC).
+
+    ``aligned``: interval schedules fire at multiples of the interval since the Unix epoch, so
+    replicas started at different moments fire the same ticks (cron schedules always do).
+    """
     if model.schedule is None:
         raise ValueError(f"model {model.name!r} has no schedule")
     if model.schedule.cron is not None:
         return CronTrigger.from_crontab(model.schedule.cron, timezone=UTC)
-    return IntervalTrigger(seconds=model.schedule.every_seconds, timezone=UTC)
+    start = {"start_date": EPOCH} if aligned else {}
+    return IntervalTrigger(seconds=model.schedule.every_seconds, timezone=UTC, **start)
+
+
+def latest_tick(model: ModelConfig, now: datetime | None = None) -> datetime:
+    """The model's latest scheduled firing at or before ``now``: the tick a job started now serves.
+
+    The same on every replica (interval ticks count from the Unix epoch), as long as their clocks
+    agree to well within one interval.
+    """
+    assert model.schedule is not None
+    now = now or datetime.now(UTC)
+    every = model.schedule.every_seconds
+    if every is not None:
+        return EPOCH + timedelta(seconds=math.floor((now - EPOCH).total_seconds() / every) * every)
+    trigger = trigger_for(model)
+    t = trigger.get_next_fire_time(None, now - timedelta(seconds=interval_seconds(model) + 1))
+    latest = t
+    while t is not None and t <= now:
+        latest = t
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+    assert latest is not None and latest <= now, (model.schedule, now, latest)
+    return latest
 
 
 def grace_seconds(model: ModelConfig) -> int:
@@ -53,7 +81,9 @@ def grace_seconds(model: ModelConfig) -> int:
 class CollectorScheduler:
     """Owns the APScheduler instance and the stop event shared with running jobs."""
 
-    def __init__(self, config: Config, run_model: RunModel, *, run_at_start: bool = True) -> None:
+    def __init__(
+        self, config: Config, run_model: RunModel, *, run_at_start: bool = True, aligned: bool = False
+    ) -> None:
         self.config = config
         self.stop_event = threading.Event()
         self._run_model = run_model
@@ -66,7 +96,7 @@ class CollectorScheduler:
         for model in scheduled:
             self.scheduler.add_job(
                 self._job,
-                trigger_for(model),
+                trigger_for(model, aligned=aligned),
                 args=[model],
                 id=model.name,
                 name=f"collect {model.name}",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from collector.config import Config, ModelConfig
 from collector.store import Store
+from collector.store.leases import Leases
 
 if TYPE_CHECKING:
     from collector.embeddings import Embedder
@@ -101,6 +102,22 @@ def start_metrics_server(
     )
 
 
+def leased(leases: Leases, run_model: RunModel) -> RunModel:
+    """``run_model`` under the model's lease: a replica collects a tick only if it wins the claim."""
+    from collector.scheduler import latest_tick
+
+    def job(model: ModelConfig, stop: threading.Event) -> object:
+        tick = latest_tick(model)
+        with leases.claim(model.name, tick) as mine:
+            if not mine:
+                log.debug("%s at %s: another replica has it; skipped", model.name, tick.isoformat())
+                return None
+            log.info("%s at %s: lease taken by %s", model.name, tick.isoformat(), leases.holder)
+            return run_model(model, stop)
+
+    return job
+
+
 def prune(store: Store, days: int) -> int:
     """The retention job: blank sample text older than ``days``; logs and swallows its failure."""
     from collector.store.retention import prune_sample_text
@@ -123,6 +140,7 @@ class Collector:
     store: Store
     embedder: Embedder
     runner: Runner
+    leases: Leases | None = None  # PostgreSQL: several replicas share the database (docs/replicas.md)
 
     @classmethod
     def build(
@@ -139,7 +157,7 @@ class Collector:
         store = store or open_store(cfg.database_url)
         embedder = embedder or build_embedder(cfg.embedding_model)
         runner = Runner(store, embedder.embed, on_finished=after_run_hook(store, embedder.embed, on_verdict))
-        return cls(cfg, store, embedder, runner)
+        return cls(cfg, store, embedder, runner, Leases.for_url(cfg.database_url))
 
     def mark_interrupted(self) -> int:
         """Close runs left 'running' by a dead process (no heartbeat for ``STALE_RUN``)."""
@@ -149,8 +167,14 @@ class Collector:
         return marked
 
     def collect(self, name: str, progress: Progress | None = None) -> list[RunReport]:
-        """One run of model ``name`` now (pull sources: one per version seen)."""
-        return self.runner.run(self.config.model(name), progress=progress)
+        """One run of model ``name`` now (pull sources: one per version seen).
+
+        With leases it first waits until no replica is running the model, so it never overlaps one.
+        """
+        if self.leases is None:
+            return self.runner.run(self.config.model(name), progress=progress)
+        with self.leases.hold(name):
+            return self.runner.run(self.config.model(name), progress=progress)
 
     def start_metrics_server(self, host: str | None = None, port: int | None = None) -> Any:
         return start_metrics_server(self.store, self.config, host=host, port=port)
@@ -170,28 +194,37 @@ class Collector:
     ) -> None:
         """``collapse-watch run``: schedule every model, serve /metrics, prune hourly, until ``stopped``.
 
+        On SQLite it first takes the file's run lock (``AlreadyCollecting`` if another process
+        holds it); on PostgreSQL every scheduled run goes through the model's lease.
+
         ``job`` replaces the plain scheduled run (the demo's deployments); ``on_started(models,
         server)`` is called once the scheduler and the server are up.
         """
         from collector.scheduler import CollectorScheduler
+        from collector.store.run_lock import single_collector
 
-        self.mark_interrupted()
-        server = self.start_metrics_server(port=metrics_port)
-        sched = CollectorScheduler(self.config, job or (lambda m, stop: self.runner.run(m, stop)))
-        try:
-            sched.start()
-            log.info(
-                "collecting %s; /metrics on http://%s:%d/metrics",
-                ", ".join(sched.model_names) or "nothing (no model has a schedule)",
-                self.config.metrics_host,
-                server.server_port,
-            )
-            if on_started is not None:
-                on_started(sched.model_names, server)
-            while not stopped.wait(RETENTION_EVERY_SECONDS):
-                self.prune()
-            sched.stop(wait=True)
-        finally:
-            sched.stop(wait=False)
-            server.shutdown()
+        with single_collector(self.config.database_url):  # SQLite: one collector per file
+            self.mark_interrupted()
+            run_model = job or (lambda m, stop: self.runner.run(m, stop))
+            if self.leases is not None:
+                run_model = leased(self.leases, run_model)
+            server = self.start_metrics_server(port=metrics_port)
+            sched = CollectorScheduler(self.config, run_model, aligned=self.leases is not None)
+            try:
+                sched.start()
+                log.info(
+                    "collecting %s%s; /metrics on http://%s:%d/metrics",
+                    ", ".join(sched.model_names) or "nothing (no model has a schedule)",
+                    f" under leases as replica {self.leases.holder}" if self.leases else "",
+                    self.config.metrics_host,
+                    server.server_port,
+                )
+                if on_started is not None:
+                    on_started(sched.model_names, server)
+                while not stopped.wait(RETENTION_EVERY_SECONDS):
+                    self.prune()
+                sched.stop(wait=True)
+            finally:
+                sched.stop(wait=False)
+                server.shutdown()
         log.info("stopped")

@@ -253,3 +253,18 @@ class TrendRow(Base):
     n_versions: Mapped[int] = mapped_column(Integer)
     last_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CollectionLease(Base):
+    """Which scheduled tick of a model was claimed last, and by which replica (docs/replicas.md).
+
+    One row per model name. A replica collects tick T of a model only if it holds the model's
+    PostgreSQL advisory lock and moves ``last_tick`` forward to T, so each tick is collected once.
+    """
+
+    __tablename__ = "collection_leases"
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_tick: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    holder: Mapped[str] = mapped_column(String(200))  # host:pid of the replica that claimed it
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # NULL while running
