@@ -415,7 +415,7 @@ def collect(
     if unknown:
         raise fail(f"no model named {', '.join(unknown)} in {config} (models: {', '.join(cfg.model_names)})")
     store = open_store(cfg.database_url)
-    store.mark_interrupted_runs(stale_after=STALE_RUN)
+    store.reclaim_orphaned_runs(STALE_RUN)
     runner = make_runner(cfg, store)
     reports = []
     for name in wanted:
@@ -436,7 +436,7 @@ def run(config: ConfigFile) -> None:
     cfg = load_config_or_fail(config)
     setup_logging()
     store = open_store(cfg.database_url)
-    marked = store.mark_interrupted_runs(stale_after=STALE_RUN)
+    marked = store.reclaim_orphaned_runs(STALE_RUN)
     if marked:
         log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
     runner = make_runner(cfg, store)
@@ -460,7 +460,12 @@ def run(config: ConfigFile) -> None:
     while not stopped.wait(3600):
         if cfg.retention_days:
             prune(store, cfg.retention_days)
-    sched.stop(wait=True)
+    grace = cfg.shutdown_grace_seconds
+    if not sched.stop_within(grace):  # a run still blocked: mark it and exit without waiting for it
+        n = runner.abandon_active(f"collector stopped: the run did not finish within the {grace:g}s grace")
+        log.warning("stopped after %gs grace; %d run(s) in progress marked interrupted", grace, n)
+        logging.shutdown()
+        os._exit(0)
     server.shutdown()
     log.info("stopped")
 
@@ -505,12 +510,12 @@ def start_metrics_server(
     from collector.metrics_server import serve_store_metrics
 
     intervals = schedule_intervals(cfg) if cfg else None
-    return serve_store_metrics(
-        store,
-        host=host or (cfg.metrics_host if cfg else "0.0.0.0"),
-        port=port if port is not None else (cfg.metrics_port if cfg else 9108),
-        intervals=intervals,
-    )
+    host = host or (cfg.metrics_host if cfg else "0.0.0.0")
+    port = port if port is not None else (cfg.metrics_port if cfg else 9108)
+    try:
+        return serve_store_metrics(store, host=host, port=port, intervals=intervals)
+    except OSError as exc:  # e.g. the port is in use
+        raise fail(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def schedule_intervals(cfg: Config) -> dict[str, float]:

@@ -15,7 +15,7 @@ from collector.store.views import VIEWS
 def test_upgrade_downgrade_upgrade_and_no_drift(db_url: str) -> None:
     assert migrate.current(db_url) == "none"
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0003"
     migrate.downgrade(db_url, "base")
     assert migrate.current(db_url) == "none"
     engine = make_engine(db_url)
