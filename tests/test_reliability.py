@@ -192,3 +192,18 @@ def test_redact_covers_escaped_and_stripped_forms() -> None:
     msg = "Illegal header value b'Bearer sk-live-abcdef123456\\n' and sk-live-abcdef123456"
     assert "abcdef" not in redact(msg, [key])
     assert redact("no secret here", [key]) == "no secret here"
+
+
+def test_metrics_expose_quarantined_records_and_blank_ratio(db_url: str, tmp_path: Path) -> None:
+    from collector.metrics_server import store_registry
+
+    log = tmp_path / "requests.jsonl"
+    log.write_text("\n".join([line("p", ""), line("p", "x"), line("q", " "), "not json"]) + "\n")
+    store = migrated(db_url)
+    model = jsonl_model(log, tmp_path)
+    Runner(store, None, n_boot=20).run(model)
+    registry = store_registry(store)
+    labels = {"model": "logged", "source": source_id(model)}
+    assert registry.get_sample_value("collapse_watch_quarantined_records_total", labels) == 1.0
+    blank = registry.get_sample_value("collapse_watch_last_run_blank_ratio", {"model": "logged"})
+    assert blank == pytest.approx(2 / 3)

@@ -201,6 +201,23 @@ class PullStore:
             rows = conn.execute(select(qr.model, qr.source, func.count()).group_by(qr.model, qr.source))
             return {(a, b): n for a, b, n in rows}
 
+    def last_run_blank_ratios(self) -> dict[str, float]:
+        """{model: share of blank outputs among the successful outputs of its latest finished run}."""
+        r = m.Run
+        latest = (
+            select(r.model_id, func.max(r.id).label("run_id"))
+            .where(r.status.in_(("succeeded", "partial", "failed")), r.n_samples > r.n_errors)
+            .group_by(r.model_id)
+            .subquery()
+        )
+        q = (
+            select(m.Model.name, r.n_blank, r.n_samples, r.n_errors)
+            .join(latest, latest.c.run_id == r.id)
+            .join(m.Model, m.Model.id == r.model_id)
+        )
+        with self.engine.connect() as conn:
+            return {name: blank / (n - err) for name, blank, n, err in conn.execute(q)}
+
     # -- run lifecycle ----------------------------------------------------------------------------
     def reclaim_orphaned_runs(self, stale_after: timedelta = timedelta(minutes=30)) -> int:
         """Close every 'running' run whose owner is gone (or, owner unknown, heartbeat is stale).
