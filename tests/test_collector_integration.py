@@ -384,7 +384,9 @@ def test_jsonl_log_with_a_malformed_line_through_the_runner(db_url: str, tmp_pat
     stored = store.run_samples(good.run_id)  # type: ignore[arg-type]
     assert not [s.error for s in stored if s.error]
     [q] = store.quarantined("logged")
-    assert q["location"] == f"{log}:4" and q["reason"].startswith("invalid JSON") and q["run_id"] == good.run_id
+    assert (
+        q["location"] == f"{log}:4" and q["reason"].startswith("invalid JSON") and q["run_id"] == good.run_id
+    )
     assert sorted(s.output for s in stored if s.output) == sorted(
         json.loads(x)["output"] for x in lines if x.endswith("}")
     )
