@@ -235,12 +235,12 @@ def kill_soak(db_url: str, tmp_path: Path, kills: int, seed: int) -> dict[str, A
 
 
 def test_kill_9_while_a_log_is_appended(db_url: str, tmp_path: Path) -> None:
-    kill_soak(db_url, tmp_path, kills=3, seed=11)
+    print("kill -9 x3:", kill_soak(db_url, tmp_path, kills=3, seed=11))
 
 
 @pytest.mark.slow
 def test_kill_9_soak_twenty_kills(db_url: str, tmp_path: Path) -> None:
-    kill_soak(db_url, tmp_path, kills=20, seed=1111)
+    print("kill -9 x20:", kill_soak(db_url, tmp_path, kills=20, seed=1111))
 
 
 # -- poison lines and sources that cannot open ------------------------------------------------------
@@ -308,6 +308,7 @@ def test_a_dripping_endpoint_is_cut_at_the_total_deadline(db_url: str, tmp_path:
     assert run["status"] == "failed" and len(errors) == 2
     assert all("no complete response within 2s" in e for e in errors), errors
     took = seconds_between(run["started_at"], run["finished_at"])
+    print(f"drip: run took {took:.1f}s with timeout_seconds 2")
     assert took < 6, took  # a 2 s deadline, both requests in parallel (150 s before issue #11)
 
 
@@ -329,6 +330,7 @@ def test_sigterm_during_a_slow_request_ends_run_within_the_grace(
         took = time.monotonic() - sent
     finally:
         server.close()
+    print(f"SIGTERM during {mode}: exited after {took:.1f}s")
     assert took < 10, took  # a container runtime kills after 10 s
     [run] = q(store, "SELECT status, error FROM runs")
     assert run["status"] == "interrupted", run
