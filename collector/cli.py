@@ -400,10 +400,8 @@ def collect(
     unknown = sorted(set(wanted) - set(cfg.model_names))
     if unknown:
         raise fail(f"no model named {', '.join(unknown)} in {config} (models: {', '.join(cfg.model_names)})")
-    from collector.service import STALE_RUN
-
     collector = build_collector(cfg)
-    collector.store.mark_interrupted_runs(stale_after=STALE_RUN)
+    collector.mark_interrupted()
     reports = []
     for name in wanted:
         with progress_bar(f"sampling {name}", console=err) as update:
@@ -428,6 +426,7 @@ def run(
     import signal
     import threading
 
+    from collector.service import MetricsPortError
     from collector.store.run_lock import AlreadyCollecting
 
     cfg = load_config_or_fail(config)
@@ -442,9 +441,12 @@ def run(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        collector.serve(stopped, metrics_port=metrics_port)
-    except AlreadyCollecting as exc:
+        clean = collector.serve(stopped, metrics_port=metrics_port)
+    except (AlreadyCollecting, MetricsPortError) as exc:
         raise fail(str(exc)) from None
+    if not clean:  # a run thread is still blocked (marked interrupted): do not wait for it
+        logging.shutdown()
+        os._exit(0)
 
 
 @app.command("serve-metrics")
@@ -462,10 +464,13 @@ def serve_metrics(
     cfg = load_config_or_fail(config) if config else None
     url = database_url or (cfg.database_url if cfg else None)
     setup_logging()
-    from collector.service import start_metrics_server
+    from collector.service import MetricsPortError, start_metrics_server
 
     store = open_store(url)
-    server = start_metrics_server(store, cfg, host=host, port=port)
+    try:
+        server = start_metrics_server(store, cfg, host=host, port=port)
+    except MetricsPortError as exc:
+        raise fail(str(exc)) from None
     log.info("serving http://%s:%d/metrics from %s", host, server.server_port, redact(resolve_url(url)))
     try:
         threading.Event().wait()

@@ -253,6 +253,10 @@ class ModelConfig(_Strict):
     metrics: list[str] | Literal["default"] = "default"
     min_samples: int | None = Field(None, ge=1)
     baseline_version: str | None = None
+    # issue #11: a run's wall-clock budget, and how many samples one run scores at most (pull sources:
+    # a uniform reservoir per version; every line is still stored). See docs/reliability.md.
+    run_timeout_seconds: float | None = Field(None, gt=0)
+    max_scored_samples: int = Field(5000, ge=10)
 
     @field_validator("name")
     @classmethod
@@ -319,6 +323,7 @@ class Config(_Strict):
     retention_days: int | None = Field(None, ge=1)
     embedding_model: str = "default"
     state_dir: str | None = None
+    shutdown_grace_seconds: float = Field(10.0, gt=0, le=600)  # SIGTERM: runs finish or are marked within
     models: list[ModelConfig] = Field(default_factory=list)
 
     @field_validator("state_dir")
@@ -598,6 +603,14 @@ def check_config(path: str | os.PathLike[str]) -> list[str]:
         src = m.source
         if isinstance(src, OpenAISourceConfig) and src.api_key_env and not os.environ.get(src.api_key_env):
             problems.append(f"{where}.source.api_key_env: environment variable {src.api_key_env} is not set")
+        elif isinstance(src, OpenAISourceConfig) and src.api_key_env:
+            key = os.environ[src.api_key_env].strip()
+            if not key or any(c.isspace() or ord(c) < 32 for c in key):
+                problems.append(
+                    f"{where}.source.api_key_env: environment variable {src.api_key_env} holds whitespace or "
+                    "control characters inside the key (surrounding whitespace is stripped; the value is "
+                    "not shown)"
+                )
         if isinstance(src, TransformersSourceConfig) and not Path(src.path).is_dir():
             problems.append(f"{where}.source.path: no checkpoint directory at {src.path}")
         if isinstance(src, JsonlSourceConfig):

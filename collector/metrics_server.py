@@ -10,6 +10,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from collector.exporter import StoreCollector
+from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 
 
@@ -23,6 +24,7 @@ def store_registry(
     registry.register(
         StoreCollector(lambda: load_snapshot(store, max_versions=max_versions, intervals=intervals))
     )
+    registry.register(ReliabilityCollector(store))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

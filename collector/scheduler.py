@@ -10,7 +10,8 @@ Policy (see APScheduler's user guide, "Missed job executions and coalescing"):
   source that hangs until its timeout never delays the other models' jobs;
 * each job catches and logs its own exceptions: a failing model never stops the scheduler.
 * ``stop()`` sets a stop event that runs poll between samples (they store what they have and
-  are marked ``interrupted``), then waits for jobs in flight to finish.
+  are marked ``interrupted``), then waits for jobs in flight to finish; ``stop_within(grace)``
+  waits at most ``grace`` seconds (SIGTERM: ``shutdown_grace_seconds``, default 10).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class CollectorScheduler:
     ) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._run_model = run_model
         scheduled = [m for m in config.models if m.schedule is not None]
         self.scheduler = BackgroundScheduler(
@@ -115,13 +118,31 @@ class CollectorScheduler:
     def _job(self, model: ModelConfig) -> None:
         if self.stop_event.is_set():
             return
+        with self._idle:
+            self._in_flight += 1
         try:
             self._run_model(model, self.stop_event)
         except Exception:  # one model's failure must never stop the scheduler
             log.exception("run of model %s failed", model.name)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     def start(self) -> None:
         self.scheduler.start()
+
+    def stop_within(self, grace: float) -> bool:
+        """Ask running jobs to stop and wait at most ``grace`` seconds; True if all of them ended.
+
+        On False the caller marks the runs still in progress and exits without waiting for them
+        (a container runtime kills after 10 s; a hung request must not hold the process).
+        """
+        self.stop_event.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace)
 
     def stop(self, wait: bool = True) -> None:
         """Ask running jobs to stop early, then wait for them (``wait``) and shut down."""

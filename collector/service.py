@@ -34,6 +34,11 @@ STALE_RUN = timedelta(minutes=30)
 """A run still 'running' with no heartbeat for this long belongs to a dead process."""
 RETENTION_EVERY_SECONDS = 3600.0
 
+
+class MetricsPortError(RuntimeError):
+    """``/metrics`` could not be served on the configured address (the port is in use, say)."""
+
+
 OnVerdict = Callable[[str, "Verdict"], None]
 """Called with (model, verdict) after a stored run was assessed."""
 
@@ -94,12 +99,14 @@ def start_metrics_server(
     """``/metrics`` read from ``store`` at scrape time, on the config's address unless overridden."""
     from collector.metrics_server import serve_store_metrics
 
-    return serve_store_metrics(
-        store,
-        host=host or (cfg.metrics_host if cfg else "0.0.0.0"),
-        port=port if port is not None else (cfg.metrics_port if cfg else 9108),
-        intervals=schedule_intervals(cfg) if cfg else None,
-    )
+    host = host or (cfg.metrics_host if cfg else "0.0.0.0")
+    port = port if port is not None else (cfg.metrics_port if cfg else 9108)
+    try:
+        return serve_store_metrics(
+            store, host=host, port=port, intervals=schedule_intervals(cfg) if cfg else None
+        )
+    except OSError as exc:  # e.g. the port is in use
+        raise MetricsPortError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def leased(leases: Leases, run_model: RunModel) -> RunModel:
@@ -160,8 +167,8 @@ class Collector:
         return cls(cfg, store, embedder, runner, Leases.for_url(cfg.database_url))
 
     def mark_interrupted(self) -> int:
-        """Close runs left 'running' by a dead process (no heartbeat for ``STALE_RUN``)."""
-        marked = self.store.mark_interrupted_runs(stale_after=STALE_RUN)
+        """Close runs left 'running' by a dead owner process (gone, or no heartbeat for ``STALE_RUN``)."""
+        marked = self.store.reclaim_orphaned_runs(STALE_RUN)
         if marked:
             log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
         return marked
@@ -191,7 +198,7 @@ class Collector:
         metrics_port: int | None = None,
         job: RunModel | None = None,
         on_started: Callable[[list[str], Any], None] | None = None,
-    ) -> None:
+    ) -> bool:
         """``collapse-watch run``: schedule every model, serve /metrics, prune hourly, until ``stopped``.
 
         On SQLite it first takes the file's run lock (``AlreadyCollecting`` if another process
@@ -199,6 +206,10 @@ class Collector:
 
         ``job`` replaces the plain scheduled run (the demo's deployments); ``on_started(models,
         server)`` is called once the scheduler and the server are up.
+
+        Once ``stopped`` is set, runs in flight get ``shutdown_grace_seconds`` to finish; a run
+        still blocked then is marked interrupted and ``False`` is returned: the caller should end
+        the process without waiting for the blocked thread (``True``: everything stopped cleanly).
         """
         from collector.scheduler import CollectorScheduler
         from collector.store.run_lock import single_collector
@@ -223,8 +234,15 @@ class Collector:
                     on_started(sched.model_names, server)
                 while not stopped.wait(RETENTION_EVERY_SECONDS):
                     self.prune()
-                sched.stop(wait=True)
+                grace = self.config.shutdown_grace_seconds
+                clean = sched.stop_within(grace)
+                if not clean:  # a run still blocked: mark it, and let the caller exit without it
+                    n = self.runner.abandon_active(
+                        f"collector stopped: the run did not finish within the {grace:g}s grace"
+                    )
+                    log.warning("stopped after %gs grace; %d run(s) in progress marked interrupted", grace, n)
             finally:
                 sched.stop(wait=False)
                 server.shutdown()
         log.info("stopped")
+        return clean

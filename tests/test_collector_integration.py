@@ -379,10 +379,14 @@ def test_jsonl_log_with_a_malformed_line_through_the_runner(db_url: str, tmp_pat
 
     reports = runner.run(model)
     [good] = [r for r in reports if r.version == "v7"]
-    assert good.status == "partial" and good.n_samples == 7 and good.n_errors == 1
+    # the malformed line is quarantined (issue #11), not stored as a sample; the run is partial
+    assert good.status == "partial" and good.n_samples == 6 and good.n_errors == 0
     stored = store.run_samples(good.run_id)  # type: ignore[arg-type]
-    errors = [s.error for s in stored if s.error]
-    assert len(errors) == 1 and errors[0].startswith(f"{log}:4: ")
+    assert not [s.error for s in stored if s.error]
+    [q] = store.quarantined("logged")
+    assert (
+        q["location"] == f"{log}:4" and q["reason"].startswith("invalid JSON") and q["run_id"] == good.run_id
+    )
     assert sorted(s.output for s in stored if s.output) == sorted(
         json.loads(x)["output"] for x in lines if x.endswith("}")
     )
@@ -395,7 +399,7 @@ def test_jsonl_log_with_a_malformed_line_through_the_runner(db_url: str, tmp_pat
             json.dumps({"prompt": PROMPTS[0], "output": "late answer", "version": "v7", "prompt_id": "p0"})
             + "\n"
         )
-    [late] = Runner(store, None, n_boot=50).run(model)  # a new process: offsets from the state file
+    [late] = Runner(store, None, n_boot=50).run(model)  # a new process: offsets from the database
     assert late.n_samples == 1 and late.status == "failed"  # one sample is below min_samples
     assert [s.output for s in store.run_samples(late.run_id)] == ["late answer"]  # type: ignore[arg-type]
 

@@ -6,6 +6,7 @@ import math
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from collector.comparison import BatchComparison
 from collector.exporter import Snapshot
@@ -150,7 +151,13 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
     }
 
 
-RUN_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "bold red", "interrupted": "yellow"}
+RUN_STYLE = {
+    "succeeded": "green",
+    "partial": "yellow",
+    "failed": "bold red",
+    "interrupted": "yellow",
+    "no_data": "yellow",
+}
 
 
 def runs_table(reports: list[RunReport]) -> Table:
@@ -163,11 +170,11 @@ def runs_table(reports: list[RunReport]) -> Table:
             r.model,
             r.version or "?",
             str(r.run_id) if r.run_id is not None else "–",
-            f"[{RUN_STYLE.get(r.status, '')}]{r.status}[/]",
+            Text(r.status, style=RUN_STYLE.get(r.status, "")),
             str(r.n_samples),
             str(r.n_errors),
             f"{r.duration_seconds:.1f}",
-            r.error or "",
+            Text(r.error or ""),  # plain text: an error may contain [brackets]
         )
     return table
 

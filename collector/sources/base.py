@@ -9,7 +9,10 @@ Two kinds of source:
   API-key variable is unset), raised as ``SourceError`` before any request is made.
 * **pull** sources (``jsonl``, ``sql``) read outputs that a deployment already logged:
   ``pull(limit)`` yields the records after the *committed* position; ``commit()`` persists the
-  position of everything yielded so far.  The contract for callers::
+  position of everything yielded so far to the state file.  The collector instead keeps the
+  position in the database: ``position()`` is the JSON-safe position of everything yielded so far,
+  ``restore(position)`` resumes from one, and the store advances it with the samples in one
+  transaction (``collector.store.pulls``).  The contract for callers::
 
       outcomes = list(source.pull(limit=1000))
       store.save(outcomes)          # in one transaction
@@ -72,6 +75,8 @@ class SampleOutcome:
     decoding: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=_now)
     source_key: str | None = None  # pull sources: a stable identity of the record, for dedup
+    location: str | None = None  # pull sources: where the record is (file:line, or the SQL row)
+    excerpt: str | None = None  # pull sources, malformed records: the start of the raw record
 
     @property
     def ok(self) -> bool:
@@ -101,6 +106,10 @@ class PullSource(Protocol):
     def pull(self, limit: int | None = None) -> Iterator[SampleOutcome]: ...
 
     def commit(self) -> None: ...
+
+    def position(self) -> dict[str, Any]: ...
+
+    def restore(self, position: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
 

@@ -73,6 +73,7 @@ class JsonlSource:
         self._committed: dict[str, _Cursor] = {k: _Cursor.from_json(v) for k, v in raw.items()}
         self._pending = copy.deepcopy(self._committed)
         self.malformed: list[str] = []
+        self._matched = True
 
     # -- contract ---------------------------------------------------------------------------------
 
@@ -91,8 +92,22 @@ class JsonlSource:
 
     def commit(self) -> None:
         """Persist the position of everything yielded so far (atomically)."""
-        self.state.save({"version": 1, "files": {k: vars(c) for k, c in self._pending.items()}})
+        self.state.save(self.position())
         self._committed = copy.deepcopy(self._pending)
+
+    def position(self) -> dict[str, Any]:
+        """The position of everything yielded so far, JSON-safe (what ``commit`` saves)."""
+        return {"version": 1, "files": {k: dict(vars(c)) for k, c in self._pending.items()}}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Continue from ``position`` (as returned by ``position()``), e.g. one kept in the database."""
+        files = position.get("files", {})
+        self._committed = {k: _Cursor.from_json(v) for k, v in files.items()}
+        self._pending = copy.deepcopy(self._committed)
+
+    def no_data_reason(self) -> str | None:
+        """Why the last pull could not read anything at all (no file matches the glob), else None."""
+        return None if self._matched else f"no file matches {self.cfg.path}"
 
     def close(self) -> None:
         pass
@@ -109,6 +124,7 @@ class JsonlSource:
             if os.path.isfile(p):
                 matched.append((st.st_mtime, p, f"{st.st_dev}:{st.st_ino}"))
         matched.sort()
+        self._matched = bool(matched)
         seen = {key for _, _, key in matched}
         rotated = []
         for key, cur in list(self._pending.items()):
@@ -174,7 +190,14 @@ class JsonlSource:
                     if not raw.strip():
                         continue
                     source_key = f"jsonl:{key}:{start}:{hashlib.sha1(raw).hexdigest()[:16]}"
-                    yield self._outcome(raw, path, cur.line, source_key, counters)
+                    try:
+                        out = self._outcome(raw, path, cur.line, source_key, counters)
+                    except Exception as exc:  # one odd record must never stop the pull
+                        msg = f"{path}:{cur.line}: unreadable record ({type(exc).__name__}: {exc})"
+                        self.malformed.append(msg)
+                        out = SampleOutcome("", "", 0, error=msg, source_key=source_key)
+                    out.location = f"{path}:{cur.line}"
+                    yield out
 
     def _outcome(
         self, raw: bytes, path: str, line: int, source_key: str, counters: dict[str, int]
@@ -182,7 +205,8 @@ class JsonlSource:
         def bad(reason: str) -> SampleOutcome:
             msg = f"{path}:{line}: {reason}"
             self.malformed.append(msg)
-            return SampleOutcome("", "", 0, error=msg, source_key=source_key)
+            excerpt = raw[:200].decode("utf-8", "replace")
+            return SampleOutcome("", "", 0, error=msg, source_key=source_key, excerpt=excerpt)
 
         try:
             text = raw.decode("utf-8")
@@ -200,7 +224,11 @@ class JsonlSource:
             return bad("missing or non-string " + ", ".join(repr(k) for k in missing))
         prompt, output = rec[f.prompt], rec[f.output]
         pid = rec.get(f.prompt_id) if f.prompt_id else None
-        prompt_id = str(pid) if pid is not None else "sha1:" + hashlib.sha1(prompt.encode()).hexdigest()[:16]
+        prompt_id = (
+            str(pid)
+            if pid is not None
+            else "sha1:" + hashlib.sha1(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        )
         index = counters.get(prompt_id, 0)
         counters[prompt_id] = index + 1
         version = rec.get(f.version) if f.version else None

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from collector.config import Decoding, OpenAISourceConfig
+from collector.redaction import redact
 from collector.sources.base import Progress, SampleOutcome, SampleRequest, SourceError, decoding_params
 
 log = logging.getLogger(__name__)
@@ -113,14 +114,23 @@ class OpenAISource:
         headers = {"Content-Type": "application/json", **cfg.headers}
         self._secrets += [v for k, v in cfg.headers.items() if k.lower() in ("authorization", "api-key")]
         if cfg.api_key_env:
-            key = os.environ.get(cfg.api_key_env)
+            raw = os.environ.get(cfg.api_key_env) or ""
+            key = raw.strip()  # a key read from a secret file often ends in a newline
+            if raw:
+                self._secrets.append(raw)
             if not key:
                 raise SourceError(
                     f"openai source {self.url}: environment variable {cfg.api_key_env} "
                     "(api_key_env) is not set"
                 )
+            if any(c.isspace() or ord(c) < 32 for c in key):
+                raise SourceError(
+                    f"openai source {self.url}: the key in {cfg.api_key_env} contains whitespace or control "
+                    "characters (value not shown)"
+                )
             headers["Authorization"] = f"Bearer {key}"
             self._secrets.append(key)
+        self.cancel = threading.Event()  # set by the runner to abandon requests (deadline, SIGTERM)
         self._bucket = TokenBucket(cfg.rate_limit_per_second) if cfg.rate_limit_per_second else None
         self._client = httpx.Client(
             headers=headers,
@@ -139,7 +149,7 @@ class OpenAISource:
             return
         pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="openai-source")
         try:
-            futures = [pool.submit(self._one, r, decoding) for r in requests]
+            futures = [pool.submit(self._guarded, r, decoding) for r in requests]
             for done, fut in enumerate(as_completed(futures), start=1):
                 yield fut.result()
                 if progress is not None:
@@ -166,16 +176,51 @@ class OpenAISource:
             body["prompt"] = req.prompt
         return body
 
+    @property
+    def secrets(self) -> list[str]:
+        """The values that must never appear in an error (the runner redacts with them too)."""
+        return list(self._secrets)
+
     def _redact(self, text: str) -> str:
-        for s in self._secrets:
-            if s:
-                text = text.replace(s, "***")
-        return text
+        return redact(text, self._secrets)
+
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
+        """POST with a TOTAL deadline of ``timeout_seconds`` (connect, headers and body together).
+
+        httpx's timeouts apply per read, so a server dripping a byte at a time would never time out;
+        the body is read in raw chunks and the request abandoned once the deadline has passed.
+        """
+        limit = self.cfg.timeout_seconds
+        end = time.monotonic() + limit
+        with self._client.stream("POST", self.url, json=body, timeout=httpx.Timeout(limit)) as resp:
+            chunks = []
+            for chunk in resp.iter_raw():
+                chunks.append(chunk)
+                if time.monotonic() > end or self.cancel.is_set():
+                    raise httpx.ReadTimeout(f"response not complete within {limit:g}s", request=resp.request)
+            return httpx.Response(
+                resp.status_code,
+                headers=resp.headers,
+                content=b"".join(chunks),
+                request=resp.request,
+                extensions=resp.extensions,
+            )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.retry_after_cap)
         return random.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+    def _guarded(self, req: SampleRequest, decoding: Decoding) -> SampleOutcome:
+        """``_one``, with anything unexpected (and every error text) redacted into the outcome."""
+        if self.cancel.is_set():
+            return SampleOutcome(req.prompt_id, req.prompt, req.sample_index, error="cancelled")
+        try:
+            return self._one(req, decoding)
+        except Exception as exc:  # e.g. an illegal header value: never let a key escape in a traceback
+            out = SampleOutcome(req.prompt_id, req.prompt, req.sample_index)
+            out.error = self._redact(f"request to {self.url} failed: {type(exc).__name__}: {exc}")
+            return out
 
     def _one(self, req: SampleRequest, decoding: Decoding) -> SampleOutcome:
         params = decoding_params(decoding, req.sample_index)
@@ -190,11 +235,11 @@ class OpenAISource:
             t0 = time.monotonic()
             retry_after: float | None = None
             try:
-                resp = self._client.post(self.url, json=body)
+                resp = self._post(body)
             except httpx.TimeoutException as e:
                 what, detail, retryable = (
                     "timeout",
-                    f"no response within {self.cfg.timeout_seconds:g}s ({type(e).__name__})",
+                    f"no complete response within {self.cfg.timeout_seconds:g}s ({type(e).__name__})",
                     True,
                 )
             except httpx.TransportError as e:
@@ -207,11 +252,11 @@ class OpenAISource:
                 detail = resp.text[:SNIPPET].strip() or resp.reason_phrase
                 retryable = resp.status_code in RETRYABLE_STATUS
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            if not retryable or attempt == self.cfg.max_retries:
+            if not retryable or attempt == self.cfg.max_retries or self.cancel.is_set():
                 break
             delay = self._backoff(attempt, retry_after)
             log.debug("%s from %s; retry %d in %.2fs", what, self.url, attempt + 1, delay)
-            time.sleep(delay)
+            self.cancel.wait(delay)
         tail = "(not retried)" if not retryable and not retries else f"after {retries} retries"
         base.error = self._redact(f"{what} from {self.url} {tail}: {detail}")
         return base

@@ -168,13 +168,19 @@ class SqlSource:
         wm_value = row[self.cfg.watermark_column]
         prompt, output = row["prompt"], row["output"]
         key_src = "\x00".join(str(row.get(c)) for c in ("prompt_id", "prompt", "output"))
-        source_key = f"sql:{wm_value}:{hashlib.sha1(key_src.encode()).hexdigest()[:16]}"
+        digest = hashlib.sha1(key_src.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        source_key = f"sql:{wm_value}:{digest}"
         if not isinstance(prompt, str) or not isinstance(output, str):
             msg = f"{self.where}: row with {self.cfg.watermark_column}={wm_value}: prompt/output is not text"
             self.malformed.append(msg)
-            return SampleOutcome("", "", 0, error=msg, source_key=source_key)
+            excerpt = repr({k: row.get(k) for k in ("prompt", "output")})[:200]
+            return SampleOutcome("", "", 0, error=msg, source_key=source_key, excerpt=excerpt)
         pid = row.get("prompt_id")
-        prompt_id = str(pid) if pid is not None else "sha1:" + hashlib.sha1(prompt.encode()).hexdigest()[:16]
+        prompt_id = (
+            str(pid)
+            if pid is not None
+            else "sha1:" + hashlib.sha1(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        )
         index = counters.get(prompt_id, 0)
         counters[prompt_id] = index + 1
         version = row.get(self.cfg.version_column) if self.cfg.version_column else None
@@ -187,14 +193,24 @@ class SqlSource:
             model_reported=str(row["model"]) if row.get("model") is not None else None,
             source_key=source_key,
         )
+        out.location = f"{self.where} row {self.cfg.watermark_column}={wm_value}"
         if isinstance(wm_value, datetime):
             out.created_at = wm_value
         return out
 
     def commit(self) -> None:
         """Persist the watermark of everything yielded so far (atomically)."""
-        self.state.save({"version": 1, "watermark": dump_watermark(self._pending)})
+        self.state.save(self.position())
         self._committed = copy.copy(self._pending)
+
+    def position(self) -> dict[str, Any]:
+        """The watermark of everything yielded so far, JSON-safe (what ``commit`` saves)."""
+        return {"version": 1, "watermark": dump_watermark(self._pending)}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Continue after the watermark in ``position`` (as returned by ``position()``)."""
+        self._committed = load_watermark(position.get("watermark"))
+        self._pending = self._committed
 
     def close(self) -> None:
         self.engine.dispose()

@@ -23,9 +23,10 @@ from collector.store.assessments import AssessmentStore
 from collector.store.engine import make_engine
 from collector.store.errors import StoreError
 from collector.store.overview import OverviewStore
+from collector.store.pulls import PullStore
 from collector.store.text import TextError, decode_text, encode_text
 
-FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted")
+FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted", "no_data")
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def is_blank(output: str) -> bool:
+    """An output with no visible text (empty or whitespace only): counted per run as ``n_blank``."""
+    return not output.strip()
+
+
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-class Store(AssessmentStore, OverviewStore):
+class Store(AssessmentStore, OverviewStore, PullStore):
     """History in SQL. ``Store(url)``; ``url`` None means env / default (see engine.resolve_url)."""
 
     def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
@@ -208,8 +214,13 @@ class Store(AssessmentStore, OverviewStore):
         config_hash: str | None = None,
         source_kind: str = "collector",
         version_source: str = "config",
+        owner: str | None = None,
     ) -> int:
-        """Start a run in status 'running' and return its id (committed at once)."""
+        """Start a run in status 'running' and return its id (committed at once).
+
+        ``owner`` (``collector.owner.current_owner()``) lets the next start reclaim the run at once
+        if this process dies (``reclaim_orphaned_runs``) instead of waiting for a stale heartbeat.
+        """
         vid = self.ensure_version(model, version, version_source)
         with self.engine.begin() as conn:
             mid = self._model_id(conn, model)
@@ -227,6 +238,9 @@ class Store(AssessmentStore, OverviewStore):
                     "n_errors": 0,
                     "config_hash": config_hash,
                     "source_kind": source_kind,
+                    "owner": owner,
+                    "n_blank": 0,
+                    "n_quarantined": 0,
                 },
             ).scalar_one()
 
@@ -236,6 +250,10 @@ class Store(AssessmentStore, OverviewStore):
         Every text is checked before anything is written: one bad sample rejects the whole batch with a
         ``StoreError`` naming it, and nothing of the batch is stored.
         """
+        with self.engine.begin() as conn:
+            return self._add_samples(conn, run_id, samples)
+
+    def _add_samples(self, conn: Connection, run_id: int, samples: Sequence[SampleRecord]) -> int:
         encoded = []
         for i, s in enumerate(samples):
             try:
@@ -247,65 +265,64 @@ class Store(AssessmentStore, OverviewStore):
             except TextError as exc:
                 raise StoreError(f"run {run_id}: {exc}") from exc
             encoded.append(out)
-        with self.engine.begin() as conn:
-            run = conn.execute(select(m.Run.status, m.Run.version_id).where(m.Run.id == run_id)).one_or_none()
-            if run is None:
-                raise StoreError(f"run {run_id} does not exist")
-            if run.status != "running":
-                raise StoreError(
-                    f"run {run_id} is {run.status!r}; samples can only be added to a running run"
-                )
-            pids = self._prompt_ids(conn, {s.prompt for s in samples})
-            texts = {e.sha256: e for e in encoded if e is not None}
-            self._insert_ignore(
-                conn,
-                m.TextBody.__table__,
-                [
-                    {"sha256": e.sha256, "n_bytes": e.n_bytes, "body": e.body, "raw": e.raw}
-                    for e in texts.values()
-                ],
-                ["sha256"],
+        run = conn.execute(select(m.Run.status, m.Run.version_id).where(m.Run.id == run_id)).one_or_none()
+        if run is None:
+            raise StoreError(f"run {run_id} does not exist")
+        if run.status != "running":
+            raise StoreError(f"run {run_id} is {run.status!r}; samples can only be added to a running run")
+        pids = self._prompt_ids(conn, {s.prompt for s in samples})
+        texts = {e.sha256: e for e in encoded if e is not None}
+        self._insert_ignore(
+            conn,
+            m.TextBody.__table__,
+            [
+                {"sha256": e.sha256, "n_bytes": e.n_bytes, "body": e.body, "raw": e.raw}
+                for e in texts.values()
+            ],
+            ["sha256"],
+        )
+        tids: dict[str, int] = {}
+        keys = list(texts)
+        for j in range(0, len(keys), 500):
+            tids.update(
+                conn.execute(
+                    select(m.TextBody.sha256, m.TextBody.id).where(m.TextBody.sha256.in_(keys[j : j + 500]))
+                ).all()
             )
-            tids: dict[str, int] = {}
-            keys = list(texts)
-            for j in range(0, len(keys), 500):
-                tids.update(
-                    conn.execute(
-                        select(m.TextBody.sha256, m.TextBody.id).where(
-                            m.TextBody.sha256.in_(keys[j : j + 500])
-                        )
-                    ).all()
-                )
-            now = _now()
-            rows = [
-                {
-                    "run_id": run_id,
-                    "version_id": run.version_id,
-                    "prompt_id": pids[s.prompt],
-                    "prompt_key": s.prompt_key,
-                    "text_id": None if e is None else tids[e.sha256],
-                    "sample_index": s.sample_index,
-                    "created_at": s.created_at or now,
-                    "prompt_tokens": s.prompt_tokens,
-                    "completion_tokens": s.completion_tokens,
-                    "decoding": s.decoding,
-                    "latency_seconds": s.latency_seconds,
-                    "finish_reason": s.finish_reason,
-                    "error": s.error,
-                }
-                for s, e in zip(samples, encoded, strict=True)
-            ]
-            if rows:
-                conn.execute(insert(m.SampleRow), rows)
-            n_err = sum(1 for s in samples if s.output is None or s.error)
-            conn.execute(
-                update(m.Run)
-                .where(m.Run.id == run_id)
-                .values(
-                    n_samples=m.Run.n_samples + len(rows), n_errors=m.Run.n_errors + n_err, heartbeat_at=now
-                )
+        now = _now()
+        rows = [
+            {
+                "run_id": run_id,
+                "version_id": run.version_id,
+                "prompt_id": pids[s.prompt],
+                "prompt_key": s.prompt_key,
+                "text_id": None if e is None else tids[e.sha256],
+                "sample_index": s.sample_index,
+                "created_at": s.created_at or now,
+                "prompt_tokens": s.prompt_tokens,
+                "completion_tokens": s.completion_tokens,
+                "decoding": s.decoding,
+                "latency_seconds": s.latency_seconds,
+                "finish_reason": s.finish_reason,
+                "error": s.error,
+            }
+            for s, e in zip(samples, encoded, strict=True)
+        ]
+        if rows:
+            conn.execute(insert(m.SampleRow), rows)
+        n_err = sum(1 for s in samples if s.output is None or s.error)
+        n_blank = sum(1 for s in samples if s.output is not None and not s.error and is_blank(s.output))
+        conn.execute(
+            update(m.Run)
+            .where(m.Run.id == run_id)
+            .values(
+                n_samples=m.Run.n_samples + len(rows),
+                n_errors=m.Run.n_errors + n_err,
+                n_blank=m.Run.n_blank + n_blank,
+                heartbeat_at=now,
             )
-            return len(rows)
+        )
+        return len(rows)
 
     def finish_run(
         self,

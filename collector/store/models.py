@@ -29,7 +29,7 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted", "no_data")
 BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER PRIMARY KEY
 
 
@@ -113,7 +113,9 @@ class Run(Base):
 
     __tablename__ = "runs"
     __table_args__ = (
-        CheckConstraint("status IN ('running','succeeded','partial','failed','interrupted')", name="status"),
+        CheckConstraint(
+            "status IN ('running','succeeded','partial','failed','interrupted','no_data')", name="status"
+        ),
         Index("ix_runs_model_started", "model_id", "started_at"),
         Index("ix_runs_status_started", "status", "started_at"),
     )
@@ -130,6 +132,10 @@ class Run(Base):
     n_errors: Mapped[int] = mapped_column(Integer, default=0)
     config_hash: Mapped[str | None] = mapped_column(String(64))
     source_kind: Mapped[str] = mapped_column(String(40))
+    # migration 0003 (issue #11): who runs it, blank outputs and lines set aside
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid:process-start (collector.owner)
+    n_blank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SampleRow(Base):
@@ -268,3 +274,43 @@ class CollectionLease(Base):
     holder: Mapped[str] = mapped_column(String(200))  # host:pid of the replica that claimed it
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # NULL while running
+
+
+# -- reliability (migration 0003): pull positions, delivered source keys, quarantined lines ---------
+
+
+class PullOffset(Base):
+    """Where a pull source (one model's jsonl/sql source) has read to; advanced with its samples."""
+
+    __tablename__ = "pull_offsets"
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    position: Mapped[dict] = mapped_column(JSON)  # the source's own cursor (file offsets / watermark)
+    generation: Mapped[int] = mapped_column(Integer)  # bumped on each advance (compare-and-set)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SourceRecord(Base):
+    """Every record a pull source delivered, once: the key that makes a line impossible to store twice."""
+
+    __tablename__ = "source_records"
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    quarantined: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QuarantineRow(Base):
+    """A record that could not be stored as a sample, with where it came from and why."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_model_created", "model", "created_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(300))
+    source_key: Mapped[str | None] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(Text)  # file:line, or the SQL row's watermark
+    reason: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str | None] = mapped_column(Text)  # the first 200 characters, made safe
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,7 +10,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+
+REPLACEMENT = "\ufffd"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TextError(ValueError):
@@ -52,3 +56,8 @@ def decode_text(body: str | None, raw: bytes | None) -> str | None:
     if raw is not None:
         return bytes(raw).decode("utf-8", "surrogateescape")
     return None
+
+
+def safe_label(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD: storable as TEXT on every database."""
+    return _LONE_SURROGATE.sub(REPLACEMENT, text.replace("\x00", REPLACEMENT))

@@ -1,0 +1,484 @@
+"""Fault injection against the real CLI processes (issue #11), on SQLite and PostgreSQL.
+
+Each test starts ``python -m collector`` as a separate process and injects one fault: kill -9 at
+random points while a log is appended, poison lines, an endpoint that drips one byte every 0.5 s,
+SIGTERM during such a drip or a hang, a held SQLite write lock, an API key with a newline, invalid
+Unicode, a busy port, 200,000 lines.  The invariants checked afterwards:
+
+* every log line is stored exactly once, or quarantined once with its reason;
+* after a restart no run is left non-terminal (``running``);
+* no secret appears in the database, the logs, the output or ``/metrics``;
+* requests and shutdowns end within their deadlines; peak memory stays bounded.
+
+The long soak (20 kills) and the 200,000-line run are ``slow``; the short kill test (3 kills per
+database) runs in the normal suite.  Measured outcomes are in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+from sqlalchemy import text
+
+from collector.store.api import Store
+from collector.store.migrate import upgrade
+from tests.fault_servers import FaultServer, wait_for
+
+LEXICAL = ["distinct_1", "distinct_2"]
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def start(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("ab") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector", *args],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, db_url: str, models: list[dict[str, Any]], **top: Any) -> Path:
+    doc = {
+        "database_url": db_url,
+        "metrics_host": "127.0.0.1",
+        "metrics_port": free_port(),
+        "models": models,
+        **top,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def jsonl_model(name: str, log: Path, **over: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": {"type": "jsonl", "path": str(log)},
+        "metrics": LEXICAL,
+        "min_samples": 1,
+        **over,
+    }
+
+
+def openai_model(name: str, base_url: str, probes: Path, **source: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": "v1",
+        "source": {
+            "type": "openai",
+            "base_url": base_url,
+            "model": "fault",
+            "max_retries": 0,
+            "concurrency": 2,
+            **source,
+        },
+        "probes": str(probes),
+        "samples_per_prompt": 1,
+        "min_samples": 1,
+        "metrics": LEXICAL,
+    }
+
+
+def probes_file(tmp_path: Path, n: int = 2) -> Path:
+    p = tmp_path / "probes.txt"
+    p.write_text("".join(f"Say something about topic {i}.\n" for i in range(n)), encoding="utf-8")
+    return p
+
+
+def q(store: Store, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+
+def seconds_between(a: Any, b: Any) -> float:
+    """b - a for timestamps read by raw SQL (datetime on PostgreSQL, ISO text on SQLite)."""
+    a, b = (datetime.fromisoformat(x) if isinstance(x, str) else x for x in (a, b))
+    return (b - a).total_seconds()
+
+
+def migrated(db_url: str) -> Store:
+    upgrade(db_url)
+    return Store(db_url)
+
+
+def good_line(n: int) -> str:
+    return json.dumps({"prompt": f"prompt {n % 7}", "output": f"unique output number {n}", "version": "v1"})
+
+
+POISON = [
+    '{"prompt": "cut", "output": ',
+    "[1, 2, 3]",
+    '{"prompt": "no output"}',
+    json.dumps({"prompt": "x", "output": "y", "version": "v" * 250}),
+    json.dumps({"prompt": "x", "output": "y", "version": "v1", "prompt_id": "k" * 250}),
+]
+
+
+def assert_exactly_once(store: Store, n_good: int, n_poison: int) -> None:
+    """Every good line is one sample (outputs are unique), every poison line one quarantine row."""
+    rows = q(
+        store, "SELECT t.body, count(*) AS n FROM samples s JOIN texts t ON t.id = s.text_id GROUP BY t.body"
+    )
+    counts = {r["body"]: r["n"] for r in rows}
+    dup = {b: n for b, n in counts.items() if n != 1}
+    assert not dup, f"stored more than once: {list(dup.items())[:5]}"
+    expected = {f"unique output number {n}" for n in range(n_good)}
+    assert set(counts) == expected, (len(counts), n_good, sorted(expected - set(counts))[:5])
+    quarantined = q(store, "SELECT location, count(*) AS n FROM quarantine GROUP BY location")
+    assert all(r["n"] == 1 for r in quarantined) and len(quarantined) == n_poison
+    assert q(store, "SELECT count(*) AS n FROM runs WHERE status = 'running'")[0]["n"] == 0
+
+
+class Appender(threading.Thread):
+    """Appends good lines (and every ``poison_every``-th a poison line) to a log until stopped."""
+
+    def __init__(self, log: Path, per_second: float = 150, poison_every: int = 53) -> None:
+        super().__init__(daemon=True)
+        self.log, self.per_second, self.poison_every = log, per_second, poison_every
+        self.n_good = self.n_poison = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        with self.log.open("a", encoding="utf-8") as f:
+            i = 0
+            while not self.halt.is_set():
+                i += 1
+                if i % self.poison_every == 0:
+                    line = POISON[self.n_poison % len(POISON)]
+                    self.n_poison += 1
+                else:
+                    line = good_line(self.n_good)
+                    self.n_good += 1
+                f.write(line + "\n")
+                f.flush()
+                time.sleep(1 / self.per_second)
+
+
+# -- kill -9 while a log is appended ---------------------------------------------------------------
+
+
+def kill_soak(db_url: str, tmp_path: Path, kills: int, seed: int) -> dict[str, Any]:
+    store = migrated(db_url)
+    log = tmp_path / "requests.jsonl"
+    log.touch()
+    config = write_config(tmp_path / "cw.yml", db_url, [jsonl_model("tail", log, schedule={"every": "1s"})])
+    appender = Appender(log)
+    appender.start()
+    rng = random.Random(seed)
+    killed_during_run = 0
+    try:
+        for _ in range(kills):
+            proc = start("run", "--config", str(config), log=tmp_path / "run.log")
+            owned = f"%:{proc.pid}:%"
+            assert wait_for(
+                lambda o=owned: (
+                    q(store, "SELECT count(*) AS n FROM runs WHERE owner LIKE :o", o=o)[0]["n"] > 0
+                ),
+                120,
+            ), (tmp_path / "run.log").read_text()[-3000:]
+            time.sleep(rng.uniform(0.0, 1.5))
+            running = q(
+                store, "SELECT count(*) AS n FROM runs WHERE owner LIKE :o AND status = 'running'", o=owned
+            )
+            killed_during_run += running[0]["n"] > 0
+            proc.kill()
+            proc.wait()
+    finally:
+        appender.halt.set()
+        appender.join()
+    done = cli("collect", "--config", str(config))  # the restart: reclaims, then drains the log
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr + (tmp_path / "run.log").read_text()
+    assert_exactly_once(store, appender.n_good, appender.n_poison)
+    interrupted = q(store, "SELECT count(*) AS n FROM runs WHERE status = 'interrupted'")[0]["n"]
+    assert interrupted >= killed_during_run
+    return {
+        "lines": appender.n_good + appender.n_poison,
+        "interrupted": interrupted,
+        "killed_in_run": killed_during_run,
+    }
+
+
+def test_kill_9_while_a_log_is_appended(db_url: str, tmp_path: Path) -> None:
+    print("kill -9 x3:", kill_soak(db_url, tmp_path, kills=3, seed=11))
+
+
+@pytest.mark.slow
+def test_kill_9_soak_twenty_kills(db_url: str, tmp_path: Path) -> None:
+    print("kill -9 x20:", kill_soak(db_url, tmp_path, kills=20, seed=1111))
+
+
+# -- poison lines and sources that cannot open ------------------------------------------------------
+
+
+def test_poison_lines_and_an_unreachable_source_through_collect(db_url: str, tmp_path: Path) -> None:
+    store = migrated(db_url)
+    log = tmp_path / "requests.jsonl"
+    lines = [good_line(0), *POISON[:2], good_line(1)]
+    lines += [json.dumps({"prompt": "nul \u0000 here", "output": "unique output number 2", "version": "v1"})]
+    lines += ['{"prompt": "lone \\ud800", "output": "unique output number 3", "version": "v1"}']
+    lines += [*POISON[2:], good_line(4)]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    unreachable = {
+        "name": "sqlsrc",
+        "version": "v1",
+        "source": {
+            "type": "sql",
+            "url": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2",
+            "query": "SELECT id, prompt, output FROM logs",
+            "watermark_column": "id",
+        },
+    }
+    config = write_config(
+        tmp_path / "cw.yml",
+        db_url,
+        [jsonl_model("tail", log), jsonl_model("nothing", tmp_path / "none" / "*.jsonl"), unreachable],
+    )
+    for _ in range(2):  # the second pass reads nothing new and stores nothing twice
+        res = cli("collect", "--config", str(config))
+        assert res.returncode == 1, res.stdout + res.stderr  # the unreachable source failed
+        assert "Traceback" not in res.stderr
+    assert_exactly_once(store, 5, len(POISON))
+    status = {
+        r["name"]: r["statuses"]
+        for r in q(
+            store,
+            "SELECT mo.name, r.status AS statuses FROM runs r JOIN models mo ON mo.id = r.model_id ORDER BY r.id",
+        )
+    }
+    assert status == {"tail": "partial", "nothing": "no_data", "sqlsrc": "failed"}
+    [err] = q(
+        store,
+        "SELECT r.error FROM runs r JOIN models mo ON mo.id = r.model_id WHERE mo.name = 'sqlsrc' LIMIT 1",
+    )
+    assert "query failed" in err["error"]
+
+
+# -- deadlines and signals ---------------------------------------------------------------------------
+
+
+@SQLITE
+def test_a_dripping_endpoint_is_cut_at_the_total_deadline(db_url: str, tmp_path: Path) -> None:
+    store = migrated(db_url)
+    server = FaultServer("drip", drip_seconds=0.5)
+    try:
+        model = openai_model("drip", server.base_url, probes_file(tmp_path), timeout_seconds=2)
+        config = write_config(tmp_path / "cw.yml", db_url, [model])
+        res = cli("collect", "--config", str(config))
+    finally:
+        server.close()
+    assert res.returncode == 1, res.stdout + res.stderr
+    [run] = q(store, "SELECT status, started_at, finished_at FROM runs")
+    errors = [r["error"] for r in q(store, "SELECT error FROM samples")]
+    assert run["status"] == "failed" and len(errors) == 2
+    assert all("no complete response within 2s" in e for e in errors), errors
+    took = seconds_between(run["started_at"], run["finished_at"])
+    print(f"drip: run took {took:.1f}s with timeout_seconds 2")
+    assert took < 6, took  # a 2 s deadline, both requests in parallel (150 s before issue #11)
+
+
+@pytest.mark.parametrize("mode", ["drip", "hang"])
+def test_sigterm_during_a_slow_request_ends_run_within_the_grace(
+    db_url: str, tmp_path: Path, mode: str
+) -> None:
+    store = migrated(db_url)
+    server = FaultServer(mode)
+    try:
+        model = openai_model("slow", server.base_url, probes_file(tmp_path), timeout_seconds=120)
+        model["schedule"] = {"every": "1h"}
+        config = write_config(tmp_path / "cw.yml", db_url, [model], shutdown_grace_seconds=3)
+        proc = start("run", "--config", str(config), log=tmp_path / "run.log")
+        assert wait_for(lambda: server.n >= 2, 120), (tmp_path / "run.log").read_text()[-3000:]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        server.close()
+    print(f"SIGTERM during {mode}: exited after {took:.1f}s")
+    assert took < 10, took  # a container runtime kills after 10 s
+    [run] = q(store, "SELECT status, error FROM runs")
+    assert run["status"] == "interrupted", run
+    assert "Traceback" not in (tmp_path / "run.log").read_text()
+
+
+# -- a held SQLite write lock -------------------------------------------------------------------------
+
+HOLD = """
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+c.execute("COMMIT")
+"""
+
+
+@SQLITE
+def test_a_held_sqlite_write_lock_delays_but_loses_nothing(db_url: str, tmp_path: Path) -> None:
+    store = migrated(db_url)
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(good_line(n) + "\n" for n in range(40)), encoding="utf-8")
+    config = write_config(tmp_path / "cw.yml", db_url, [jsonl_model("tail", log)])
+    path = db_url.removeprefix("sqlite:///")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, path, "8"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        res = cli("collect", "--config", str(config))
+    finally:
+        holder.wait(timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert_exactly_once(store, 40, 0)
+    assert [r["status"] for r in q(store, "SELECT status FROM runs")] == ["succeeded"]
+
+
+# -- secrets ---------------------------------------------------------------------------------------------
+
+
+def test_api_keys_with_newlines_never_leak(db_url: str, tmp_path: Path) -> None:
+    store = migrated(db_url)
+    trailing, inner = "sk-trail-SECRET-4242424242\n", "sk-inner-AAAAAAAAAA\nBBBBBBBBBBBB"
+    env = {"CW_KEY_TRAIL": trailing, "CW_KEY_INNER": inner}
+    server = FaultServer("ok")
+    try:
+        probes = probes_file(tmp_path)
+        models = [
+            openai_model("trail", server.base_url, probes, api_key_env="CW_KEY_TRAIL", timeout_seconds=20),
+            openai_model("inner", server.base_url, probes, api_key_env="CW_KEY_INNER", timeout_seconds=20),
+        ]
+        config = write_config(tmp_path / "cw.yml", db_url, models)
+        check = cli("config", "check", str(config), env=env)
+        res = cli("collect", "--config", str(config), env=env)
+    finally:
+        server.close()
+    assert check.returncode == 2 and "CW_KEY_INNER holds whitespace or control characters" in check.stderr
+    assert res.returncode == 1, res.stdout + res.stderr  # "inner" cannot run
+    assert set(server.auth) == {"Bearer sk-trail-SECRET-4242424242"}  # stripped, and sent only for "trail"
+    runs = {
+        r["name"]: r
+        for r in q(
+            store, "SELECT mo.name, r.status, r.error FROM runs r JOIN models mo ON mo.id = r.model_id"
+        )
+    }
+    assert runs["trail"]["status"] == "succeeded" and runs["inner"]["status"] == "failed"
+    assert "contains whitespace or control characters" in runs["inner"]["error"]
+    from collector.metrics_server import store_registry
+
+    dump = "\n".join(
+        str(v)
+        for sql in (
+            "SELECT * FROM runs",
+            "SELECT * FROM samples",
+            "SELECT * FROM quarantine",
+            "SELECT * FROM texts",
+        )
+        for row in q(store, sql)
+        for v in row.values()
+    )
+    metrics = generate_latest(store_registry(store)).decode()
+    for where, blob in {
+        "database": dump,
+        "stdout": res.stdout,
+        "stderr": res.stderr,
+        "check": check.stdout + check.stderr,
+        "/metrics": metrics,
+    }.items():
+        for piece in ("SECRET-4242424242", "AAAAAAAAAA", "BBBBBBBBBBBB"):
+            assert piece not in blob, (where, piece)
+
+
+# -- exit codes --------------------------------------------------------------------------------------------
+
+
+def test_invalid_unicode_and_a_busy_port_exit_2_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "output": "b \\ud800 c"}\n', encoding="utf-8")
+    res = cli("score", "--no-embeddings", str(bad))
+    assert res.returncode == 2 and "lone surrogate \\ud800 at character 3" in res.stderr, res.stderr
+    assert f"{bad}:1" in res.stderr and "Traceback" not in res.stderr
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        res = cli(
+            "serve-metrics",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        )
+    assert res.returncode == 2 and f"cannot serve /metrics on 127.0.0.1:{port}" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+# -- bounded memory ---------------------------------------------------------------------------------------
+
+PEAK = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+
+
+def peak_rss_mib(*args: str) -> tuple[int, float, str]:
+    """(exit code, peak RSS of the child in MiB, its stdout+stderr)."""
+    res = subprocess.run(
+        [sys.executable, "-c", PEAK, sys.executable, "-m", "collector", *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    *out, last = res.stdout.strip().splitlines()
+    return res.returncode, int(last) / 1024, "\n".join(out) + res.stderr
+
+
+@pytest.mark.slow
+@SQLITE
+def test_200k_lines_are_streamed_with_bounded_memory(db_url: str, tmp_path: Path) -> None:
+    store = migrated(db_url)
+    log = tmp_path / "requests.jsonl"
+    with log.open("w", encoding="utf-8") as f:
+        for n in range(200_000):
+            f.write(good_line(n) + "\n")
+    config = write_config(tmp_path / "cw.yml", db_url, [jsonl_model("big", log)])
+    code, peak, out = peak_rss_mib("collect", "--config", str(config))
+    assert code == 0, out
+    assert peak < 900, peak  # the whole log pulled into memory took ~1 GB before issue #11
+    [run] = q(store, "SELECT status, n_samples FROM runs")
+    assert run == {"status": "succeeded", "n_samples": 200_000}
+    scored = q(store, "SELECT DISTINCT n_samples FROM metric_values")
+    assert [s["n_samples"] for s in scored] == [5000]  # the reservoir (max_scored_samples)
+    print(f"200k lines: peak RSS {peak:.0f} MiB")

@@ -1,0 +1,209 @@
+"""Issue #11 in-process: poison records, terminal runs, reclaim, positions and keys in the database.
+
+Every test runs on SQLite and on the real PostgreSQL (the ``db_url`` fixture).  The same faults
+through the real CLI processes are in tests/test_faults.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from collector.config import ModelConfig
+from collector.owner import current_owner, owner_alive
+from collector.redaction import redact
+from collector.runner import Runner, source_id
+from collector.store.api import SampleRecord, Store
+from collector.store.migrate import upgrade
+from collector.store.pulls import OffsetConflict, PullBatch, Quarantined
+
+LEXICAL = ["distinct_1", "distinct_2"]
+
+
+def migrated(db_url: str) -> Store:
+    upgrade(db_url)
+    return Store(db_url)
+
+
+def jsonl_model(log: Path, tmp_path: Path, **over: Any) -> ModelConfig:
+    entry: dict[str, Any] = {
+        "name": "logged",
+        "source": {"type": "jsonl", "path": str(log), "state_file": str(tmp_path / "state.json")},
+        "samples_per_prompt": 2,
+        "min_samples": 1,
+        "metrics": LEXICAL,
+        **over,
+    }
+    return ModelConfig.model_validate(entry)
+
+
+def line(prompt: str, output: str, version: str = "v1", pid: str | None = None) -> str:
+    return json.dumps({"prompt": prompt, "output": output, "version": version, "prompt_id": pid or prompt})
+
+
+def rows(store: Store, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+
+def test_poison_lines_are_quarantined_and_never_block(db_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    good = [line(f"prompt {i % 3}", f"answer number {i}") for i in range(9)]
+    poison = [
+        '{"prompt": "broken", "output": ',  # not JSON
+        "[1, 2]",  # not an object
+        '{"prompt": "no output"}',  # missing field
+        line("nul \x00 in the prompt", "fine output"),  # PostgreSQL TEXT refuses NUL
+        '{"prompt": "lone \\ud800 escape", "output": "out \\udfff put", "version": "v1"}',
+        line("long version", "out", version="v" * 201),
+        line("long id", "out", pid="k" * 201),
+        "NOT-UTF8",  # replaced by the bytes ff fe below
+    ]
+    body = [good[0], poison[0], poison[1], good[1], *poison[2:], *good[2:]]
+    data = ("\n".join(body) + "\n").encode("utf-8").replace(b"NOT-UTF8", b"\xff\xfe not utf-8")
+    log.write_bytes(data)
+    store = migrated(db_url)
+    model = jsonl_model(log, tmp_path)
+    [report] = Runner(store, None, n_boot=20).run(model)
+    assert report.status == "partial", report
+    run = rows(store, "SELECT * FROM runs WHERE id = :i", i=report.run_id)[0]
+    # good lines, the NUL prompt and the surrogate line are made safe and stored: 9 + 2
+    assert run["n_samples"] == 11 and run["n_errors"] == 0 and run["n_quarantined"] == 6
+    q = {r["location"]: r["reason"] for r in store.quarantined("logged")}
+    expect = {
+        2: "invalid JSON",
+        3: "expected a JSON object",
+        5: "missing or non-string",
+        8: "version label is 201",
+    }
+    for n, reason in expect.items():
+        assert q[f"{log}:{n}"].startswith(reason), q
+    assert q[f"{log}:9"].startswith("prompt id is 201 characters")
+    assert q[f"{log}:10"].startswith("not valid UTF-8")
+    outputs = {s.output for s in store.run_samples(report.run_id)}  # type: ignore[arg-type]
+    assert "out \ufffd put" in outputs and "fine output" in outputs
+    prompts = {r["body"] for r in rows(store, "SELECT body FROM prompts")}
+    assert "nul \ufffd in the prompt" in prompts and "lone \ufffd escape" in prompts
+    # nothing is read twice: every line is stored once or quarantined once
+    assert Runner(store, None).run(model) == []
+    n_keys = rows(store, "SELECT count(*) AS n FROM source_records WHERE source = :s", s=source_id(model))
+    assert n_keys[0]["n"] == len(body)
+    # later lines are still collected
+    with log.open("a", encoding="utf-8") as f:
+        f.write(line("prompt 0", "a later answer") + "\n" + poison[0] + "\n" + poison[0] + "\n")
+    [later] = Runner(store, None).run(model)
+    assert later.status == "partial" and later.n_samples == 1
+    assert len(store.quarantined("logged")) == 8
+    assert store.quarantine_counts() == {("logged", source_id(model)): 8}
+
+
+def test_sources_that_cannot_open_end_in_visible_runs(db_url: str, tmp_path: Path) -> None:
+    store = migrated(db_url)
+    nothing = jsonl_model(tmp_path / "no-such-dir" / "*.jsonl", tmp_path)
+    [nd] = Runner(store, None).run(nothing)
+    assert nd.status == "no_data" and nd.error == f"no file matches {tmp_path / 'no-such-dir' / '*.jsonl'}"
+    sql = ModelConfig.model_validate(
+        {
+            "name": "sqlsrc",
+            "version": "v3",
+            "source": {
+                "type": "sql",
+                "url": "postgresql+psycopg://nobody:pw@127.0.0.1:1/none?connect_timeout=2",
+                "query": "SELECT id, prompt, output FROM logs",
+                "watermark_column": "id",
+                "state_file": str(tmp_path / "sql-state.json"),
+            },
+        }
+    )
+    [failed] = Runner(store, None).run(sql)
+    assert failed.status == "failed" and "query failed" in (failed.error or "")
+    assert "pw" not in (failed.error or "")
+    got = rows(
+        store,
+        "SELECT r.status, mv.label, r.finished_at FROM runs r JOIN model_versions mv ON mv.id = r.version_id ORDER BY r.id",
+    )
+    assert [(g["status"], g["label"]) for g in got] == [("no_data", "unknown"), ("failed", "v3")]
+    assert all(g["finished_at"] is not None for g in got)
+
+
+def test_blank_outputs_are_counted_and_the_reservoir_bounds_scoring(db_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    lines = [
+        line(f"p{i % 5}", "" if i % 4 == 0 else ("  " if i % 4 == 1 else f"text {i}")) for i in range(60)
+    ]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = migrated(db_url)
+    [r] = Runner(store, None, n_boot=20).run(jsonl_model(log, tmp_path, max_scored_samples=12))
+    run = rows(store, "SELECT n_samples, n_blank FROM runs WHERE id = :i", i=r.run_id)[0]
+    assert run == {"n_samples": 60, "n_blank": 30}
+    scored = rows(store, "SELECT DISTINCT n_samples FROM metric_values WHERE run_id = :i", i=r.run_id)
+    assert [s["n_samples"] for s in scored] == [12]
+
+
+def test_commit_pull_is_atomic_compare_and_set_and_never_stores_a_key_twice(db_url: str) -> None:
+    store = migrated(db_url)
+    run = store.begin_run("m", "v1", source_kind="jsonl")
+    rec = SampleRecord("p", "prompt", "out", 0)
+    batch = PullBatch({run: [("k1", rec)]}, [(run, Quarantined("f:2", "bad", "x", "k2"))])
+    gen, dupes = store.commit_pull("src", "m", batch, {"at": 1}, 0)
+    assert (gen, dupes) == (1, 0)
+    with pytest.raises(OffsetConflict):  # a second process that read generation 0
+        store.commit_pull("src", "m", batch, {"at": 1}, 0)
+    again = PullBatch({run: [("k1", rec), ("k3", SampleRecord("p", "prompt", "out2", 1))]}, [])
+    gen, dupes = store.commit_pull("src", "m", again, {"at": 2}, 1)
+    assert (gen, dupes) == (2, 1)
+    assert store.pull_position("src") == ({"at": 2}, 2)
+    assert store.run_status(run)[2] == 2  # n_samples: k1 once, k3
+
+
+def test_reclaim_closes_runs_of_dead_owners_only(db_url: str) -> None:
+    store = migrated(db_url)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    host = current_owner().rsplit(":", 2)[0]
+    dead_owner = f"{host}:{int(dead.stdout)}:1"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        from collector.owner import _start_ticks
+
+        live_owner = f"{host}:{live.pid}:{_start_ticks(live.pid)}"
+        assert owner_alive(dead_owner) is False and owner_alive(live_owner) is True
+        assert owner_alive(f"elsewhere:{live.pid}:1") is None
+        a = store.begin_run("m", "v1", owner=dead_owner)
+        b = store.begin_run("m", "v1", owner=live_owner)
+        c = store.begin_run("m", "v1", owner="elsewhere:1:1")  # fresh heartbeat on another host
+        assert store.reclaim_orphaned_runs() == 1
+        assert [store.run_status(i)[0] for i in (a, b, c)] == ["interrupted", "running", "running"]
+        assert "ended before the run finished" in (store.run_status(a)[1] or "")
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_redact_covers_escaped_and_stripped_forms() -> None:
+    key = "sk-live-abcdef123456\n"
+    msg = "Illegal header value b'Bearer sk-live-abcdef123456\\n' and sk-live-abcdef123456"
+    assert "abcdef" not in redact(msg, [key])
+    assert redact("no secret here", [key]) == "no secret here"
+
+
+def test_metrics_expose_quarantined_records_and_blank_ratio(db_url: str, tmp_path: Path) -> None:
+    from collector.metrics_server import store_registry
+
+    log = tmp_path / "requests.jsonl"
+    log.write_text("\n".join([line("p", ""), line("p", "x"), line("q", " "), "not json"]) + "\n")
+    store = migrated(db_url)
+    model = jsonl_model(log, tmp_path)
+    Runner(store, None, n_boot=20).run(model)
+    registry = store_registry(store)
+    labels = {"model": "logged", "source": source_id(model)}
+    assert registry.get_sample_value("collapse_watch_quarantined_records_total", labels) == 1.0
+    blank = registry.get_sample_value("collapse_watch_last_run_blank_ratio", {"model": "logged"})
+    assert blank == pytest.approx(2 / 3)
