@@ -320,6 +320,11 @@ class Config(_Strict):
     database_url: str | None = None
     metrics_port: int = Field(9108, ge=1, le=65535)
     metrics_host: str = "0.0.0.0"
+    metrics_detail: Literal["summary", "full"] = Field(
+        "summary",
+        description="Series exported per model: summary (<= 300: the latest version's metrics and "
+        "its change vs baseline) or full (every family for the last 10 versions).",
+    )
     retention_days: int | None = Field(None, ge=1)
     embedding_model: str = "default"
     state_dir: str | None = None

@@ -3,20 +3,26 @@
 Reading at scrape time (instead of setting gauges when a run finishes) means values survive
 restarts, a separate `serve-metrics` process shows exactly what the database holds, and no label
 set of a pruned version lingers.  The families and their meaning are the contract in
-docs/metrics.md; the snapshot it renders comes from ``collector.store.snapshot``.
+docs/metrics.md; the rows come from ``Store.overview()`` (``collector.store.overview``) unchanged,
+and every decision exported is the verdict's own (status, each metric's ``significant_decline``,
+the trend decision): this module draws no line of its own.
 
-Emits (all prefixed ``collapse_watch_``)::
+Emits (all prefixed ``collapse_watch_``); ``detail="summary"`` (the default, a series budget of
+<= 300 per model) keeps the per-metric families to each model's latest version and its change vs
+the baseline, ``detail="full"`` exports every family for every exported version::
 
-    diversity{model,version,metric,scope}                    + _ci_lower, _ci_upper
+    diversity{model,version,metric,scope}                    + _ci_lower, _ci_upper (full)
     diversity_change_ratio{model,version,metric,scope,reference}
-        + diversity_change_ci_lower_ratio, _ci_upper_ratio, _p_value
+        + diversity_change_ci_lower_ratio, _ci_upper_ratio, _p_value (full)
     diversity_declined{model,version,metric,scope}
-    verdict{model,version,verdict}   collapse_suspected{model}
-    model_version_info{model,version,baseline_version}  version_ordinal  latest_version_ordinal
-    trend_slope{model,metric,scope}  trend_p_value  trend_versions
+    verdict{model,version,verdict}   model_version_info{model,version,baseline_version}
+    version_ordinal  latest_version_ordinal
+    collapse_suspected{model,version,worst}  diversity_watch{model,version,worst}
+    trend_declining{model,version,worst}
+    trend_slope{model,metric,scope}  trend_p_value (full)  trend_versions (full)
     runs_total{model,status}  samples_total  sample_errors_total  last_run_timestamp_seconds
     last_success_timestamp_seconds  last_run_duration_seconds  run_duration_seconds (histogram)
-    schedule_interval_seconds{model}  up  scrape_duration_seconds  build_info{version}
+    schedule_interval_seconds{model}  up  scrape_duration_seconds  snapshot_age_seconds  build_info{version}
 """
 
 from __future__ import annotations
@@ -26,87 +32,31 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from collector import __version__
+from collector.store.overview import OUTCOMES, ChangeRow, Overview, VersionState
 
 log = logging.getLogger("collapse_watch.exporter")
 
 PREFIX = "collapse_watch_"
 VERDICTS = ("ok", "watch", "collapse_suspected")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-
-
-@dataclass(frozen=True)
-class ValueRow:
-    model: str
-    version: str
-    metric: str
-    scope: str
-    value: float
-    ci_low: float
-    ci_high: float
-
-
-@dataclass(frozen=True)
-class ChangeRow:
-    """A change in diversity orientation (negative = less diverse)."""
-
-    model: str
-    version: str
-    metric: str
-    scope: str
-    reference: str  # "baseline" | "previous"
-    change: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-
-
-@dataclass(frozen=True)
-class TrendRow:
-    model: str
-    metric: str
-    scope: str
-    slope: float  # diversity orientation
-    p_value: float
-    n_versions: int
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    model: str
-    version: str
-    ordinal: int
-    verdict: str | None
+Detail = Literal["summary", "full"]
+DETAILS: tuple[str, ...] = ("summary", "full")
+WORST_SHOWN = 3  # metrics named in a decision's ``worst`` label
 
 
 @dataclass
-class HealthRow:
-    model: str
-    runs_success: int = 0
-    runs_failed: int = 0
-    samples: int = 0
-    sample_errors: int = 0
-    last_run_ts: float | None = None
-    last_success_ts: float | None = None
-    last_duration: float | None = None
-    durations: list[float] = field(default_factory=list)
-    interval_seconds: float | None = None
+class Snapshot(Overview):
+    """Everything one scrape exports: the store's ``Overview`` plus what only the config knows."""
 
-
-@dataclass
-class Snapshot:
-    """Everything one scrape exports, read from the store in one go."""
-
-    baselines: dict[str, str] = field(default_factory=dict)  # model -> baseline version
-    versions: list[VersionRow] = field(default_factory=list)
-    values: list[ValueRow] = field(default_factory=list)
-    changes: list[ChangeRow] = field(default_factory=list)
-    trends: list[TrendRow] = field(default_factory=list)
-    health: list[HealthRow] = field(default_factory=list)
+    intervals: dict[str, float] = field(default_factory=dict)  # model -> schedule interval (s)
+    detail: Detail = "summary"
+    age_seconds: float = 0.0  # how old the rows are when a busy store made the scrape reuse them
 
 
 def _finite(x: float | None) -> bool:
@@ -117,6 +67,22 @@ def _gauge(name: str, doc: str, labels: list[str], unit: str = "") -> GaugeMetri
     return GaugeMetricFamily(PREFIX + name, doc, labels=labels, unit=unit)
 
 
+def latest_versions(snap: Overview) -> dict[str, VersionState]:
+    """Each model's newest exported version."""
+    newest: dict[str, VersionState] = {}
+    for v in snap.versions:
+        if v.model not in newest or v.ordinal > newest[v.model].ordinal:
+            newest[v.model] = v
+    return newest
+
+
+def _exported(snap: Snapshot) -> set[tuple[str, str]]:
+    """(model, version) pairs whose per-metric series this detail level exports."""
+    if snap.detail == "full":
+        return {(v.model, v.version) for v in snap.versions}
+    return {(m, v.version) for m, v in latest_versions(snap).items()}
+
+
 def value_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     labels = ["model", "version", "metric", "scope"]
     fams = {
@@ -124,10 +90,14 @@ def value_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         "lo": _gauge("diversity_ci_lower", "Lower end of the value's bootstrap 95% interval.", labels),
         "hi": _gauge("diversity_ci_upper", "Upper end of the value's bootstrap 95% interval.", labels),
     }
+    parts = ("value", "lo", "hi") if snap.detail == "full" else ("value",)
+    keep = _exported(snap)
     for r in snap.values:
+        if (r.model, r.version) not in keep:
+            continue
         key = [r.model, r.version, r.metric, r.scope]
-        for part, x in (("value", r.value), ("lo", r.ci_low), ("hi", r.ci_high)):
-            if _finite(x):
+        for part, x in zip(("value", "lo", "hi"), (r.value, r.ci_low, r.ci_high), strict=True):
+            if part in parts and _finite(x):
                 fams[part].add_metric(key, x)
     yield from fams.values()
 
@@ -144,30 +114,65 @@ def change_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     p = _gauge("diversity_change_p_value", "Two-sided p-value of the change.", labels)
     declined = _gauge(
         "diversity_declined",
-        "1 when the change vs baseline is a significant decline (whole interval below 0).",
+        "1 when the verdict counted the change vs baseline as a significant decline (its "
+        "significant_decline: interval below 0, p < alpha and at least the minimum effect).",
         ["model", "version", "metric", "scope"],
     )
+    full = snap.detail == "full"
+    keep = _exported(snap)
     for r in snap.changes:
+        if (r.model, r.version) not in keep or (not full and r.reference != "baseline"):
+            continue
         key = [r.model, r.version, r.metric, r.scope, r.reference]
         for fam, x in ((change, r.change), (lo, r.ci_low), (hi, r.ci_high), (p, r.p_value)):
-            if _finite(x):
+            if (full or fam is not p) and _finite(x):
                 fam.add_metric(key, x)
-        if r.reference == "baseline" and _finite(r.ci_high):
-            declined.add_metric(key[:4], 1.0 if r.ci_high < 0 else 0.0)
+        if r.reference == "baseline":
+            declined.add_metric(key[:4], 1.0 if r.significant_decline else 0.0)
     baseline_keys = {
-        (r.model, r.metric, r.scope) for r in snap.values if snap.baselines.get(r.model) == r.version
+        (r.model, r.metric, r.scope)
+        for r in snap.values
+        if snap.baselines.get(r.model) == r.version and (r.model, r.version) in keep
     }
     for model, metric, scope in sorted(baseline_keys):
         declined.add_metric([model, snap.baselines[model], metric, scope], 0.0)
     yield from (change, lo, hi, p, declined)
 
 
+def worst_declines(snap: Overview, model: str, version: str, n: int = WORST_SHOWN) -> list[str]:
+    """The version's metrics the verdict counted as declined vs baseline (within scope), worst first."""
+    rows: list[ChangeRow] = [
+        c
+        for c in snap.changes
+        if c.model == model
+        and c.version == version
+        and c.reference == "baseline"
+        and c.scope == "within"
+        and c.significant_decline
+    ]
+    return [c.metric for c in sorted(rows, key=lambda c: (c.change, c.metric))][:n]
+
+
 def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     verdict = _gauge(
         "verdict", "1 for the version's collapse verdict, 0 for the others.", ["model", "version", "verdict"]
     )
+    decision_labels = ["model", "version", "worst"]
     suspected = _gauge(
-        "collapse_suspected", "1 when the latest version's verdict is collapse_suspected.", ["model"]
+        "collapse_suspected",
+        "1 when the latest version's verdict is collapse_suspected; worst: its worst declined metrics.",
+        decision_labels,
+    )
+    watch = _gauge(
+        "diversity_watch",
+        "1 when the latest version's verdict is watch; worst: declined (else trending) metrics.",
+        decision_labels,
+    )
+    trending = _gauge(
+        "trend_declining",
+        "1 when the latest verdict's trend decision holds (a significant downward trend of at least "
+        "the minimum effect in enough metrics of both families); worst: those metrics.",
+        decision_labels,
     )
     info = _gauge(
         "model_version_info",
@@ -178,20 +183,27 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         "version_ordinal", "Position of the version in the model's order (0 = oldest).", ["model", "version"]
     )
     latest = _gauge("latest_version_ordinal", "Ordinal of the model's latest version.", ["model"])
-    newest: dict[str, VersionRow] = {}
     for v in snap.versions:
         info.add_metric([v.model, v.version, snap.baselines.get(v.model, "")], 1.0)
-        ordinal.add_metric([v.model, v.version], float(v.ordinal))
+        ordinal.add_metric([v.model, v.version], float(v.ordinal - 1))
         if v.verdict is not None:
             for name in VERDICTS:
                 verdict.add_metric([v.model, v.version, name], 1.0 if v.verdict == name else 0.0)
-        if v.model not in newest or v.ordinal > newest[v.model].ordinal:
-            newest[v.model] = v
-    for model, v in sorted(newest.items()):
-        latest.add_metric([model], float(v.ordinal))
-        if v.verdict is not None:
-            suspected.add_metric([model], 1.0 if v.verdict == "collapse_suspected" else 0.0)
-    yield from (verdict, suspected, info, ordinal, latest)
+    for model, v in sorted(latest_versions(snap).items()):
+        latest.add_metric([model], float(v.ordinal - 1))
+        if v.verdict is None:
+            continue
+        declines = worst_declines(snap, model, v.version)
+        trend_worst = list(v.trending[:WORST_SHOWN])
+        suspected.add_metric(
+            [model, v.version, ",".join(declines)], 1.0 if v.verdict == "collapse_suspected" else 0.0
+        )
+        watch.add_metric(
+            [model, v.version, ",".join(declines or trend_worst)], 1.0 if v.verdict == "watch" else 0.0
+        )
+        if v.trend_declining is not None:
+            trending.add_metric([model, v.version, ",".join(trend_worst)], 1.0 if v.trend_declining else 0.0)
+    yield from (verdict, suspected, watch, trending, info, ordinal, latest)
 
 
 def trend_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
@@ -199,39 +211,54 @@ def trend_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     slope = _gauge("trend_slope", "Theil-Sen slope per version step; negative means less diverse.", labels)
     p = _gauge("trend_p_value", "Mann-Kendall two-sided p-value of the trend.", labels)
     n = _gauge("trend_versions", "Number of versions the trend was fitted on.", labels)
+    full = snap.detail == "full"
     for r in snap.trends:
+        if r.n_versions < MIN_TREND_VERSIONS or (not full and r.scope != "within"):
+            continue
         key = [r.model, r.metric, r.scope]
         if _finite(r.slope):
             slope.add_metric(key, r.slope)
-        if _finite(r.p_value):
+        if full and _finite(r.p_value):
             p.add_metric(key, r.p_value)
-        n.add_metric(key, float(r.n_versions))
+        if full:
+            n.add_metric(key, float(r.n_versions))
     yield from (slope, p, n)
+
+
+MIN_TREND_VERSIONS = 3  # the contract omits trends fitted on fewer versions
 
 
 def health_families(
     snap: Snapshot,
 ) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
     runs = CounterMetricFamily(
-        PREFIX + "runs", "Collection runs recorded, by outcome.", labels=["model", "status"]
+        PREFIX + "runs",
+        "Collection runs that ended, by outcome (success, partial, failed, no_data).",
+        labels=["model", "status"],
     )
-    samples = CounterMetricFamily(PREFIX + "samples", "Model outputs sampled and stored.", labels=["model"])
-    errors = CounterMetricFamily(PREFIX + "sample_errors", "Sampling requests that failed.", labels=["model"])
+    samples = CounterMetricFamily(
+        PREFIX + "samples", "Model outputs stored (requests that returned text).", labels=["model"]
+    )
+    errors = CounterMetricFamily(
+        PREFIX + "sample_errors", "Sampling requests that failed (after retries).", labels=["model"]
+    )
     last_run = _gauge("last_run_timestamp_seconds", "When the latest run finished.", ["model"])
-    last_ok = _gauge("last_success_timestamp_seconds", "When the latest successful run finished.", ["model"])
-    last_dur = _gauge("last_run_duration_seconds", "Wall time of the latest run.", ["model"])
+    last_ok = _gauge(
+        "last_success_timestamp_seconds", "When the latest run that stored results finished.", ["model"]
+    )
+    last_dur = _gauge("last_run_duration_seconds", "Wall time of the latest timed run.", ["model"])
     interval = _gauge("schedule_interval_seconds", "The model's schedule interval.", ["model"])
     hist = HistogramMetricFamily(PREFIX + "run_duration_seconds", "Wall time of runs.", labels=["model"])
     for h in snap.health:
-        runs.add_metric([h.model, "success"], h.runs_success)
-        runs.add_metric([h.model, "failed"], h.runs_failed)
+        for status in OUTCOMES:
+            runs.add_metric([h.model, status], h.runs.get(status, 0))
         samples.add_metric([h.model], h.samples)
         errors.add_metric([h.model], h.sample_errors)
         for fam, x in ((last_run, h.last_run_ts), (last_ok, h.last_success_ts), (last_dur, h.last_duration)):
             if _finite(x):
                 fam.add_metric([h.model], float(x))  # type: ignore[arg-type]
-        if _finite(h.interval_seconds):
-            interval.add_metric([h.model], float(h.interval_seconds))  # type: ignore[arg-type]
+        if _finite(snap.intervals.get(h.model)):
+            interval.add_metric([h.model], float(snap.intervals[h.model]))
         buckets = [(str(float(b)), sum(1 for d in h.durations if d <= b)) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", len(h.durations)))
         hist.add_metric([h.model], buckets, sum_value=float(sum(h.durations)))
@@ -261,6 +288,14 @@ class StoreCollector(Collector):
             yield from version_families(snap)
             yield from trend_families(snap)
             yield from health_families(snap)
+            age = _gauge(
+                "snapshot_age_seconds",
+                "Age of the store state exported (0: read during this scrape; more: the last good "
+                "read, served while the store was busy).",
+                [],
+            )
+            age.add_metric([], snap.age_seconds)
+            yield age
         up.add_metric([], 1.0 if snap is not None else 0.0)
         yield up
         took = _gauge("scrape_duration_seconds", "Time spent reading the store for this scrape.", [])

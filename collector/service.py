@@ -103,7 +103,11 @@ def start_metrics_server(
     port = port if port is not None else (cfg.metrics_port if cfg else 9108)
     try:
         return serve_store_metrics(
-            store, host=host, port=port, intervals=schedule_intervals(cfg) if cfg else None
+            store,
+            host=host,
+            port=port,
+            intervals=schedule_intervals(cfg) if cfg else None,
+            detail=cfg.metrics_detail if cfg else "summary",
         )
     except OSError as exc:  # e.g. the port is in use
         raise MetricsPortError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None

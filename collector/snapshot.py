@@ -1,81 +1,86 @@
-"""The exporter's ``Snapshot`` read from the store: what one Prometheus scrape renders.
+"""The exporter's ``Snapshot``: the store's ``Overview`` plus the config's schedule intervals.
 
-``load_snapshot(store)`` is what ``serve-metrics`` passes to ``StoreCollector``; the reads are
-``Store.overview()`` (a handful of queries), this module only maps them onto the exporter's rows
-and applies the contract in docs/metrics.md: version ordinals from 0, trends only from 3 versions.
+``load_snapshot(store)`` is one read (``Store.overview()``, a handful of queries, typed rows that
+the exporter renders unchanged).  ``SnapshotReader`` is what ``serve-metrics`` hands the collector:
+it reads through a read-only engine (no write lock taken) and answers within ``timeout`` seconds
+whatever the database is doing: when a read is slower (a writer holds a lock, a long checkpoint),
+the scrape gets the last good snapshot with its age (``collapse_watch_snapshot_age_seconds``),
+and only when there has never been one does it fail (``collapse_watch_up 0``).
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
-from collector.exporter import ChangeRow, HealthRow, Snapshot, TrendRow, ValueRow, VersionRow
+from collector.exporter import DETAILS, Detail, Snapshot
 from collector.store.api import Store
+from collector.store.engine import make_engine
 
-MIN_TREND_VERSIONS = 3  # the contract omits trends fitted on fewer versions
-
-
-def _f(x: float | None) -> float:
-    return math.nan if x is None else float(x)
+# Versions exported per model by detail level (the baseline is always added).
+MAX_VERSIONS: dict[str, int] = {"summary": 5, "full": 10}
+SCRAPE_READ_TIMEOUT = 1.5  # seconds a scrape waits for a fresh read before serving the last one
 
 
 def load_snapshot(
     store: Store,
     *,
-    max_versions: int = 10,
+    detail: Detail = "summary",
+    max_versions: int | None = None,
     intervals: dict[str, float] | None = None,
     max_durations: int = 1000,
 ) -> Snapshot:
     """Everything one scrape exports; ``intervals`` maps model -> schedule interval in seconds."""
-    ov = store.overview(max_versions=max_versions, max_durations=max_durations)
-    intervals = intervals or {}
-    return Snapshot(
-        baselines=dict(ov.baselines),
-        versions=[VersionRow(v.model, v.version, v.ordinal - 1, v.verdict) for v in ov.versions],
-        values=[
-            ValueRow(
-                r["model"],
-                r["version"],
-                r["metric"],
-                r["scope"],
-                _f(r["value"]),
-                _f(r["ci_low"]),
-                _f(r["ci_high"]),
-            )
-            for r in ov.values
-        ],
-        changes=[
-            ChangeRow(
-                r["model"],
-                r["version"],
-                r["metric"],
-                r["scope"],
-                r["reference"],
-                _f(r["diversity_change"]),
-                _f(r["diversity_ci_low"]),
-                _f(r["diversity_ci_high"]),
-                _f(r["p_value"]),
-            )
-            for r in ov.changes
-        ],
-        trends=[
-            TrendRow(r["model"], r["metric"], r["scope"], _f(r["slope"]), _f(r["p_value"]), r["n_versions"])
-            for r in ov.trends
-            if r["n_versions"] >= MIN_TREND_VERSIONS
-        ],
-        health=[
-            HealthRow(
-                h.model,
-                runs_success=h.runs_success,
-                runs_failed=h.runs_failed,
-                samples=h.samples,
-                sample_errors=h.sample_errors,
-                last_run_ts=h.last_run_ts,
-                last_success_ts=h.last_success_ts,
-                last_duration=h.last_duration,
-                durations=h.durations,
-                interval_seconds=intervals.get(h.model),
-            )
-            for h in ov.health
-        ],
+    if detail not in DETAILS:
+        raise ValueError(f"metrics detail must be one of {', '.join(DETAILS)}, got {detail!r}")
+    ov = store.overview(
+        max_versions=MAX_VERSIONS[detail] if max_versions is None else max_versions,
+        max_durations=max_durations,
     )
+    fields = {f.name: getattr(ov, f.name) for f in dataclasses.fields(ov)}
+    return Snapshot(**fields, intervals=dict(intervals or {}), detail=detail)
+
+
+def read_only_store(store: Store) -> Store:
+    """The same database through an engine whose reads take no write lock."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    return Store(engine=make_engine(url, read_only=True))
+
+
+class SnapshotReader:
+    """Calls ``load`` in a worker thread; a scrape waits at most ``timeout`` s (see the module doc)."""
+
+    def __init__(self, load: Callable[[], Snapshot], timeout: float = SCRAPE_READ_TIMEOUT) -> None:
+        self._load = load
+        self._timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
+        self._lock = threading.Lock()
+        self._pending: Future[Snapshot] | None = None
+        self._last: tuple[Snapshot, float] | None = None
+
+    def _keep(self, fut: Future[Snapshot]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            with self._lock:
+                self._last = (fut.result(), time.monotonic())
+
+    def __call__(self) -> Snapshot:
+        with self._lock:
+            if self._pending is None or self._pending.done():  # one read in flight at most
+                self._pending = self._pool.submit(self._load)
+                self._pending.add_done_callback(self._keep)
+            pending = self._pending
+        try:
+            return pending.result(timeout=self._timeout)
+        except FutureTimeout:
+            with self._lock:
+                last = self._last
+            if last is None:
+                raise TimeoutError(
+                    f"the store did not answer within {self._timeout:.1f}s and no earlier snapshot exists"
+                ) from None
+            snap, at = last
+            return dataclasses.replace(snap, age_seconds=time.monotonic() - at)

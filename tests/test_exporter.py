@@ -8,31 +8,42 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from collector.exporter import ChangeRow, HealthRow, Snapshot, StoreCollector, TrendRow, ValueRow, VersionRow
+from collector.exporter import Snapshot, StoreCollector
+from collector.store.overview import ChangeRow, ModelHealth, TrendRow, ValueRow, VersionState
 
 
-def snapshot() -> Snapshot:
+def snapshot(detail: str = "full") -> Snapshot:
     return Snapshot(
+        detail=detail,  # type: ignore[arg-type]
+        intervals={"bot": 1800.0},
         baselines={"bot": "v1"},
-        versions=[VersionRow("bot", "v1", 0, "ok"), VersionRow("bot", "v2", 1, "collapse_suspected")],
+        versions=[
+            VersionState("bot", "v1", 11, 1, "ok"),
+            VersionState("bot", "v2", 12, 2, "collapse_suspected", False, ("distinct_2",)),
+        ],
         values=[
             ValueRow("bot", "v1", "distinct_2", "within", 0.8, 0.75, 0.85),
             ValueRow("bot", "v2", "distinct_2", "within", 0.5, 0.45, float("nan")),
         ],
-        changes=[ChangeRow("bot", "v2", "distinct_2", "within", "baseline", -0.375, -0.42, -0.33, 0.001)],
-        trends=[TrendRow("bot", "distinct_2", "within", -0.3, 0.04, 2)],
+        changes=[
+            ChangeRow("bot", "v2", "distinct_2", "within", "baseline", -0.375, -0.42, -0.33, 0.001, True),
+            ChangeRow("bot", "v2", "vendi_score", "within", "baseline", -0.5, -0.6, -0.4, 0.001, True),
+            # the interval is below 0 but the verdict did not count it (e.g. under its minimum effect)
+            ChangeRow(
+                "bot", "v2", "ngram_entropy_1", "within", "baseline", -0.047, -0.06, -0.03, 0.01, False
+            ),
+        ],
+        trends=[TrendRow("bot", "distinct_2", "within", -0.3, 0.04, 3)],
         health=[
-            HealthRow(
+            ModelHealth(
                 "bot",
-                runs_success=2,
-                runs_failed=1,
+                runs={"success": 2, "partial": 1, "failed": 1, "no_data": 0},
                 samples=96,
                 sample_errors=3,
                 last_run_ts=1_700_000_100.0,
                 last_success_ts=1_700_000_000.0,
                 last_duration=42.0,
                 durations=[3.0, 42.0, 700.0],
-                interval_seconds=1800.0,
             )
         ],
     )
@@ -58,7 +69,12 @@ def test_values_changes_verdicts_and_health() -> None:
         get("collapse_watch_verdict", {"model": "bot", "version": "v2", "verdict": "collapse_suspected"}) == 1
     )
     assert get("collapse_watch_verdict", {"model": "bot", "version": "v2", "verdict": "ok"}) == 0
-    assert get("collapse_watch_collapse_suspected", {"model": "bot"}) == 1
+    decision = {"model": "bot", "version": "v2", "worst": "vendi_score,distinct_2"}
+    assert get("collapse_watch_collapse_suspected", decision) == 1
+    assert get("collapse_watch_diversity_watch", decision) == 0
+    assert get("collapse_watch_trend_declining", {**decision, "worst": "distinct_2"}) == 0
+    # "declined" is the verdict's own flag, never a second rule (the interval alone is below 0)
+    assert get("collapse_watch_diversity_declined", {**labels, "metric": "ngram_entropy_1"}) == 0
     assert get("collapse_watch_latest_version_ordinal", {"model": "bot"}) == 1
     assert (
         get("collapse_watch_model_version_info", {"model": "bot", "version": "v1", "baseline_version": "v1"})
@@ -68,11 +84,32 @@ def test_values_changes_verdicts_and_health() -> None:
         get("collapse_watch_trend_slope", {"model": "bot", "metric": "distinct_2", "scope": "within"}) == -0.3
     )
     assert get("collapse_watch_runs_total", {"model": "bot", "status": "failed"}) == 1
+    assert get("collapse_watch_runs_total", {"model": "bot", "status": "partial"}) == 1
+    assert get("collapse_watch_runs_total", {"model": "bot", "status": "no_data"}) == 0
     assert get("collapse_watch_samples_total", {"model": "bot"}) == 96
     assert get("collapse_watch_run_duration_seconds_bucket", {"model": "bot", "le": "60.0"}) == 2
     assert get("collapse_watch_run_duration_seconds_count", {"model": "bot"}) == 3
     assert get("collapse_watch_schedule_interval_seconds", {"model": "bot"}) == 1800
     assert get("collapse_watch_up") == 1
+    assert get("collapse_watch_snapshot_age_seconds") == 0
+
+
+def test_summary_detail_keeps_only_the_latest_version_and_its_change_vs_baseline() -> None:
+    get = registry_for(lambda: snapshot("summary")).get_sample_value
+    v2 = {"model": "bot", "version": "v2", "metric": "distinct_2", "scope": "within"}
+    assert get("collapse_watch_diversity", v2) == 0.5
+    assert get("collapse_watch_diversity", {**v2, "version": "v1"}) is None
+    assert get("collapse_watch_diversity_ci_lower", v2) is None
+    assert get("collapse_watch_diversity_change_ci_upper_ratio", {**v2, "reference": "baseline"}) == -0.33
+    assert get("collapse_watch_diversity_change_p_value", {**v2, "reference": "baseline"}) is None
+    assert (
+        get("collapse_watch_trend_slope", {"model": "bot", "metric": "distinct_2", "scope": "within"}) == -0.3
+    )
+    assert (
+        get("collapse_watch_trend_p_value", {"model": "bot", "metric": "distinct_2", "scope": "within"})
+        is None
+    )
+    assert get("collapse_watch_verdict", {"model": "bot", "version": "v1", "verdict": "ok"}) == 1
 
 
 def test_unreadable_store_exports_up_zero_and_no_model_series() -> None:
@@ -81,7 +118,10 @@ def test_unreadable_store_exports_up_zero_and_no_model_series() -> None:
 
     reg = registry_for(broken)
     assert reg.get_sample_value("collapse_watch_up") == 0
-    assert reg.get_sample_value("collapse_watch_collapse_suspected", {"model": "bot"}) is None
+    assert (
+        reg.get_sample_value("collapse_watch_verdict", {"model": "bot", "version": "v2", "verdict": "ok"})
+        is None
+    )
     assert (
         reg.get_sample_value(
             "collapse_watch_build_info", {"version": pytest.importorskip("collector").__version__}

@@ -17,9 +17,14 @@ from collector.store import Store
 
 
 def registry(store: Store, **kw: object) -> CollectorRegistry:
+    kw.setdefault("detail", "full")
     reg = CollectorRegistry()
     reg.register(StoreCollector(lambda: load_snapshot(store, **kw)))  # type: ignore[arg-type]
     return reg
+
+
+def samples_of(reg: CollectorRegistry, name: str) -> list[tuple[dict[str, str], float]]:
+    return [(s.labels, s.value) for fam in reg.collect() for s in fam.samples if s.name == name]
 
 
 @pytest.mark.slow
@@ -35,10 +40,19 @@ def test_falling_diversity_is_exported_as_collapse(db_url: str) -> None:
     running = store.begin_run("smol", "v4")  # still running: not counted as a run
     store.add_samples(running, samples(["b"]))
 
-    get = registry(store, intervals={"smol": 1800.0}).get_sample_value
+    reg = registry(store, intervals={"smol": 1800.0})
+    get = reg.get_sample_value
     m = {"model": "smol"}
     v4 = {**m, "version": "v4", "metric": "distinct_2", "scope": "within"}
-    assert get("collapse_watch_collapse_suspected", m) == 1
+    ((labels, value),) = samples_of(reg, "collapse_watch_collapse_suspected")
+    assert value == 1 and labels["version"] == "v4"
+    # worst: the metrics the verdict counted as declined, most negative change first
+    changes = {
+        c.metric: c.change
+        for c in load_snapshot(store).changes
+        if c.version == "v4" and c.reference == "baseline" and c.scope == "within" and c.significant_decline
+    }
+    assert labels["worst"].split(",") == sorted(changes, key=lambda k: (changes[k], k))[:3]
     assert get("collapse_watch_verdict", {**m, "version": "v4", "verdict": "collapse_suspected"}) == 1
     assert get("collapse_watch_verdict", {**m, "version": "v4", "verdict": "ok"}) == 0
     assert get("collapse_watch_verdict", {**m, "version": "v1", "verdict": "ok"}) == 1
@@ -62,7 +76,8 @@ def test_falling_diversity_is_exported_as_collapse(db_url: str) -> None:
 
     assert get("collapse_watch_runs_total", {**m, "status": "success"}) == 3
     assert get("collapse_watch_runs_total", {**m, "status": "failed"}) == 1
-    assert get("collapse_watch_samples_total", m) == 3 * 64 + 2 + 1
+    # samples_total counts outputs stored, sample_errors_total failed requests: their sum is requests made
+    assert get("collapse_watch_samples_total", m) == 3 * 64 + 1 + 1
     assert get("collapse_watch_sample_errors_total", m) == 1
     assert get("collapse_watch_run_duration_seconds_count", m) == 4  # the running run is not timed
     last_ok, last_run = (
@@ -93,7 +108,7 @@ def test_version_window_keeps_the_baseline_and_counts_queries(db_url: str) -> No
     assert 1 <= len(statements) <= 8, statements  # a handful of queries, not one per metric
 
     exported = [(v.model, v.version, v.ordinal) for v in snap.versions]
-    assert exported == [("other", "a", 0), ("small", "v2", 1), ("small", "v4", 3), ("small", "v5", 4)]
+    assert exported == [("other", "a", 1), ("small", "v2", 2), ("small", "v4", 4), ("small", "v5", 5)]
     assert {r.version for r in snap.values if r.model == "small"} == {"v2", "v4", "v5"}
     assert snap.baselines == {"other": "a", "small": "v2"}
     assert snap.changes == [] and snap.trends == []  # nothing assessed yet

@@ -211,7 +211,7 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
             c = changes.get((v.model, v.version, m))
             text = "…" if val is None else fmt(val, 3)
             if c is not None:
-                style = "red" if c.ci_high < 0 else ""
+                style = "red" if c.significant_decline else ""
                 text += f" [{style}]({pct(c.change, 0)})[/]" if style else f" ({pct(c.change, 0)})"
             cells.append(text)
         verdict = v.verdict or "…"

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 ENV_VAR = "COLLAPSE_WATCH_DATABASE_URL"
 DEFAULT_URL = "sqlite:///collapse-watch.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_READ_BUSY_TIMEOUT_MS = 1_000
 
 
 def resolve_url(explicit: str | None = None) -> str:
@@ -31,9 +32,27 @@ def _normalise(url: str) -> str:
     return url
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url``; SQLite connections get WAL, foreign_keys=ON and a busy timeout."""
+def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; SQLite connections get WAL, foreign_keys=ON and a busy timeout.
+
+    ``read_only`` (the /metrics scrape): SQLite transactions start with a deferred ``BEGIN``, which
+    takes no write lock (a WAL reader sees the last commit while a writer works), and wait at most
+    ``SQLITE_READ_BUSY_TIMEOUT_MS`` for a lock.
+    """
     real = _normalise(resolve_url(url))
+    if real.startswith("sqlite") and read_only:
+        engine = create_engine(real, connect_args={"timeout": SQLITE_READ_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _read_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None
+            dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_READ_BUSY_TIMEOUT_MS}")
+
+        @event.listens_for(engine, "begin")
+        def _read_begin(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
     if real.startswith("sqlite"):
         engine = create_engine(real, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 

@@ -314,3 +314,29 @@ class QuarantineRow(Base):
     excerpt: Mapped[str | None] = mapped_column(Text)  # the first 200 characters, made safe
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- alert history (migration 0005): every Alertmanager notification the collector received ---------
+class AlertNotification(Base):
+    """One alert of one Alertmanager webhook notification (firing or resolved), as received."""
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (
+        CheckConstraint("status IN ('firing','resolved')", name="status"),
+        Index("ix_alert_notifications_model_received", "model", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    receiver: Mapped[str] = mapped_column(String(200))
+    group_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))  # this alert's status in the notification
+    alertname: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(200))  # the alert's model label (NULL: none)
+    version: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[str | None] = mapped_column(Text)
+    labels: Mapped[dict] = mapped_column(JSON)
+    annotations: Mapped[dict] = mapped_column(JSON)

@@ -1,11 +1,14 @@
 """Reads for the exporter: the state of every model in a handful of queries (not one per metric).
 
-Plain rows out (``Overview``); ``collector.snapshot`` turns them into the exporter's ``Snapshot``.
+Typed rows out (``Overview``): the same row types travel from here to the exporter, the fleet table
+and the demo; ``collector.snapshot`` only adds what the config knows (schedule intervals).
 
 * Versions: per model the last ``max_versions`` by ordinal, plus the baseline version always.
 * Values: ``v_latest_metrics`` of those versions (the latest completed run's values).
 * Verdicts and comparisons: of each version's latest *assessed* run, so a run that has just been
   stored but not yet assessed does not make the verdict disappear for a scrape.
+* Decisions: what the verdict itself decided (status, each metric's ``significant_decline`` as
+  stored with the comparison, the trend decision from the verdict's details), never re-derived.
 * Health: runs by outcome ('running' not counted), samples, errors, timestamps and durations of
   the last ``max_durations`` finished runs per model ('interrupted' runs were not timed: their
   ``finished_at`` is when a later process noticed, so they have no duration and no finish time).
@@ -13,35 +16,92 @@ Plain rows out (``Overview``); ``collector.snapshot`` turns them into the export
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, Integer, bindparam, case, func, select, text, type_coerce
+from sqlalchemy import Connection, DateTime, Engine, Integer, bindparam, func, select, text, type_coerce
 
 from collector.store import models as m
 
 COMPLETED = ("succeeded", "partial")
 FAILED = ("failed", "interrupted")
 TIMED = ("succeeded", "partial", "failed")
+# The store's run status -> the exported ``status`` label of ``collapse_watch_runs_total``.
+RUN_OUTCOMES = {
+    "succeeded": "success",
+    "partial": "partial",
+    "failed": "failed",
+    "interrupted": "failed",
+    "no_data": "no_data",
+}
+OUTCOMES = ("success", "partial", "failed", "no_data")
 
 
 @dataclass(frozen=True)
 class VersionState:
+    """A version and the verdict of its latest assessed run (None: not assessed)."""
+
     model: str
     version: str
     version_id: int
     ordinal: int  # the store's ordinal: 1 = first seen
     verdict: str | None
+    trend_declining: bool | None = None  # the verdict's trend decision (both families trend down)
+    trending: tuple[str, ...] = ()  # the metrics whose trend counted towards it
+
+
+@dataclass(frozen=True)
+class ValueRow:
+    """A metric's value (raw orientation) and bootstrap 95% interval; NaN where not scorable."""
+
+    model: str
+    version: str
+    metric: str
+    scope: str
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """A stored comparison: change vs ``reference`` in diversity orientation (negative = less diverse)
+    and ``significant_decline`` exactly as the verdict computed it."""
+
+    model: str
+    version: str
+    metric: str
+    scope: str
+    reference: str  # "baseline" | "previous"
+    change: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    significant_decline: bool = False
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """A stored trend (diversity orientation) of one metric x scope over the last versions."""
+
+    model: str
+    metric: str
+    scope: str
+    slope: float
+    p_value: float
+    n_versions: int
 
 
 @dataclass
 class ModelHealth:
+    """Runs by exported outcome (``OUTCOMES``), outputs stored, failed requests, times."""
+
     model: str
-    runs_success: int = 0
-    runs_failed: int = 0
-    samples: int = 0
-    sample_errors: int = 0
+    runs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    samples: int = 0  # outputs stored (requests that returned text)
+    sample_errors: int = 0  # requests that failed; samples + sample_errors = requests made
     last_run_ts: float | None = None
     last_success_ts: float | None = None
     last_duration: float | None = None
@@ -50,14 +110,28 @@ class ModelHealth:
 
 @dataclass
 class Overview:
-    """What one scrape needs, as plain rows (see the module docstring)."""
+    """What one scrape needs, as typed rows (see the module docstring)."""
 
     baselines: dict[str, str] = field(default_factory=dict)
     versions: list[VersionState] = field(default_factory=list)
-    values: list[dict[str, Any]] = field(default_factory=list)
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    trends: list[dict[str, Any]] = field(default_factory=list)
+    values: list[ValueRow] = field(default_factory=list)
+    changes: list[ChangeRow] = field(default_factory=list)
+    trends: list[TrendRow] = field(default_factory=list)
     health: list[ModelHealth] = field(default_factory=list)
+
+
+def _f(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def trend_decision(details: dict[str, Any] | None) -> tuple[bool | None, tuple[str, ...]]:
+    """The verdict's trend decision from its stored ``details`` (None: the verdict did not record one)."""
+    if not details or "trend_family_reached" not in details:
+        return None, ()
+    reached = details.get("trend_family_reached") or {}
+    down = details.get("trending_down") or {}
+    decided = bool(reached) and all(bool(x) for x in reached.values())
+    return decided, tuple(m for fam in sorted(down) for m in (down.get(fam) or []))
 
 
 def unix_seconds(t: datetime | None) -> float | None:
@@ -96,34 +170,35 @@ def _assessed_runs(version_ids: list[int]) -> Any:
 
 def _health(conn: Connection, max_durations: int) -> list[ModelHealth]:
     r, mo = m.Run, m.Model
-    ok = r.status.in_(COMPLETED)
-    agg = conn.execute(
+    out: dict[str, ModelHealth] = {}
+    for name, status, n_runs, n_samples, n_errors, finished in conn.execute(
         select(
             mo.name,
-            func.coalesce(func.sum(case((ok, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((r.status.in_(FAILED), 1), else_=0)), 0),
+            r.status,
+            func.count(r.id),
             func.coalesce(func.sum(r.n_samples), 0),
             func.coalesce(func.sum(r.n_errors), 0),
-            type_coerce(func.max(case((r.status.in_(TIMED), r.finished_at))), DateTime(timezone=True)),
-            type_coerce(func.max(case((ok, r.finished_at))), DateTime(timezone=True)),
+            type_coerce(func.max(r.finished_at), DateTime(timezone=True)),
         )
         .select_from(mo)
         .outerjoin(r, r.model_id == mo.id)
-        .group_by(mo.name)
+        .group_by(mo.name, r.status)
         .order_by(mo.name)
-    ).all()
-    out = {
-        row[0]: ModelHealth(
-            row[0],
-            int(row[1]),
-            int(row[2]),
-            int(row[3]),
-            int(row[4]),
-            unix_seconds(row[5]),
-            unix_seconds(row[6]),
-        )
-        for row in agg
-    }
+    ):
+        h = out.setdefault(name, ModelHealth(name))
+        if status is None:  # a model without runs
+            continue
+        if status != "running":  # a run counts once it ended; its samples count as they are stored
+            outcome = RUN_OUTCOMES.get(status, "failed")
+            h.runs[outcome] = h.runs.get(outcome, 0) + int(n_runs)
+        # runs.n_samples counts requests made, failed ones included: stored outputs are the difference
+        h.samples += int(n_samples) - int(n_errors)
+        h.sample_errors += int(n_errors)
+        at = unix_seconds(finished)
+        if at is not None and status in TIMED:
+            h.last_run_ts = max(h.last_run_ts or at, at)
+        if at is not None and status in COMPLETED:
+            h.last_success_ts = max(h.last_success_ts or at, at)
     ranked = (
         select(
             r.model_id,
@@ -156,19 +231,26 @@ class OverviewStore:
     engine: Engine
 
     def overview(self, *, max_versions: int = 10, max_durations: int = 1000) -> Overview:
-        """The exported state of every model (7 queries, whatever the number of metrics)."""
+        """The exported state of every model (8 queries, whatever the number of metrics)."""
         with self.engine.connect() as conn:
             baselines, kept = _exported_versions(conn, max_versions)
             ids = [r[2] for r in kept]
             vr, c, v = m.VerdictRow, m.ComparisonRow, m.ModelVersion
-            verdicts = dict(
-                conn.execute(select(vr.version_id, vr.status).where(vr.run_id.in_(_assessed_runs(ids)))).all()
-            )
-            versions = [VersionState(r[0], r[1], r[2], r[3], verdicts.get(r[2])) for r in kept]
-            values = []
+            verdicts = {
+                vid: (status, details)
+                for vid, status, details in conn.execute(
+                    select(vr.version_id, vr.status, vr.details).where(vr.run_id.in_(_assessed_runs(ids)))
+                )
+            }
+            versions = []
+            for r in kept:
+                status, details = verdicts.get(r[2], (None, None))
+                declining, trending = trend_decision(details)
+                versions.append(VersionState(r[0], r[1], r[2], r[3], status, declining, trending))
+            values: list[ValueRow] = []
             if ids:
                 values = [
-                    dict(row._mapping)
+                    ValueRow(row[0], row[1], row[2], row[3], _f(row[4]), _f(row[5]), _f(row[6]))
                     for row in conn.execute(
                         text(
                             "SELECT model, version, metric, scope, value, ci_low, ci_high "
@@ -179,11 +261,11 @@ class OverviewStore:
                     )
                 ]
             changes = [
-                dict(row._mapping)
+                ChangeRow(*row[:5], _f(row[5]), _f(row[6]), _f(row[7]), _f(row[8]), bool(row[9]))
                 for row in conn.execute(
                     select(
-                        m.Model.name.label("model"),
-                        v.label.label("version"),
+                        m.Model.name,
+                        v.label,
                         c.metric,
                         c.scope,
                         c.reference,
@@ -191,6 +273,7 @@ class OverviewStore:
                         c.diversity_ci_low,
                         c.diversity_ci_high,
                         c.p_value,
+                        c.significant_decline,
                     )
                     .join(v, v.id == c.version_id)
                     .join(m.Model, m.Model.id == v.model_id)
@@ -200,9 +283,9 @@ class OverviewStore:
             ]
             t = m.TrendRow
             trends = [
-                dict(row._mapping)
+                TrendRow(row[0], row[1], row[2], _f(row[3]), _f(row[4]), int(row[5]))
                 for row in conn.execute(
-                    select(m.Model.name.label("model"), t.metric, t.scope, t.slope, t.p_value, t.n_versions)
+                    select(m.Model.name, t.metric, t.scope, t.slope, t.p_value, t.n_versions)
                     .join(m.Model, m.Model.id == t.model_id)
                     .order_by(m.Model.name, t.metric, t.scope)
                 )

@@ -13,6 +13,9 @@ import numpy as np
 from scipy import stats
 
 DEFAULT_LAST_K = 5
+# A trend counts only when its slope adds up to this relative loss over the window (the
+# comparison's 5% minimum effect): -0.9% per version over 5 versions (3.6%) is not a decline.
+DEFAULT_MIN_TREND_EFFECT = 0.05
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Trend:
 
     ``slope`` is the Theil–Sen slope divided by ``|first value of the window|`` and signed so that a
     negative number means diversity *falls* (``-0.05``: 5% of the first value lost per version).
-    ``significant_decline``: Mann–Kendall ``p < alpha`` and an oriented slope below 0.
+    ``significant_decline``: Mann–Kendall ``p < alpha`` and an oriented slope whose total over the
+    window, ``slope * (n_versions - 1)``, is a loss of at least ``min_effect`` (default 5%).
     """
 
     n_versions: int
@@ -76,6 +80,7 @@ def trend(
     higher_is_diverse: bool,
     last_k: int = DEFAULT_LAST_K,
     alpha: float = 0.05,
+    min_effect: float = DEFAULT_MIN_TREND_EFFECT,
 ) -> Trend:
     """Theil–Sen slope and Mann–Kendall test over the last ``last_k`` finite values (oldest first).
 
@@ -104,5 +109,5 @@ def trend(
         mk_z=mk.z,
         p_value=mk.p_value,
         higher_is_diverse=higher_is_diverse,
-        significant_decline=bool(mk.p_value < alpha and slope < 0),
+        significant_decline=bool(mk.p_value < alpha and slope < 0 and -slope * (n - 1) >= min_effect),
     )
