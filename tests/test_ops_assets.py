@@ -148,8 +148,9 @@ def test_promtool_unit_tests_pass() -> None:
 @pytest.mark.parametrize(
     ("original", "mutant"),
     [
-        ("            >= 2\n", "            >= 1\n"),  # one declined metric would be enough
-        ("collapse_watch_trend_p_value < 0.05", "collapse_watch_trend_p_value < 0.5"),
+        ("expr: collapse_watch_collapse_suspected == 1", "expr: collapse_watch_collapse_suspected >= 0"),
+        ("expr: collapse_watch_diversity_watch == 1", "expr: collapse_watch_diversity_watch >= 0"),
+        ("        for: 5m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"{{ $labels.model }} {{ $labels.version }}: model", "        for: 1m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"{{ $labels.model }} {{ $labels.version }}: model"),
         ("3 * collapse_watch_schedule_interval_seconds", "1 * collapse_watch_schedule_interval_seconds"),
         ('up{job="collapse-watch"} == 0', "up == 0"),
     ],
@@ -199,8 +200,15 @@ def test_alerts_have_severity_annotations_and_runbook_anchor() -> None:
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
         ann = rule["annotations"]
         assert ann["summary"] and ann["description"], rule["alert"]
-        path, _, anchor = ann["runbook_url"].partition("#")
-        assert (REPO / path).exists() and anchor == rule["alert"].lower() and anchor in headings
+        assert "for" in rule, f"{rule['alert']} has no for:"
+        assert rule["alert"].startswith("CollapseWatch"), rule["alert"]
+        assert rule["labels"]["severity"] != "critical", f"{rule['alert']} would page by default"
+        # absolute links: the base is an external label of prometheus.yml
+        base = "{{ $externalLabels.collapse_watch_docs_url }}/"
+        assert ann["runbook_url"].startswith(base), rule["alert"]
+        path, _, anchor = ann["runbook_url"][len(base) :].partition("#")
+        assert (REPO / "docs" / path).exists() and anchor == rule["alert"].lower() and anchor in headings
+        assert ann["dashboard"].startswith("{{ $externalLabels.collapse_watch_grafana_url }}/d/"), rule["alert"]
 
 
 def test_rules_use_only_contract_names() -> None:
@@ -232,9 +240,10 @@ def test_amtool_check_config() -> None:
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["alertname=ModelCollapseSuspected", "severity=critical", "model=a"], "pager"),
-        (["alertname=DiversityDeclinedSignificantly", "severity=warning", "model=a"], "team"),
-        (["alertname=CollectorSampleErrorsHigh", "severity=info", "model=a"], "null"),
+        (["alertname=CollapseWatchCollapseSuspected", "severity=warning", "model=a"], "team"),
+        (["alertname=CollapseWatchDiversityWatch", "severity=warning", "model=a"], "team"),
+        (["alertname=CollapseWatchSampleErrorsHigh", "severity=info", "model=a"], "null"),
+        (["alertname=Anything", "severity=critical"], "pager,team"),
     ],
 )
 def test_alertmanager_routes_by_severity(labels: list[str], receiver: str) -> None:
@@ -246,8 +255,8 @@ def test_alertmanager_routes_by_severity(labels: list[str], receiver: str) -> No
 
 def test_alertmanager_inhibits_decline_under_collapse() -> None:
     cfg = yaml.safe_load(ALERTMANAGER.read_text())
-    rule = next(r for r in cfg["inhibit_rules"] if "ModelCollapseSuspected" in r["source_matchers"][0])
-    assert "DiversityDeclinedSignificantly" in rule["target_matchers"][0]
+    rule = next(r for r in cfg["inhibit_rules"] if "CollapseSuspected" in r["source_matchers"][0])
+    assert "CollapseWatchDiversityWatch" in rule["target_matchers"][0]
     assert rule["equal"] == ["model"]
     assert set(cfg["route"]["group_by"]) == {"alertname", "model"}
 
