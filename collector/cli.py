@@ -346,7 +346,8 @@ def history(
 
     if scope not in ("within", "across"):
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
-    columns, rows = history_table(open_store(database_url), model, scope)
+    store = open_store(database_url)
+    columns, rows = history_table(store, model, scope)
     if not rows:
         raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
     table = Table(title=f"{model}: {scope} values by version", title_justify="left", box=box.SIMPLE_HEAD)
@@ -358,6 +359,17 @@ def history(
             row = [row[0], *(f"[{VERDICT_STYLE.get(v, '')}]{v}[/]" if v else "" for v in row[1:])]
         table.add_row(*row)
     out.print(table)
+    print_alert_history(store, model)
+
+
+def print_alert_history(store: Store, model: str, limit: int = 20) -> None:
+    """The model's latest alert notifications (the collector's webhook stored them), if any."""
+    from collector.render.alerts import alert_table
+    from collector.store.alerts import AlertHistory
+
+    events = AlertHistory(store.engine).recent(model, limit=limit)
+    if events:
+        out.print(alert_table(model, events))
 
 
 ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="The collector's YAML configuration.")]

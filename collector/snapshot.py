@@ -58,7 +58,7 @@ class SnapshotReader:
         self._load = load
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a read that is done at once runs _keep under the lock
         self._pending: Future[Snapshot] | None = None
         self._last: tuple[Snapshot, float] | None = None
 

@@ -150,7 +150,10 @@ def test_promtool_unit_tests_pass() -> None:
     [
         ("expr: collapse_watch_collapse_suspected == 1", "expr: collapse_watch_collapse_suspected >= 0"),
         ("expr: collapse_watch_diversity_watch == 1", "expr: collapse_watch_diversity_watch >= 0"),
-        ("        for: 5m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"{{ $labels.model }} {{ $labels.version }}: model", "        for: 1m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"{{ $labels.model }} {{ $labels.version }}: model"),
+        (
+            '        for: 5m\n        labels:\n          severity: warning\n        annotations:\n          summary: "{{ $labels.model }} {{ $labels.version }}: model',
+            '        for: 1m\n        labels:\n          severity: warning\n        annotations:\n          summary: "{{ $labels.model }} {{ $labels.version }}: model',
+        ),
         ("3 * collapse_watch_schedule_interval_seconds", "1 * collapse_watch_schedule_interval_seconds"),
         ('up{job="collapse-watch"} == 0', "up == 0"),
     ],
@@ -208,7 +211,9 @@ def test_alerts_have_severity_annotations_and_runbook_anchor() -> None:
         assert ann["runbook_url"].startswith(base), rule["alert"]
         path, _, anchor = ann["runbook_url"][len(base) :].partition("#")
         assert (REPO / "docs" / path).exists() and anchor == rule["alert"].lower() and anchor in headings
-        assert ann["dashboard"].startswith("{{ $externalLabels.collapse_watch_grafana_url }}/d/"), rule["alert"]
+        assert ann["dashboard"].startswith("{{ $externalLabels.collapse_watch_grafana_url }}/d/"), rule[
+            "alert"
+        ]
 
 
 def test_rules_use_only_contract_names() -> None:

@@ -243,7 +243,7 @@ def overview_dashboard() -> Dashboard:
         "stat",
         "Collapse suspected (latest version)",
         "1 (red) when the latest version of the model has verdict collapse_suspected "
-        "(collapse_watch_collapse_suspected); alert ModelCollapseSuspected fires after 5 minutes.",
+        "(collapse_watch_collapse_suspected); alert CollapseWatchCollapseSuspected fires after 5 minutes.",
         [_target(f"collapse_watch_collapse_suspected{{{sel}}}", "{{model}}", instant=True)],
         "none",
         mappings=VERDICT_MAPPINGS,
@@ -304,8 +304,8 @@ def overview_dashboard() -> Dashboard:
         "bargauge",
         "Headline metrics declined vs baseline (latest version)",
         "How many of the five headline metrics of each model's latest version are significantly less diverse "
-        "than the baseline (95% interval of the change entirely below 0, either scope). 2 or more fires "
-        "DiversityDeclinedSignificantly.",
+        "than the baseline, as the verdict counted them (collapse_watch_diversity_declined: interval below 0, "
+        "p < alpha and at least a 5% change; either scope). The alerts read the verdict itself.",
         [
             _target(
                 "sort_desc(count by (model) (max by (model, version, metric) ("
@@ -580,8 +580,8 @@ def model_dashboard() -> Dashboard:
         "bargauge",
         "Trend slope per metric ($scope)",
         "Theil–Sen slope over the last K versions, relative to the first of them, per version, diversity orientation "
-        "(negative = getting less diverse). DiversityDownwardTrend fires for a negative headline slope "
-        "with p < 0.05.",
+        "(negative = getting less diverse). The verdict's trend decision (collapse_watch_trend_declining) needs "
+        "p < 0.05, a 5% loss over the window and both families.",
         [_target(f'sort(collapse_watch_trend_slope{{{m},scope="$scope"}})', "{{metric}}", instant=True)],
         "percentunit",
         thresholds=_thresholds((None, "red"), (0, "green")),
@@ -654,7 +654,7 @@ def health_dashboard() -> Dashboard:
     failed = _panel(
         "timeseries",
         "Failed-run ratio (6h)",
-        "Share of runs that failed over 6 hours; CollectorRunsFailing fires above 50%.",
+        "Share of runs that failed over 6 hours; CollapseWatchRunsFailing fires above 50%.",
         [
             _target(
                 f'sum by (model) (increase(collapse_watch_runs_total{{{sel},status="failed"}}[6h])) '
@@ -687,7 +687,7 @@ def health_dashboard() -> Dashboard:
         "timeseries",
         "Sample error ratio (1h)",
         "Failed sampling requests per request attempted over the last hour; "
-        "CollectorSampleErrorsHigh fires above 20%.",
+        "CollapseWatchSampleErrorsHigh fires above 20%.",
         [
             _target(
                 f"sum by (model) (increase(collapse_watch_sample_errors_total{{{sel}}}[1h])) / "
@@ -771,7 +771,7 @@ def health_dashboard() -> Dashboard:
         "stat",
         "Exporter up / store readable",
         "up: Prometheus can scrape the collector (CollectorDown). store: the exporter could read its "
-        "database during the scrape (collapse_watch_up, CollectorStoreUnavailable).",
+        "database during the scrape (collapse_watch_up, CollapseWatchStoreUnavailable).",
         [
             _target('up{job="collapse-watch"}', "up {{instance}}", instant=True),
             _target("collapse_watch_up", "store {{instance}}", instant=True),
