@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from collector.exporter import Detail, StoreCollector
+from collector.exposition import CONTENT_TYPE, render
 from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
@@ -93,9 +94,20 @@ def alerts_app(history: AlertHistory) -> Callable[[dict[str, Any], StartResponse
     return app
 
 
+def metrics_app(registry: CollectorRegistry) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """The WSGI app of ``GET /metrics`` (``collector.exposition``: the text format, written fast)."""
+
+    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        body = render([registry])
+        start("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
 def collector_app(store: Store, registry: CollectorRegistry) -> Callable[..., Iterable[bytes]]:
     """``/alerts`` to the alert history, everything else to the Prometheus exposition."""
-    metrics = make_wsgi_app(registry)
+    metrics = metrics_app(registry)
     alerts = alerts_app(AlertHistory(store.engine))
 
     def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:

@@ -40,6 +40,7 @@ def load_snapshot(
     ov = store.overview(
         max_versions=MAX_VERSIONS[detail] if max_versions is None else max_versions,
         max_durations=max_durations,
+        latest_metrics_only=detail == "summary",
     )
     fields = {f.name: getattr(ov, f.name) for f in dataclasses.fields(ov)}
     return Snapshot(**fields, intervals=dict(intervals or {}), detail=detail)

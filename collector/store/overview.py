@@ -230,11 +230,24 @@ class OverviewStore:
 
     engine: Engine
 
-    def overview(self, *, max_versions: int = 10, max_durations: int = 1000) -> Overview:
-        """The exported state of every model (8 queries, whatever the number of metrics)."""
+    def overview(
+        self, *, max_versions: int = 10, max_durations: int = 1000, latest_metrics_only: bool = False
+    ) -> Overview:
+        """The exported state of every model (8 queries, whatever the number of metrics).
+
+        ``latest_metrics_only``: values and comparisons of each model's latest version only, and
+        only its comparisons vs the baseline (what the exporter's ``summary`` detail renders).
+        """
         with self.engine.connect() as conn:
             baselines, kept = _exported_versions(conn, max_versions)
             ids = [r[2] for r in kept]
+            metric_ids = ids
+            if latest_metrics_only:
+                newest: dict[str, tuple] = {}
+                for r in kept:
+                    if r[0] not in newest or r[3] > newest[r[0]][3]:
+                        newest[r[0]] = r
+                metric_ids = [r[2] for r in newest.values()]
             vr, c, v = m.VerdictRow, m.ComparisonRow, m.ModelVersion
             verdicts = {
                 vid: (status, details)
@@ -248,7 +261,7 @@ class OverviewStore:
                 declining, trending = trend_decision(details)
                 versions.append(VersionState(r[0], r[1], r[2], r[3], status, declining, trending))
             values: list[ValueRow] = []
-            if ids:
+            if metric_ids:
                 values = [
                     ValueRow(row[0], row[1], row[2], row[3], _f(row[4]), _f(row[5]), _f(row[6]))
                     for row in conn.execute(
@@ -257,29 +270,32 @@ class OverviewStore:
                             "FROM v_latest_metrics WHERE version_id IN :ids "
                             "ORDER BY model, version_ordinal, metric, scope"
                         ).bindparams(bindparam("ids", expanding=True)),
-                        {"ids": ids},
+                        {"ids": metric_ids},
                     )
                 ]
+            change_query = (
+                select(
+                    m.Model.name,
+                    v.label,
+                    c.metric,
+                    c.scope,
+                    c.reference,
+                    c.diversity_change,
+                    c.diversity_ci_low,
+                    c.diversity_ci_high,
+                    c.p_value,
+                    c.significant_decline,
+                )
+                .join(v, v.id == c.version_id)
+                .join(m.Model, m.Model.id == v.model_id)
+                .where(c.run_id.in_(_assessed_runs(metric_ids)))
+                .order_by(m.Model.name, v.ordinal, c.metric, c.scope, c.reference)
+            )
+            if latest_metrics_only:
+                change_query = change_query.where(c.reference == "baseline")
             changes = [
                 ChangeRow(*row[:5], _f(row[5]), _f(row[6]), _f(row[7]), _f(row[8]), bool(row[9]))
-                for row in conn.execute(
-                    select(
-                        m.Model.name,
-                        v.label,
-                        c.metric,
-                        c.scope,
-                        c.reference,
-                        c.diversity_change,
-                        c.diversity_ci_low,
-                        c.diversity_ci_high,
-                        c.p_value,
-                        c.significant_decline,
-                    )
-                    .join(v, v.id == c.version_id)
-                    .join(m.Model, m.Model.id == v.model_id)
-                    .where(c.run_id.in_(_assessed_runs(ids)))
-                    .order_by(m.Model.name, v.ordinal, c.metric, c.scope, c.reference)
-                )
+                for row in conn.execute(change_query)
             ]
             t = m.TrendRow
             trends = [

@@ -1,0 +1,41 @@
+"""The series budget: at the default detail level /metrics exports at most 300 series per model,
+however many versions a model has, with every default metric in both scopes (issue #14)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from store_helpers import migrated_store
+
+from collector.metrics.registry import all_metrics
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "exporter_bench.py"
+BUDGET = 300
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("exporter_bench", BENCH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_detail_stays_within_300_series_per_model(tmp_path: Path) -> None:
+    bench = _bench()
+    store = migrated_store(f"sqlite:///{tmp_path / 'fleet.db'}")
+    bench.populate(store, models=2, versions=12)
+    summary = bench.series_per_model(bench.scrape(store, "summary"))
+    full = bench.series_per_model(bench.scrape(store, "full"))
+    assert set(summary) == {"model-000", "model-001"}
+    assert max(summary.values()) <= BUDGET, summary
+    # the bound is not met by leaving metrics out: every metric and scope of the latest version is there
+    text = bench.scrape(store, "summary").decode()
+    for m in all_metrics():
+        for scope in ("within", "across"):
+            assert (
+                f'collapse_watch_diversity{{metric="{m.name}",model="model-000",scope="{scope}",version="v12"}}'
+                in text
+            )
+    assert min(full.values()) > 10 * BUDGET  # "full" is the old, unbounded export
