@@ -139,18 +139,14 @@ def change_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     yield from (change, lo, hi, p, declined)
 
 
-def worst_declines(snap: Overview, model: str, version: str, n: int = WORST_SHOWN) -> list[str]:
-    """The version's metrics the verdict counted as declined vs baseline (within scope), worst first."""
-    rows: list[ChangeRow] = [
-        c
-        for c in snap.changes
-        if c.model == model
-        and c.version == version
-        and c.reference == "baseline"
-        and c.scope == "within"
-        and c.significant_decline
-    ]
-    return [c.metric for c in sorted(rows, key=lambda c: (c.change, c.metric))][:n]
+def worst_declines(snap: Overview, n: int = WORST_SHOWN) -> dict[tuple[str, str], list[str]]:
+    """Per (model, version): the metrics the verdict counted as declined vs baseline (``within``),
+    most negative change first."""
+    rows: dict[tuple[str, str], list[ChangeRow]] = {}
+    for c in snap.changes:
+        if c.reference == "baseline" and c.scope == "within" and c.significant_decline:
+            rows.setdefault((c.model, c.version), []).append(c)
+    return {k: [c.metric for c in sorted(v, key=lambda c: (c.change, c.metric))][:n] for k, v in rows.items()}
 
 
 def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
@@ -189,11 +185,12 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         if v.verdict is not None:
             for name in VERDICTS:
                 verdict.add_metric([v.model, v.version, name], 1.0 if v.verdict == name else 0.0)
+    worst = worst_declines(snap)
     for model, v in sorted(latest_versions(snap).items()):
         latest.add_metric([model], float(v.ordinal - 1))
         if v.verdict is None:
             continue
-        declines = worst_declines(snap, model, v.version)
+        declines = worst.get((model, v.version), [])
         trend_worst = list(v.trending[:WORST_SHOWN])
         suspected.add_metric(
             [model, v.version, ",".join(declines)], 1.0 if v.verdict == "collapse_suspected" else 0.0

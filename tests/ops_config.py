@@ -58,7 +58,7 @@ def render_prometheus_config(
     if alertmanager_target is None:
         cfg.pop("alerting", None)
     else:
-        cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_target]}]}]}
+        cfg["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager_target]}]}]
 
     rules_out = out_dir / "rules"
     if rules_out.exists():

@@ -45,6 +45,13 @@ def start_webhook() -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
     return server, received
 
 
+def binaries_or_none(*names: str) -> dict[str, str] | None:
+    """Paths of the named binaries (see ``binaries``), or None when one is missing."""
+    aliases = {"alertmanager": ("prometheus-alertmanager", "alertmanager")}
+    found = {n: next(filter(None, map(shutil.which, aliases.get(n, (n,)))), None) for n in names}
+    return None if None in found.values() else {n: str(p) for n, p in found.items()}
+
+
 def binaries(*names: str) -> dict[str, str]:
     """Paths of the named binaries (``alertmanager`` also finds Debian's ``prometheus-alertmanager``);
     skips the test, saying what to install, when one is missing."""

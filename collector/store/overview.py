@@ -235,8 +235,8 @@ class OverviewStore:
     ) -> Overview:
         """The exported state of every model (8 queries, whatever the number of metrics).
 
-        ``latest_metrics_only``: values and comparisons of each model's latest version only, and
-        only its comparisons vs the baseline (what the exporter's ``summary`` detail renders).
+        ``latest_metrics_only``: values and comparisons of each model's latest version only, only
+        its comparisons vs the baseline, and ``within`` trends (what the ``summary`` detail renders).
         """
         with self.engine.connect() as conn:
             baselines, kept = _exported_versions(conn, max_versions)
@@ -298,13 +298,16 @@ class OverviewStore:
                 for row in conn.execute(change_query)
             ]
             t = m.TrendRow
+            trend_query = (
+                select(m.Model.name, t.metric, t.scope, t.slope, t.p_value, t.n_versions)
+                .join(m.Model, m.Model.id == t.model_id)
+                .order_by(m.Model.name, t.metric, t.scope)
+            )
+            if latest_metrics_only:  # the summary exports the within trends only
+                trend_query = trend_query.where(t.scope == "within")
             trends = [
                 TrendRow(row[0], row[1], row[2], _f(row[3]), _f(row[4]), int(row[5]))
-                for row in conn.execute(
-                    select(m.Model.name, t.metric, t.scope, t.slope, t.p_value, t.n_versions)
-                    .join(m.Model, m.Model.id == t.model_id)
-                    .order_by(m.Model.name, t.metric, t.scope)
-                )
+                for row in conn.execute(trend_query)
             ]
             health = _health(conn, max_durations)
         return Overview(baselines, versions, values, changes, trends, health)
