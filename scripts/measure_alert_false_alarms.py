@@ -260,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--versions", type=int, default=6, help="versions per healthy series (default 6, at most 6)"
     )
+    ap.add_argument(
+        "--n-boot", type=int, default=2000, help="comparison bootstrap (the collector's default 2000)"
+    )
+    ap.add_argument("--n-halves", type=int, default=100, help="across-scope half-samples (default 100)")
     ap.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = ap.parse_args(argv)
     bins = binaries_or_none("prometheus", "alertmanager")
@@ -273,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     k, n = len(m.false_alarms), m.n_series
     lo, hi = wilson(k, n)
     print(f"healthy series: {n} x {m.n_versions} versions (2 real outputs per probe per version, disjoint)")
+    print(f"comparisons: n_boot {args.n_boot}, n_halves {args.n_halves}")
     print(f"series with any warning/critical alert: {k}/{n} = {m.rate:.1%} [95% CI {lo:.1%}, {hi:.1%}]")
     for model in m.false_alarms:
         print(f"  {model}: {', '.join(m.alerted[model])}; verdicts {' '.join(m.verdicts[model])}")

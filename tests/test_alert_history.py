@@ -190,3 +190,23 @@ def test_a_slow_store_gets_the_last_snapshot_with_its_age_and_never_more_than_th
     with pytest.raises(TimeoutError, match="no earlier snapshot"):
         never()
     gate.set()
+
+
+def test_history_and_the_html_report_show_the_model_alerts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from collector.cli import app
+    from collector.report.load import write_report
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = migrated_store(url)
+    full_run(store, "bot", "v1", 0.8)
+    full_run(store, "bot", "v4", 0.5)
+    AlertHistory(store.engine).record(notification("firing"))
+    AlertHistory(store.engine).record(notification("firing", model="other"))
+    res = CliRunner().invoke(app, ["history", "bot", "--database-url", url], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "bot: alerts received" in res.output and "CollapseWatchCollapseSuspected" in res.output
+    assert "other v4" not in res.output  # another model's alerts are not listed
+    html = write_report(store, "bot", tmp_path / "report").read_text()
+    assert 'id="alerts"' in html and "bot v4: model collapse suspected" in html

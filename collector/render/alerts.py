@@ -19,8 +19,9 @@ def _when(t: datetime | None) -> str:
 def alert_table(model: str, events: list[AlertEvent]) -> Table:
     """Newest first: when received, alert, version, severity, firing/resolved, since, summary."""
     table = Table(title=f"{model}: alerts received", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("received (UTC)", "alert", "version", "severity", "status", "since", "summary"):
-        table.add_column(col, overflow="fold")
+    for col in ("received (UTC)", "alert", "version", "severity", "status", "since"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("summary", overflow="fold")
     for e in events:
         style = STATUS_STYLE.get(e.status, "")
         table.add_row(

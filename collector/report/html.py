@@ -40,6 +40,8 @@ class ReportData:
     samples_baseline: list[tuple[str, str]] = field(default_factory=list)  # (prompt, output)
     samples_latest: list[tuple[str, str]] = field(default_factory=list)
     database: str = ""
+    # (received, alert, version, severity, status, summary) of the model's latest alert notifications
+    alerts: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
 
 
 CSS = """
@@ -113,6 +115,20 @@ def _samples(title: str, samples: list[tuple[str, str]]) -> str:
     return f"<div><h3>{escape(title)}</h3>{items or '<p>No stored text (pruned or none).</p>'}</div>"
 
 
+def _alerts(data: ReportData) -> str:
+    """The alert history section (what Alertmanager delivered to the collector), if any."""
+    if not data.alerts:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>" for h in ("received (UTC)", "alert", "version", "severity", "status", "summary")
+    )
+    rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in data.alerts)
+    return (
+        f'<section id="alerts"><h2>Alerts received (latest {len(data.alerts)})</h2>'
+        f"<table><tr>{head}</tr>{rows}</table></section>"
+    )
+
+
 def render(data: ReportData) -> str:
     """The whole page."""
     latest = data.versions[-1] if data.versions else VersionView(label="–")
@@ -128,6 +144,7 @@ def render(data: ReportData) -> str:
 <span class="verdict {escape(status)}">{escape(status)}</span></h2><ul class="reasons">{reasons}</ul></section>
 <section id="versions"><h2>Headline metrics by version (change vs baseline; negative = less diverse)</h2>
 {_versions_table(data)}</section>
+{_alerts(data)}
 <section id="plots"><h2>Every metric across versions</h2>
 <p>↑ or ↓ after a name: the direction that means more diverse. Shaded: 95% intervals.
 Red dot under a version: a significant decline against the baseline.</p>

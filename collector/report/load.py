@@ -85,7 +85,25 @@ def load_report(store: Store, model: str) -> ReportData:
         samples_baseline=_samples(store, runs.get(baseline)),
         samples_latest=_samples(store, runs.get(views[-1].label)),
         database=redact_url(str(store.engine.url)),
+        alerts=_alerts(store, model),
     )
+
+
+def _alerts(store: Store, model: str, limit: int = 20) -> list[tuple[str, str, str, str, str, str]]:
+    """The model's latest alert notifications from the alert history, newest first."""
+    from collector.store.alerts import AlertHistory
+
+    return [
+        (
+            e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.alertname,
+            e.version or "",
+            e.severity or "",
+            e.status,
+            e.summary or "",
+        )
+        for e in AlertHistory(store.engine).recent(model, limit=limit)
+    ]
 
 
 def write_report(store: Store, model: str, out_dir: Path) -> Path:
