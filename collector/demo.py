@@ -244,7 +244,7 @@ def run_demo(
                 publish_log(log_dir, version, rows)
                 status = f"deployed {version} of both models; collecting"
                 while True:
-                    snap = load_snapshot(store, intervals=None)
+                    snap = load_snapshot(store, detail="full")  # the live table shows every version
                     on_update(snap, status)
                     if all(assessed(snap, name, version) for name in models):
                         break
@@ -252,7 +252,7 @@ def run_demo(
                 for model, value in scrape_collapse_gauges(url).items():
                     result.scraped_verdict[model] = max(value, result.scraped_verdict.get(model, 0.0))
         sched.stop(wait=True)
-        final = load_snapshot(store)
+        final = load_snapshot(store, detail="full")
         on_update(final, "all versions collected")
         latest = {}
         for v in final.versions:
