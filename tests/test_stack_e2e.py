@@ -107,6 +107,8 @@ class Stack:
         try:
             data = json.loads(get(url))
         except urllib.error.HTTPError as exc:  # a bad expression answers 400 with the parser's error
+            if exc.code == 503:  # Prometheus still starting (slow on a loaded machine): wait_for retries
+                raise
             raise AssertionError(f"{endpoint} {params['query']!r}: {exc.read().decode()}") from None
         assert data["status"] == "success", data
         return list(data["data"]["result"])
