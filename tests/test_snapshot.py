@@ -103,7 +103,7 @@ def test_version_window_keeps_the_baseline_and_counts_queries(db_url: str) -> No
         statements.append(statement)
 
     event.listen(store.engine, "before_cursor_execute", count)
-    snap = load_snapshot(store, max_versions=2)
+    snap = load_snapshot(store, max_versions=2, detail="full")
     event.remove(store.engine, "before_cursor_execute", count)
     assert 1 <= len(statements) <= 8, statements  # a handful of queries, not one per metric
 
