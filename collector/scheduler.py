@@ -108,7 +108,8 @@ class CollectorScheduler:
                 misfire_grace_time=grace_seconds(model),
                 replace_existing=True,
                 # omitted, APScheduler computes the first firing from the trigger
-                **({"next_run_time": now} if run_at_start else {}),
+                # aligned, the first run serves the tick in progress, so later firings stay aligned
+                **({"next_run_time": latest_tick(model, now) if aligned else now} if run_at_start else {}),
             )
 
     @property

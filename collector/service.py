@@ -113,8 +113,14 @@ def start_metrics_server(
         raise MetricsPortError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def leased(leases: Leases, run_model: RunModel) -> RunModel:
-    """``run_model`` under the model's lease: a replica collects a tick only if it wins the claim."""
+def leased(
+    leases: Leases, run_model: RunModel, on_claimed: Callable[[ModelConfig], object] | None = None
+) -> RunModel:
+    """``run_model`` under the model's lease: a replica collects a tick only if it wins the claim.
+
+    ``on_claimed(model)`` runs first, once the claim is won (the service reclaims dead replicas'
+    runs there, so a run left by a killed replica is closed when a survivor takes over).
+    """
     from collector.scheduler import latest_tick
 
     def job(model: ModelConfig, stop: threading.Event) -> object:
@@ -124,6 +130,8 @@ def leased(leases: Leases, run_model: RunModel) -> RunModel:
                 log.debug("%s at %s: another replica has it; skipped", model.name, tick.isoformat())
                 return None
             log.info("%s at %s: lease taken by %s", model.name, tick.isoformat(), leases.holder)
+            if on_claimed is not None:
+                on_claimed(model)
             return run_model(model, stop)
 
     return job
@@ -222,7 +230,7 @@ class Collector:
             self.mark_interrupted()
             run_model = job or (lambda m, stop: self.runner.run(m, stop))
             if self.leases is not None:
-                run_model = leased(self.leases, run_model)
+                run_model = leased(self.leases, run_model, on_claimed=lambda _m: self.mark_interrupted())
             server = self.start_metrics_server(port=metrics_port)
             sched = CollectorScheduler(self.config, run_model, aligned=self.leases is not None)
             try:

@@ -93,6 +93,32 @@ def test_replicas_racing_for_one_tick_give_it_to_exactly_one(db_url: str) -> Non
     assert len(won) == 1, won
 
 
+@PG
+def test_an_unscheduled_run_waits_for_the_replica_collecting_the_model(db_url: str) -> None:
+    """`collect --once` (``hold``) never overlaps a scheduled run, and does not consume a tick."""
+    upgrade(db_url)
+    replica, once = leases(db_url, "replica"), leases(db_url, "collect-once")
+    entered = threading.Event()
+
+    def collect_once() -> None:
+        with once.hold("m"):
+            entered.set()
+
+    try:
+        with replica.claim("m", T0) as mine:
+            assert mine
+            t = threading.Thread(target=collect_once)
+            t.start()
+            assert not entered.wait(1.5)  # blocked while the scheduled run goes on
+        assert entered.wait(10)  # and runs as soon as it ended
+        t.join(timeout=10)
+        with replica.claim("m", T0 + timedelta(minutes=1)) as mine:
+            assert mine  # the next tick is still collected
+    finally:
+        replica.close()
+        once.close()
+
+
 HOLD_AND_DIE = """
 import sys, time
 from datetime import datetime, UTC

@@ -50,6 +50,7 @@ def concurrent_upgrades(url: str, n: int = N) -> list[tuple[str, str]]:
     return out
 
 
+@pytest.mark.slow
 @PG
 def test_three_concurrent_db_upgrades_on_a_fresh_schema_all_succeed(db_url: str) -> None:
     assert migrate.current(db_url) == "none"
@@ -79,6 +80,7 @@ def test_the_lock_is_released_after_each_migration(db_url: str) -> None:
         assert held >= 1
 
 
+@pytest.mark.slow
 def test_sqlite_upgrade_needs_no_server_lock(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'x.db'}"
     results = concurrent_upgrades(url)
