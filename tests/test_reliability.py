@@ -207,3 +207,38 @@ def test_metrics_expose_quarantined_records_and_blank_ratio(db_url: str, tmp_pat
     assert registry.get_sample_value("collapse_watch_quarantined_records_total", labels) == 1.0
     blank = registry.get_sample_value("collapse_watch_last_run_blank_ratio", {"model": "logged"})
     assert blank == pytest.approx(2 / 3)
+
+
+REFUSE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON texts WHEN NEW.body LIKE '%refuse me%' "
+        "BEGIN SELECT RAISE(ABORT, 'this text is refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.body LIKE '%refuse me%' THEN "
+        "RAISE EXCEPTION 'this text is refused' USING ERRCODE = 'data_exception'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON texts FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_record_the_database_refuses_is_isolated_and_quarantined(db_url: str, tmp_path: Path) -> None:
+    """A refusal vetting did not foresee (here a real trigger) splits the batch until the one bad
+    record is left; it is quarantined with the database's reason and every other line is stored."""
+    store = migrated(db_url)
+    with store.engine.begin() as conn:
+        for sql in REFUSE[store.engine.dialect.name]:
+            conn.execute(text(sql))
+    log = tmp_path / "requests.jsonl"
+    lines = [line(f"p{i % 3}", f"output {i}" if i != 13 else "please refuse me") for i in range(40)]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = jsonl_model(log, tmp_path)
+    [r] = Runner(store, None, n_boot=20).run(model)
+    assert r.status == "partial" and r.n_samples == 39
+    [q] = store.quarantined("logged")
+    assert q["location"] == f"{log}:14" and "this text is refused" in q["reason"]
+    assert q["reason"].startswith("the database refused it")
+    stored = {s.output for s in store.run_samples(r.run_id)}  # type: ignore[arg-type]
+    assert stored == {f"output {i}" for i in range(40) if i != 13}
+    assert Runner(store, None).run(model) == []  # the position moved past it
