@@ -242,3 +242,31 @@ def test_a_record_the_database_refuses_is_isolated_and_quarantined(db_url: str, 
     stored = {s.output for s in store.run_samples(r.run_id)}  # type: ignore[arg-type]
     assert stored == {f"output {i}" for i in range(40) if i != 13}
     assert Runner(store, None).run(model) == []  # the position moved past it
+
+
+def test_two_collectors_racing_on_one_log_store_each_line_once(db_url: str, tmp_path: Path) -> None:
+    import threading
+
+    store = migrated(db_url)
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(line(f"p{i % 4}", f"race {i}") + "\n" for i in range(3000)), encoding="utf-8")
+    model = jsonl_model(log, tmp_path)
+    reports: list[Any] = []
+
+    def collector() -> None:
+        runner = Runner(Store(db_url), None, n_boot=10)  # its own engine, as another process would
+        for _ in range(3):
+            reports.extend(runner.run(model))
+
+    threads = [threading.Thread(target=collector) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = rows(
+        store, "SELECT t.body, count(*) AS n FROM samples s JOIN texts t ON t.id = s.text_id GROUP BY t.body"
+    )
+    assert len(counts) == 3000 and {c["n"] for c in counts} == {1}
+    assert not rows(store, "SELECT id FROM runs WHERE status = 'running'")
+    lost = [r for r in reports if r.status == "failed"]
+    assert all("another process" in (r.error or "") for r in lost), lost
