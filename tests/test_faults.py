@@ -267,7 +267,11 @@ def test_poison_lines_and_an_unreachable_source_through_collect(db_url: str, tmp
     config = write_config(
         tmp_path / "cw.yml",
         db_url,
-        [jsonl_model("tail", log), jsonl_model("nothing", tmp_path / "none" / "*.jsonl"), unreachable],
+        [
+            jsonl_model("tail", log),
+            jsonl_model("nothing", tmp_path / "none" / "*.jsonl", version="v1"),
+            unreachable,
+        ],
     )
     for _ in range(2):  # the second pass reads nothing new and stores nothing twice
         res = cli("collect", "--config", str(config))

@@ -105,9 +105,12 @@ def test_poison_lines_are_quarantined_and_never_block(db_url: str, tmp_path: Pat
 
 def test_sources_that_cannot_open_end_in_visible_runs(db_url: str, tmp_path: Path) -> None:
     store = migrated(db_url)
-    nothing = jsonl_model(tmp_path / "no-such-dir" / "*.jsonl", tmp_path)
-    [nd] = Runner(store, None).run(nothing)
-    assert nd.status == "no_data" and nd.error == f"no file matches {tmp_path / 'no-such-dir' / '*.jsonl'}"
+    glob = tmp_path / "no-such-dir" / "*.jsonl"
+    [first] = Runner(store, None).run(jsonl_model(glob, tmp_path))  # no version known: reported only,
+    assert first.status == "no_data" and first.run_id is None  # a made-up label would become the baseline
+    assert first.error == f"no file matches {glob}"
+    [nd] = Runner(store, None).run(jsonl_model(glob, tmp_path, version="unknown"))
+    assert nd.status == "no_data" and nd.run_id is not None and nd.error == f"no file matches {glob}"
     sql = ModelConfig.model_validate(
         {
             "name": "sqlsrc",
