@@ -273,3 +273,34 @@ def test_two_collectors_racing_on_one_log_store_each_line_once(db_url: str, tmp_
     assert not rows(store, "SELECT id FROM runs WHERE status = 'running'")
     lost = [r for r in reports if r.status == "failed"]
     assert all("another process" in (r.error or "") for r in lost), lost
+
+
+def test_request_deadline_is_total_and_cancel_cuts_a_drip() -> None:
+    import threading
+    import time
+
+    from collector.config import Decoding, OpenAISourceConfig
+    from collector.sources.base import SampleRequest
+    from collector.sources.openai import OpenAISource
+    from tests.fault_servers import FaultServer
+
+    server = FaultServer("drip", drip_seconds=0.3)
+    try:
+        cfg = OpenAISourceConfig(
+            type="openai", base_url=server.base_url, model="m", timeout_seconds=1, max_retries=0
+        )
+        with OpenAISource(cfg) as src:
+            t0 = time.monotonic()
+            [out] = list(src.sample([SampleRequest("p", "hi", 0)], Decoding()))
+            took = time.monotonic() - t0
+        assert out.error is not None and "no complete response within 1s" in out.error
+        assert took < 2.5, took  # one byte every 0.3 s would take ~50 s to finish
+        cfg = cfg.model_copy(update={"timeout_seconds": 60})
+        with OpenAISource(cfg) as src:
+            threading.Timer(0.5, src.cancel.set).start()
+            t0 = time.monotonic()
+            [out] = list(src.sample([SampleRequest("p", "hi", 0)], Decoding()))
+        assert out.error is not None and out.error.startswith("cancelled from")
+        assert time.monotonic() - t0 < 2.5
+    finally:
+        server.close()
