@@ -230,7 +230,7 @@ class Runner:
         version = self._fallback_version(model)
         run_id = None
         if version is None:
-            log.error("%s run of %s not stored (no version known yet): %s", status, model.name, reason)
+            log.warning("%s run of %s not stored (no version known yet): %s", status, model.name, reason)
             return RunReport(model.name, None, None, status, 0, 0, time.monotonic() - start, reason)
         try:
             run_id = self.store.begin_run(
