@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -201,6 +202,8 @@ def kill_soak(db_url: str, tmp_path: Path, kills: int, seed: int) -> dict[str, A
     appender.start()
     rng = random.Random(seed)
     killed_during_run = 0
+    slowest_scrape = 0.0
+    port = yaml.safe_load(config.read_text())["metrics_port"]
     try:
         for _ in range(kills):
             proc = start("run", "--config", str(config), log=tmp_path / "run.log")
@@ -211,6 +214,10 @@ def kill_soak(db_url: str, tmp_path: Path, kills: int, seed: int) -> dict[str, A
                 ),
                 120,
             ), (tmp_path / "run.log").read_text()[-3000:]
+            t0 = time.monotonic()
+            scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            slowest_scrape = max(slowest_scrape, time.monotonic() - t0)
+            assert scrape.status_code == 200 and "collapse_watch_quarantined_records_total" in scrape.text
             time.sleep(rng.uniform(0.0, 1.5))
             running = q(
                 store, "SELECT count(*) AS n FROM runs WHERE owner LIKE :o AND status = 'running'", o=owned
@@ -227,7 +234,9 @@ def kill_soak(db_url: str, tmp_path: Path, kills: int, seed: int) -> dict[str, A
     assert_exactly_once(store, appender.n_good, appender.n_poison)
     interrupted = q(store, "SELECT count(*) AS n FROM runs WHERE status = 'interrupted'")[0]["n"]
     assert interrupted >= killed_during_run
+    assert slowest_scrape < 2, slowest_scrape  # /metrics of the collector while it collects
     return {
+        "slowest_scrape_s": round(slowest_scrape, 2),
         "lines": appender.n_good + appender.n_poison,
         "interrupted": interrupted,
         "killed_in_run": killed_during_run,
