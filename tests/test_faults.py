@@ -10,8 +10,8 @@ Unicode, a busy port, 200,000 lines.  The invariants checked afterwards:
 * no secret appears in the database, the logs, the output or ``/metrics``;
 * requests and shutdowns end within their deadlines; peak memory stays bounded.
 
-The long soak (20 kills) and the 200,000-line run are ``slow``; the short kill test (3 kills per
-database) runs in the normal suite.  Measured outcomes are in docs/reliability.md.
+The long soak (20 kills per database) and the 200,000-line run are ``slow`` and run only with
+``COLLAPSE_WATCH_SOAK=1``; the short kill test (3 kills per database) runs in the normal suite.  Measured outcomes are in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ from tests.fault_servers import FaultServer, wait_for
 
 LEXICAL = ["distinct_1", "distinct_2"]
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SOAK = pytest.mark.skipif(
+    os.environ.get("COLLAPSE_WATCH_SOAK") != "1",
+    reason="long soak: set COLLAPSE_WATCH_SOAK=1 (8-12 min per database on a loaded 2-core machine)",
+)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -248,6 +252,7 @@ def test_kill_9_while_a_log_is_appended(db_url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@SOAK
 def test_kill_9_soak_twenty_kills(db_url: str, tmp_path: Path) -> None:
     print("kill -9 x20:", kill_soak(db_url, tmp_path, kills=20, seed=1111))
 
@@ -483,6 +488,7 @@ def peak_rss_mib(*args: str) -> tuple[int, float, str]:
 
 
 @pytest.mark.slow
+@SOAK
 @SQLITE
 def test_200k_lines_are_streamed_with_bounded_memory(db_url: str, tmp_path: Path) -> None:
     store = migrated(db_url)
