@@ -287,10 +287,9 @@ def test_poison_lines_and_an_unreachable_source_through_collect(db_url: str, tmp
             unreachable,
         ],
     )
-    for _ in range(2):  # the second pass reads nothing new and stores nothing twice
-        res = cli("collect", "--config", str(config))
-        assert res.returncode == 1, res.stdout + res.stderr  # the unreachable source failed
-        assert "Traceback" not in res.stderr
+    res = cli("collect", "--config", str(config))  # (a second pass storing nothing: test_reliability)
+    assert res.returncode == 1, res.stdout + res.stderr  # the unreachable source failed
+    assert "Traceback" not in res.stderr
     assert_exactly_once(store, 5, len(POISON))
     status = {
         r["name"]: r["statuses"]
@@ -392,6 +391,7 @@ def test_a_held_sqlite_write_lock_delays_but_loses_nothing(db_url: str, tmp_path
 # -- secrets ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # the leak is database-agnostic
 def test_api_keys_with_newlines_never_leak(db_url: str, tmp_path: Path) -> None:
     store = migrated(db_url)
     trailing, inner = "sk-trail-SECRET-4242424242\n", "sk-inner-AAAAAAAAAA\nBBBBBBBBBBBB"
