@@ -304,3 +304,23 @@ def test_request_deadline_is_total_and_cancel_cuts_a_drip() -> None:
         assert time.monotonic() - t0 < 2.5
     finally:
         server.close()
+
+
+def test_a_legacy_state_file_seeds_the_database_position_once(db_url: str, tmp_path: Path) -> None:
+    from collector.sources.jsonl import JsonlSource
+
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(line("p", f"old {i}") + "\n" for i in range(5)), encoding="utf-8")
+    model = jsonl_model(log, tmp_path)
+    legacy = JsonlSource(model.source)  # type: ignore[arg-type]  # what a pre-0003 collector did
+    assert len(list(legacy.pull())) == 5
+    legacy.commit()  # the state file now says: 5 lines read
+    with log.open("a", encoding="utf-8") as f:
+        f.write("".join(line("p", f"new {i}") + "\n" for i in range(3)))
+    store = migrated(db_url)
+    [r] = Runner(store, None, n_boot=10).run(model)
+    assert sorted(s.output for s in store.run_samples(r.run_id)) == ["new 0", "new 1", "new 2"]  # type: ignore[arg-type]
+    position, generation = store.pull_position(source_id(model))
+    assert generation == 1 and position is not None
+    (tmp_path / "state.json").unlink()  # from now on the database is the truth
+    assert Runner(store, None).run(model) == []
