@@ -403,7 +403,8 @@ def collect(
 ) -> None:
     """Collect one run of every configured model (or --model) now, store it and exit.
 
-    Exit status 0 when every run stored metrics, 1 when a run failed, 2 on a usage error.
+    Exit status 0 when every run stored metrics, 1 when a run failed (or found no data), 2 on a usage
+    error.
     """
     from collector.render.tables import runs_table
 
@@ -419,7 +420,7 @@ def collect(
         with progress_bar(f"sampling {name}", console=err) as update:
             reports += collector.collect(name, progress=update)
     out.print(runs_table(reports))
-    raise typer.Exit(1 if any(r.status in ("failed", "interrupted") for r in reports) else 0)
+    raise typer.Exit(1 if any(r.status in ("failed", "interrupted", "no_data") for r in reports) else 0)
 
 
 @app.command()
@@ -453,12 +454,15 @@ def run(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        clean = collector.serve(stopped, metrics_port=metrics_port)
+        collector.serve(stopped, metrics_port=metrics_port)
     except (AlreadyCollecting, MetricsPortError) as exc:
         raise fail(str(exc)) from None
-    if not clean:  # a run thread is still blocked (marked interrupted): do not wait for it
-        logging.shutdown()
-        os._exit(0)
+    # Everything is stored (a run still blocked was marked interrupted). Skip interpreter
+    # finalisation: seconds of garbage collection with torch loaded, and joining any thread still
+    # blocked in a request; the shutdown grace is a bound on the exit.
+    collector.store.engine.dispose()
+    logging.shutdown()
+    os._exit(0)
 
 
 @app.command("serve-metrics")

@@ -208,15 +208,19 @@ class Runner:
                 self.on_finished(model, report)
         return reports
 
-    def _fallback_version(self, model: ModelConfig) -> str:
-        """The version a run without records is filed under: configured, else latest known, else 'unknown'."""
+    def _fallback_version(self, model: ModelConfig) -> str | None:
+        """The version a run without records is filed under: configured, else the latest known.
+
+        None when the model has no version yet: a made-up label would take ordinal 1 and become the
+        baseline, so such a failure is logged and reported but not stored as a run.
+        """
         if model.version:
             return model.version
         try:
             known = self.store.version_order(model.name)
         except Exception:
             known = []
-        return known[-1][0] if known else "unknown"
+        return known[-1][0] if known else None
 
     def _failed_run(
         self, model: ModelConfig, reason: str, start: float, secrets: list[str], status: str = "failed"
@@ -225,6 +229,9 @@ class Runner:
         reason = redact(reason, secrets)
         version = self._fallback_version(model)
         run_id = None
+        if version is None:
+            log.warning("%s run of %s not stored (no version known yet): %s", status, model.name, reason)
+            return RunReport(model.name, None, None, status, 0, 0, time.monotonic() - start, reason)
         try:
             run_id = self.store.begin_run(
                 model.name,
@@ -339,7 +346,7 @@ class Runner:
                 q = Quarantined(where, redact(str(exc), secrets), excerpt(o.excerpt), o.source_key)
                 entries.append(_Entry(None, o, q, version))
                 continue
-            label = o.version if version is not None else self._fallback_version(model)
+            label = o.version if version is not None else (self._fallback_version(model) or "unknown")
             run = runs.get(label)
             if run is None:
                 kind = getattr(source, "kind", "pull")
@@ -597,7 +604,7 @@ class _OpenRun:
         try:
             if self.run_id is None and self.pending:
                 # Every call failed before any version was known: store the failures under a fallback.
-                self.version = self.version or self.runner._fallback_version(self.model)
+                self.version = self.version or self.runner._fallback_version(self.model) or "unknown"
                 self.flush()
             elif self.pending and self.run_id is not None:
                 self.flush()

@@ -105,9 +105,12 @@ def test_poison_lines_are_quarantined_and_never_block(db_url: str, tmp_path: Pat
 
 def test_sources_that_cannot_open_end_in_visible_runs(db_url: str, tmp_path: Path) -> None:
     store = migrated(db_url)
-    nothing = jsonl_model(tmp_path / "no-such-dir" / "*.jsonl", tmp_path)
-    [nd] = Runner(store, None).run(nothing)
-    assert nd.status == "no_data" and nd.error == f"no file matches {tmp_path / 'no-such-dir' / '*.jsonl'}"
+    glob = tmp_path / "no-such-dir" / "*.jsonl"
+    [first] = Runner(store, None).run(jsonl_model(glob, tmp_path))  # no version known: reported only,
+    assert first.status == "no_data" and first.run_id is None  # a made-up label would become the baseline
+    assert first.error == f"no file matches {glob}"
+    [nd] = Runner(store, None).run(jsonl_model(glob, tmp_path, version="unknown"))
+    assert nd.status == "no_data" and nd.run_id is not None and nd.error == f"no file matches {glob}"
     sql = ModelConfig.model_validate(
         {
             "name": "sqlsrc",
@@ -207,3 +210,117 @@ def test_metrics_expose_quarantined_records_and_blank_ratio(db_url: str, tmp_pat
     assert registry.get_sample_value("collapse_watch_quarantined_records_total", labels) == 1.0
     blank = registry.get_sample_value("collapse_watch_last_run_blank_ratio", {"model": "logged"})
     assert blank == pytest.approx(2 / 3)
+
+
+REFUSE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON texts WHEN NEW.body LIKE '%refuse me%' "
+        "BEGIN SELECT RAISE(ABORT, 'this text is refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.body LIKE '%refuse me%' THEN "
+        "RAISE EXCEPTION 'this text is refused' USING ERRCODE = 'data_exception'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON texts FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_record_the_database_refuses_is_isolated_and_quarantined(db_url: str, tmp_path: Path) -> None:
+    """A refusal vetting did not foresee (here a real trigger) splits the batch until the one bad
+    record is left; it is quarantined with the database's reason and every other line is stored."""
+    store = migrated(db_url)
+    with store.engine.begin() as conn:
+        for sql in REFUSE[store.engine.dialect.name]:
+            conn.execute(text(sql))
+    log = tmp_path / "requests.jsonl"
+    lines = [line(f"p{i % 3}", f"output {i}" if i != 13 else "please refuse me") for i in range(40)]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = jsonl_model(log, tmp_path)
+    [r] = Runner(store, None, n_boot=20).run(model)
+    assert r.status == "partial" and r.n_samples == 39
+    [q] = store.quarantined("logged")
+    assert q["location"] == f"{log}:14" and "this text is refused" in q["reason"]
+    assert q["reason"].startswith("the database refused it")
+    stored = {s.output for s in store.run_samples(r.run_id)}  # type: ignore[arg-type]
+    assert stored == {f"output {i}" for i in range(40) if i != 13}
+    assert Runner(store, None).run(model) == []  # the position moved past it
+
+
+def test_two_collectors_racing_on_one_log_store_each_line_once(db_url: str, tmp_path: Path) -> None:
+    import threading
+
+    store = migrated(db_url)
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(line(f"p{i % 4}", f"race {i}") + "\n" for i in range(3000)), encoding="utf-8")
+    model = jsonl_model(log, tmp_path)
+    reports: list[Any] = []
+
+    def collector() -> None:
+        runner = Runner(Store(db_url), None, n_boot=10)  # its own engine, as another process would
+        for _ in range(3):
+            reports.extend(runner.run(model))
+
+    threads = [threading.Thread(target=collector) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = rows(
+        store, "SELECT t.body, count(*) AS n FROM samples s JOIN texts t ON t.id = s.text_id GROUP BY t.body"
+    )
+    assert len(counts) == 3000 and {c["n"] for c in counts} == {1}
+    assert not rows(store, "SELECT id FROM runs WHERE status = 'running'")
+    lost = [r for r in reports if r.status == "failed"]
+    assert all("another process" in (r.error or "") for r in lost), lost
+
+
+def test_request_deadline_is_total_and_cancel_cuts_a_drip() -> None:
+    import threading
+    import time
+
+    from collector.config import Decoding, OpenAISourceConfig
+    from collector.sources.base import SampleRequest
+    from collector.sources.openai import OpenAISource
+    from tests.fault_servers import FaultServer
+
+    server = FaultServer("drip", drip_seconds=0.3)
+    try:
+        cfg = OpenAISourceConfig(
+            type="openai", base_url=server.base_url, model="m", timeout_seconds=1, max_retries=0
+        )
+        with OpenAISource(cfg) as src:
+            t0 = time.monotonic()
+            [out] = list(src.sample([SampleRequest("p", "hi", 0)], Decoding()))
+            took = time.monotonic() - t0
+        assert out.error is not None and "no complete response within 1s" in out.error
+        assert took < 2.5, took  # one byte every 0.3 s would take ~50 s to finish
+        cfg = cfg.model_copy(update={"timeout_seconds": 60})
+        with OpenAISource(cfg) as src:
+            threading.Timer(0.5, src.cancel.set).start()
+            t0 = time.monotonic()
+            [out] = list(src.sample([SampleRequest("p", "hi", 0)], Decoding()))
+        assert out.error is not None and out.error.startswith("cancelled from")
+        assert time.monotonic() - t0 < 2.5
+    finally:
+        server.close()
+
+
+def test_a_legacy_state_file_seeds_the_database_position_once(db_url: str, tmp_path: Path) -> None:
+    from collector.sources.jsonl import JsonlSource
+
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(line("p", f"old {i}") + "\n" for i in range(5)), encoding="utf-8")
+    model = jsonl_model(log, tmp_path)
+    legacy = JsonlSource(model.source)  # type: ignore[arg-type]  # what a pre-0003 collector did
+    assert len(list(legacy.pull())) == 5
+    legacy.commit()  # the state file now says: 5 lines read
+    with log.open("a", encoding="utf-8") as f:
+        f.write("".join(line("p", f"new {i}") + "\n" for i in range(3)))
+    store = migrated(db_url)
+    [r] = Runner(store, None, n_boot=10).run(model)
+    assert sorted(s.output for s in store.run_samples(r.run_id)) == ["new 0", "new 1", "new 2"]  # type: ignore[arg-type]
+    position, generation = store.pull_position(source_id(model))
+    assert generation == 1 and position is not None
+    (tmp_path / "state.json").unlink()  # from now on the database is the truth
+    assert Runner(store, None).run(model) == []

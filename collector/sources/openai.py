@@ -38,6 +38,10 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 SNIPPET = 300
 
 
+class Cancelled(Exception):
+    """The runner set ``cancel`` (SIGTERM, run deadline) while a response was arriving."""
+
+
 class TokenBucket:
     """At most ``rate`` acquisitions per second on average, bursts of ``capacity``; thread-safe."""
 
@@ -196,7 +200,9 @@ class OpenAISource:
             chunks = []
             for chunk in resp.iter_raw():
                 chunks.append(chunk)
-                if time.monotonic() > end or self.cancel.is_set():
+                if self.cancel.is_set():
+                    raise Cancelled
+                if time.monotonic() > end:
                     raise httpx.ReadTimeout(f"response not complete within {limit:g}s", request=resp.request)
             return httpx.Response(
                 resp.status_code,
@@ -236,6 +242,8 @@ class OpenAISource:
             retry_after: float | None = None
             try:
                 resp = self._post(body)
+            except Cancelled:
+                what, detail, retryable = "cancelled", "the run was stopped (shutdown or run deadline)", False
             except httpx.TimeoutException as e:
                 what, detail, retryable = (
                     "timeout",

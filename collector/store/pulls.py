@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.owner import current_owner, owner_alive
 from collector.store import models as m
@@ -79,14 +80,16 @@ class PullStore:
 
     def _advance(self, conn: Connection, source: str, position: dict[str, Any], generation: int) -> int:
         now = _now()
-        if generation == 0:
-            exists = conn.scalar(select(m.PullOffset.generation).where(m.PullOffset.source == source))
-            if exists is not None:
+        if generation == 0:  # the first commit: insert, and lose cleanly to a racing first commit
+            ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            won = conn.execute(
+                ins(m.PullOffset)
+                .values(source=source, position=position, generation=1, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["source"])
+                .returning(m.PullOffset.generation)
+            ).scalar()
+            if won is None:
                 raise OffsetConflict(f"source {source}: another process started reading it first")
-            conn.execute(
-                insert(m.PullOffset),
-                {"source": source, "position": position, "generation": 1, "updated_at": now},
-            )
             return 1
         n = conn.execute(
             update(m.PullOffset)
