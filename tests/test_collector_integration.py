@@ -269,7 +269,8 @@ def test_slow_server_times_out_quickly_with_the_url(db_url: str, tmp_path: Path)
     stored = store.run_samples(report.run_id)  # type: ignore[arg-type]
     assert len(stored) == 4
     assert all(
-        f"timeout from {url} after 0 retries: no response within 0.5s" in (s.error or "") for s in stored
+        f"timeout from {url} after 0 retries: no complete response within 0.5s" in (s.error or "")
+        for s in stored
     )
     [row] = runs(store, "slow")
     assert row["status"] == "failed" and row["finished_at"] is not None
