@@ -21,6 +21,7 @@ import numpy as np
 from collector.metrics.base import Corpus, Metric
 from collector.metrics.result import SuiteResult
 from collector.metrics.suite import half_sample_weights, replicates_for
+from collector.metrics.tail import TailPair
 from collector.trends import (
     Comparison,
     Thresholds,
@@ -82,6 +83,31 @@ def across_replicates(metric: Metric, corpus: Corpus, weights: np.ndarray) -> tu
     return point, np.array([metric.across(corpus, w) for w in replicates_for(metric, weights)], dtype=float)
 
 
+def tail_rows(base: Corpus, cand: Corpus, halves: np.ndarray, scale: float) -> list[MetricComparison]:
+    """The tail-coverage family (``collector.metrics.tail``) on two corpora over the same prompts:
+    forward vs reverse on the full data and on the same half-samples (``across`` scope)."""
+    pair = TailPair(base, cand)
+    full = pair.pairs(np.ones(base.n_prompts))
+    reps = [pair.pairs(w) for w in halves]
+    return [
+        MetricComparison(
+            name,
+            "across",
+            "tail",
+            compare_paired_replicates(
+                np.array([r[name][1] for r in reps]),
+                np.array([r[name][0] for r in reps]),
+                higher_is_diverse=True,
+                base_value=full[name][1],
+                cand_value=full[name][0],
+                n_pairs=base.n_prompts,
+                spread_scale=scale,
+            ),
+        )
+        for name in pair.names
+    ]
+
+
 def compare_batches(
     base: ScoredBatch,
     cand: ScoredBatch,
@@ -132,6 +158,8 @@ def compare_batches(
         )
         rows.append(MetricComparison(metric.name, "within", metric.family, within))
         rows.append(MetricComparison(metric.name, "across", metric.family, across))
+    rows.extend(tail_rows(base_sub, cand_sub, halves, scale))
+    families.update({r.metric: r.family for r in rows if r.family == "tail"})
     th = (thresholds or Thresholds()).model_copy(update={"baseline_label": base.label})
     within_cmp = {r.metric: r.comparison for r in rows if r.scope == "within"}
     across_cmp = {r.metric: r.comparison for r in rows if r.scope == "across"}

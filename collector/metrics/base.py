@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-Family = Literal["lexical", "embedding", "length"]
+Family = Literal["lexical", "embedding", "length", "tail"]
 Scope = Literal["within", "across"]
 SCOPES: tuple[Scope, ...] = ("within", "across")
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.trends.compare import Comparison
+from collector.trends.evidence import raise_on_pooled_and_tail
 from collector.trends.trend import Trend
 
 Status = Literal["ok", "watch", "collapse_suspected"]
@@ -179,6 +180,7 @@ def verdict(
     else:
         status = "ok"
         reasons.append(f"no significant decline ({summary})")
+    status, reasons, evidence = raise_on_pooled_and_tail(status, reasons, pooled or {}, families, th)  # type: ignore[assignment]
     pooled_declined, pooled_totals = _declined_by_family(pooled or {}, families)
     if any(pooled_declined.values()):
         reasons.append("pooled (across prompts): " + _counts(pooled_declined, pooled_totals) + " declined")
@@ -198,5 +200,6 @@ def verdict(
         "headline_declined": headline_hit,
         "ignored": sorted(m for m in comparisons if families.get(m) not in totals),
         "declined_across": pooled_declined,
+        "pooled_and_tail": evidence,
     }
     return Verdict(status=status, reasons=reasons, details=details)
