@@ -174,3 +174,15 @@ def test_a_length_only_change_is_not_tail_loss_nor_collapse() -> None:
     result = compare_batches(sides[0], sides[1], lexical)
     assert result.verdict.status != "collapse_suspected", result.verdict.reasons
     assert result.verdict.details["pooled_and_tail"]["tail_lost_length_controlled"] == []
+
+
+def test_blank_outputs_and_one_prompt_give_nan_not_errors() -> None:
+    blank = build_corpus([Sample("p1", ""), Sample("p1", " "), Sample("p2", "")])
+    words = build_corpus([Sample("p1", "a b c"), Sample("p1", "d e"), Sample("p2", "f g h")])
+    halves = half_sample_weights(2, 10, 0)
+    rows = tail_rows(blank, words, halves, 1.0)
+    assert [r.metric for r in rows] == ["tail_ngram_retention_1", "tail_ngram_retention_2"]
+    assert all(np.isnan(r.comparison.rel_change) and not r.comparison.significant_decline for r in rows)
+    one = build_corpus([Sample("p1", "a b c d"), Sample("p1", "a b e f")])
+    rows = tail_rows(one, one, half_sample_weights(1, 10, 0), 1.0)
+    assert not any(r.comparison.significant_decline for r in rows)
