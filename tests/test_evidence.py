@@ -27,6 +27,7 @@ def _cmp(change: float, seed: int = 0) -> Comparison:
 def _pooled(lexical: float, tail: dict[str, float]) -> dict[str, Comparison]:
     out = {m: _cmp(lexical, i) for i, m in enumerate(LEXICAL)}
     out |= {m: _cmp(tail.get(m, 0.0), 10 + i) for i, m in enumerate(TAIL)}
+    out["vendi_score"] = _cmp(0.0, 30)  # the embedding family was scored (and did not decline)
     return out
 
 
@@ -39,6 +40,15 @@ def test_homogenisation_with_tail_loss_is_collapse() -> None:
         "with tail loss (tail_ngram_retention_1)"
     ]
     assert ev.details["raised_from"] == "watch"
+
+
+def test_without_embeddings_homogenisation_with_tail_loss_is_only_watch() -> None:
+    pooled = _pooled(-0.2, {"tail_ngram_retention_1": -0.3})
+    del pooled["tail_knn_recall"], pooled["vendi_score"]
+    ev = pooled_and_tail_evidence("ok", pooled, FAMILIES, **TH)
+    assert ev.status == "watch" and ev.reasons[0].endswith(
+        "lexical evidence only (no embeddings): watch at most"
+    )
 
 
 def test_pooled_lexical_decline_without_length_controlled_tail_loss_changes_nothing() -> None:

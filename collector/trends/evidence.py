@@ -14,7 +14,9 @@ no I/O.
     significantly.
   Pooled lexical scores move with output length (a shorter candidate has fewer n-grams per
   prompt), so the pooled family alone never raises the status: the tail statistic, which a
-  length-only change does not move, must agree.
+  length-only change does not move, must agree.  Without embeddings (``--no-embeddings``) this
+  gives ``watch`` only: as in the rest of the verdict, lexical evidence alone is never
+  ``collapse_suspected``.
 * ``watch`` when at least half of the tail family (n-gram retention and k-NN recall) declined
   with ``p < watch_p_value``: the candidate stopped producing what the baseline produced rarely.
 
@@ -69,12 +71,14 @@ def pooled_and_tail_evidence(
     tail_strong = _declined(pooled, tail, watch_p_value)
     homogenised = bool(lexical) and bool(lex_hit) and len(lex_hit) >= lexical_fraction * len(lexical)
     tails_gone = bool(tail) and bool(tail_strong) and len(tail_strong) >= TAIL_WATCH_FRACTION * len(tail)
+    with_embeddings = bool(_scorable(pooled, families, "embedding"))
     new, reasons = status, []
     if homogenised and tail_lost:
-        new = "collapse_suspected"
+        new = "collapse_suspected" if with_embeddings else "watch"
         reasons.append(
             f"homogenised across prompts: {len(lex_hit)} of {len(lexical)} lexical metrics declined in the "
             f"pooled scope, with tail loss ({', '.join(tail_lost)})"
+            + ("" if with_embeddings else "; lexical evidence only (no embeddings): watch at most")
         )
     elif tails_gone:
         new = "watch"
