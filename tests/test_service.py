@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.config import config_from_dict
+from collector.demo import scrape_collapse_gauges
 from collector.service import Collector
 from collector.store.run_lock import AlreadyCollecting
 
@@ -83,14 +83,14 @@ def test_serve_collects_on_schedule_serves_metrics_and_stops(db_url: str, tmp_pa
     try:
         assert up.wait(60), "serve did not start"
         assert started["models"] == ["logged"]
-        body = ""
+        url = f"http://127.0.0.1:{started['port']}/metrics"
+        gauges: dict[str, float] = {}
         for _ in range(600):  # the first run starts at once (run_at_start), then its verdict is exported
-            with urllib.request.urlopen(f"http://127.0.0.1:{started['port']}/metrics", timeout=10) as resp:
-                body = resp.read().decode()
-            if 'collapse_watch_collapse_suspected{model="logged"}' in body:
+            gauges = scrape_collapse_gauges(url)
+            if "logged" in gauges:
                 break
             stopped.wait(0.1)
-        assert 'collapse_watch_collapse_suspected{model="logged"} 0.0' in body
+        assert gauges.get("logged") == 0.0, gauges
     finally:
         stopped.set()
         t.join(timeout=60)
