@@ -1,9 +1,10 @@
 """Programmatic Alembic: upgrade, downgrade and current, with no alembic.ini needed.
 
 The migrations live in the repository's top-level ``migrations/`` folder (the design card fixes it
-there). ``script_location`` is the absolute path of that folder resolved relative to this package,
-which works from any working directory for a source checkout or an editable install. A wheel must
-ship ``migrations/`` beside the ``collector`` package for this to resolve (see docs/sql.md).
+there). ``script_location`` is an absolute path, so any working directory works: an installed wheel
+carries a copy as ``collector/_migrations`` (``setup.py`` puts it there), which is used when present;
+otherwise the package runs from a checkout or an editable install and ``migrations/`` is the folder
+beside ``collector/`` (see docs/sql.md).
 
 On PostgreSQL, ``upgrade`` and ``downgrade`` hold a session-level advisory lock for the schema being
 migrated, so several processes migrating one fresh database at once (replicas starting together,
@@ -23,20 +24,30 @@ from sqlalchemy import text
 
 from collector.store.engine import make_engine, resolve_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 MIGRATION_LOCK_CLASS = (
     0x6377_6D67  # "cwmg": the first key of pg_advisory_lock(int, int); the second is the schema
 )
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Where the migrations are looked for, in order: inside an installed wheel, then a source checkout.
+CANDIDATES = (PACKAGE_DIR / "_migrations", PACKAGE_DIR.parent / "migrations")
+
+
+def migrations_dir(candidates: tuple[Path, ...] = CANDIDATES) -> Path:
+    """The first of ``candidates`` that holds an Alembic ``env.py``; an error naming all of them."""
+    for folder in candidates:
+        if (folder / "env.py").is_file():
+            return folder
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"Alembic migrations not found (looked in {looked}); install collapse-watch from its wheel "
+        "or run from a checkout that has migrations/"
+    )
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """An Alembic Config pointing at ``migrations/`` and the resolved database URL."""
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise FileNotFoundError(
-            f"Alembic migrations not found at {MIGRATIONS_DIR}; is migrations/ installed?"
-        )
+    """An Alembic Config pointing at the migrations folder and the resolved database URL."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", resolve_url(url).replace("%", "%%"))
     return cfg
 
