@@ -1,21 +1,57 @@
 # The collapse-watch collector image (used by docker-compose.yml).
-FROM python:3.11-slim
+#
+#   docker build -t collapse-watch .
+#
+# Build arguments (defaults suit a machine with internet access):
+#   BASE_IMAGE       any Debian-like image with python3 (3.11+) and its venv module
+#   TORCH_VERSION    the CPU build of torch the project pins
+#   TORCH_INDEX_URL  where that build comes from; empty: PyPI and PIP_FIND_LINKS only
+#   PIP_FIND_LINKS   a folder URL of local wheels (e.g. the CPU torch wheel), as pip's --find-links
+#   PIP_TRUSTED_HOST the host of a plain-http PIP_FIND_LINKS
+# tests/compose/ builds it from a local Debian base with a local find-links (see docs/containers.md).
+ARG BASE_IMAGE=python:3.11-slim
 
-ENV PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
-
-# CPU-only torch first, from the PyTorch CPU index, so the project's pin does not pull a CUDA build.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-
-WORKDIR /app
-COPY pyproject.toml README.md ./
+# --- build the wheel (the wheel carries migrations/ as collector/_migrations, see setup.py) ---------
+FROM ${BASE_IMAGE} AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY collector ./collector
 COPY migrations ./migrations
-RUN pip install .
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --no-deps --wheel-dir /dist . \
+    && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /requirements.txt
+
+# --- the runtime: a virtualenv with the dependencies, then the wheel --------------------------------
+FROM ${BASE_IMAGE}
+ARG TORCH_VERSION=2.13.0+cpu
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_FIND_LINKS=
+ARG PIP_TRUSTED_HOST=
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/collapse-watch/bin:$PATH
+
+# CPU torch first (an unpinned torch resolves to a multi-GB CUDA build), then the dependencies
+# pyproject.toml lists, each in its own layer: a code change (or any other pyproject.toml edit)
+# reinstalls only the wheel, since the requirements layer is keyed on the list's content.
+RUN python3 -m venv /opt/collapse-watch \
+    && pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION}"
+COPY --from=wheel /requirements.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --no-deps /tmp/dist/*.whl && rm -r /tmp/dist \
+    && pip check
 
 RUN useradd --create-home --uid 10001 collapse \
     && mkdir -p /var/lib/collapse-watch && chown collapse /var/lib/collapse-watch
 USER collapse
+WORKDIR /var/lib/collapse-watch
 EXPOSE 9108
+# Healthy once the exporter answers (it reads the store at scrape time, so this also checks the DB link).
+HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python3", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9108/metrics', timeout=8).status != 200)"]
 CMD ["collapse-watch", "run", "--config", "/etc/collapse-watch/config.yml"]

@@ -36,11 +36,12 @@ class Webhook(BaseHTTPRequestHandler):
         pass
 
 
-def start_webhook() -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
-    """A recording webhook on a free loopback port; returns the server and its received list."""
+def start_webhook(host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
+    """A recording webhook on a free port of ``host`` (loopback unless a container must reach it);
+    returns the server and its received list."""
     received: list[dict[str, Any]] = []
     handler = type("Hook", (Webhook,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, received
 
