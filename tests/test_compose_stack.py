@@ -11,8 +11,9 @@ project's own Dockerfile with a local find-links for CPU torch; see ``tests/comp
 3. real SmolLM2 outputs (``collector/demo_data``: SmolLM2 fine-tuned on its own outputs, one
    version after another) are published into a mounted log folder that the collector's ``jsonl``
    source tails; each version's run and its samples are stored in PostgreSQL;
-4. the collector is restarted while it collects a version: nothing is lost (every published line
-   ends up in a finished run of its version) and no run is left ``running``;
+4. the collector is restarted with no grace (SIGKILL) while it collects a version: that run is
+   marked ``interrupted``, nothing is lost (every published line ends up in a finished run of its
+   version) and no run is left ``running``;
 5. Prometheus scrapes the collector (target up) with the shipped rules loaded (timings shortened),
    ``ModelCollapseSuspected`` reaches Alertmanager and its webhook (a recorder in this test on the
    Docker bridge: the collector's own alert endpoint belongs to issue #14 and is not on main yet);
@@ -184,23 +185,27 @@ def test_tailed_log_runs_are_stored_and_a_restart_mid_run_loses_nothing(running:
         run = wait_for(f"a finished run of {version}", lambda v=version: running.finished(v), timeout=180)
         assert run["stored"] == run["n_samples"] == len(running.series[version]), run
 
+    # Restart with no grace (SIGKILL) while the last version's run is in progress: its samples are
+    # stored, its metrics not yet. The next start marks that run interrupted, and the log lines,
+    # whose offsets were not committed, are collected again by a run that finishes.
     last = VERSIONS[-1]
     running.publish(last)
-    caught = wait_for(
-        f"the run of {last} to start",
-        lambda: [r for r in running.runs() if r["version"] == last],
+    (caught,) = wait_for(
+        f"the run of {last} in progress",
+        lambda: [r for r in running.runs() if r["version"] == last and r["status"] == "running"],
         timeout=60,
     )
-    running.stack.compose("restart", "-t", "30", "collector")
+    running.stack.compose("restart", "-t", "0", "collector")
     running.stack.wait_healthy(["collector"])
     run = wait_for(f"a finished run of {last} after the restart", lambda: running.finished(last), timeout=180)
 
     runs = running.runs()
     assert not [r for r in runs if r["status"] == "running"], runs
+    assert next(r for r in runs if r["id"] == caught["id"])["status"] == "interrupted", (caught, runs)
     for version in VERSIONS:  # every published line is in a finished run of its version
         done = [r for r in runs if r["version"] == version and r["status"] in FINISHED]
         assert done and done[-1]["stored"] == len(running.series[version]), (version, runs)
-    assert run["verdict"] == "collapse_suspected", (caught, runs)
+    assert run["verdict"] == "collapse_suspected", runs
 
 
 def test_prometheus_scrapes_the_collector_and_the_collapse_alert_is_delivered(running: Running) -> None:

@@ -34,6 +34,7 @@ BASE_IMAGE = "collapse-watch-test/base:bookworm"
 PYTHON_IMAGE = "collapse-watch-test/python:bookworm"
 TORCH_WHEEL = "torch-2.13.0+cpu-*.whl"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+FIND_LINKS_PORT = 47391
 
 
 def _run(args: Sequence[str], timeout: float = 120, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -175,10 +176,17 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_find_links(folder: Path, host: str) -> Iterator[str]:
-    """Serve ``folder`` (a pip find-links) on ``host`` (the bridge gateway) for builds; yields its URL."""
+def serve_find_links(folder: Path, host: str, port: int = FIND_LINKS_PORT) -> Iterator[str]:
+    """Serve ``folder`` (a pip find-links) on ``host`` (the bridge gateway) for builds; yields its URL.
+
+    The URL is a build argument, and a build argument's value is part of the layer cache key: on
+    the fixed ``port`` the torch and dependency layers are reused from one run to the next. When
+    that port is taken, any free port serves (correct, but those layers are rebuilt)."""
     handler = functools.partial(_Quiet, directory=str(folder))
-    server = ThreadingHTTPServer((host, 0), handler)
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError:
+        server = ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://{host}:{server.server_port}/"
@@ -219,7 +227,11 @@ class Stack:
         return res
 
     def container(self, service: str) -> str:
-        cid = self.compose("ps", "-q", service).stdout.strip()
+        """The id of ``service``'s container (looked up afresh: down/up replaces containers)."""
+        cid = _run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}",
+             "--filter", f"label=com.docker.compose.service={service}"],
+        ).stdout.strip()  # fmt: skip
         if not cid:
             raise RuntimeError(f"no container for {service}")
         return cid
@@ -246,9 +258,13 @@ class Stack:
         return f"{host}:{published}"
 
     def psql(self, sql: str) -> list[list[str]]:
-        """Rows of ``sql`` run by ``psql`` inside the PostgreSQL container (tab-separated, no header)."""
-        res = self.compose(
-            "exec", "-T", "postgres", "psql", "-U", "collapse", "-d", "collapse_watch",
-            "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql,
+        """Rows of ``sql`` run by ``psql`` inside the PostgreSQL container (tab-separated, no header).
+
+        ``docker exec`` on the container, not ``compose exec``: a poll takes a fraction of a second."""
+        res = _run(
+            ["docker", "exec", self.container("postgres"), "psql", "-U", "collapse", "-d", "collapse_watch",
+             "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
         )  # fmt: skip
+        if res.returncode != 0:
+            raise RuntimeError(f"psql failed: {res.stderr}")
         return [line.split("\t") for line in res.stdout.splitlines() if line]
