@@ -10,14 +10,15 @@ project's own Dockerfile with a local find-links for CPU torch; see ``tests/comp
    ``db upgrade`` migrated the PostgreSQL container's database to the head revision;
 3. real SmolLM2 outputs (``collector/demo_data``: SmolLM2 fine-tuned on its own outputs, one
    version after another) are published into a mounted log folder that the collector's ``jsonl``
-   source tails; each version's run and its samples are stored in PostgreSQL;
-4. the collector is restarted with no grace (SIGKILL) while it collects a version: that run is
-   marked ``interrupted``, nothing is lost (every published line ends up in a finished run of its
-   version) and no run is left ``running``;
+   source tails (v1 before the stack starts, as a log a team already has); each version's run and
+   its samples are stored in PostgreSQL;
+4. the collector is restarted with no grace (SIGKILL) while it collects v4: the next start marks
+   that run ``interrupted``, no run is left ``running``, and every published line of v4 is stored
+   exactly once (none lost, none collected twice); v5 is then collected and judged as usual;
 5. Prometheus scrapes the collector (target up) with the shipped rules loaded (timings shortened),
    ``ModelCollapseSuspected`` reaches Alertmanager and its webhook (a recorder in this test on the
    Docker bridge: the collector's own alert endpoint belongs to issue #14 and is not on main yet);
-6. ``down`` / ``up``: the history in PostgreSQL, the collector's tail offsets (no re-collection)
+6. ``down`` / ``up``: the history in PostgreSQL, the collector's read positions (no re-collection)
    and Prometheus' samples survive in the named volumes.
 
 Skips, saying why, only when no Docker Engine can be started. Cold (no images yet): debootstrap
@@ -30,7 +31,7 @@ import json
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ from collector.demo import COLLAPSING, demo_series, publish_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
-VERSIONS = ("v1", "v2", "v3", "v4")
+VERSIONS = ("v1", "v2", "v3", "v4", "v5")
+KILLED = "v4"  # the version whose run the restart interrupts
+ASSESSED = tuple(v for v in VERSIONS if v != KILLED)
 LOG_DIR_IN_CONTAINER = "/var/log/collapse-watch"
 FINISHED = ("succeeded", "partial")
 
@@ -72,6 +75,14 @@ class Running:
         self.logs = logs
         self.webhook = webhook
         self.series = demo_series()
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
+        """``wait_for``; on a timeout the collector's last log lines say what it was doing."""
+        try:
+            return wait_for(what, check, timeout=timeout)
+        except AssertionError as exc:
+            tail = self.stack.compose("logs", "--no-color", "--tail", "40", "collector", check=False).stdout
+            raise AssertionError(f"{exc}\ncollector log:\n{tail}") from None
 
     def url(self, service: str, port: int) -> str:
         return f"http://{self.stack.published(service, port)}"
@@ -156,9 +167,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         with cs.serve_find_links(wheels, gateway) as find_links:
             stack.env["CW_TEST_FIND_LINKS"] = find_links
             stack.compose("build", *stack.services, timeout=1800)
+        result = Running(stack, logs, received)
+        result.publish(VERSIONS[0])
         stack.compose("up", "-d", *stack.services, timeout=600)
         stack.wait_healthy()
-        yield Running(stack, logs, received)
+        yield result
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", timeout=300, check=False)
         hook_server.shutdown()
@@ -180,36 +193,52 @@ def test_image_runs_non_root_from_the_wheel_and_migrated_the_database(running: R
 
 
 def test_tailed_log_runs_are_stored_and_a_restart_mid_run_loses_nothing(running: Running) -> None:
-    for version in VERSIONS[:-1]:
-        running.publish(version)
-        run = wait_for(f"a finished run of {version}", lambda v=version: running.finished(v), timeout=180)
+    def collect(version: str) -> dict[str, Any]:
+        if not (running.logs / f"{COLLAPSING}-{version}.jsonl").exists():
+            running.publish(version)
+        run = running.wait(f"a finished run of {version}", lambda: running.finished(version), timeout=300)
         assert run["stored"] == run["n_samples"] == len(running.series[version]), run
+        return run
 
-    # Restart with no grace (SIGKILL) while the last version's run is in progress: its samples are
-    # stored, its metrics not yet. The next start marks that run interrupted, and the log lines,
-    # whose offsets were not committed, are collected again by a run that finishes.
-    last = VERSIONS[-1]
-    running.publish(last)
+    for version in VERSIONS[: VERSIONS.index(KILLED)]:
+        collect(version)
+
+    # Restart with no grace (SIGKILL) while the run of KILLED is in progress (its samples stored
+    # batch by batch with the log position, its metrics not yet computed).
+    running.publish(KILLED)
     (caught,) = wait_for(
-        f"the run of {last} in progress",
-        lambda: [r for r in running.runs() if r["version"] == last and r["status"] == "running"],
+        f"the run of {KILLED} in progress",
+        lambda: [r for r in running.runs() if r["version"] == KILLED and r["status"] == "running"],
         timeout=60,
     )
     running.stack.compose("restart", "-t", "0", "collector")
     running.stack.wait_healthy(["collector"])
-    run = wait_for(f"a finished run of {last} after the restart", lambda: running.finished(last), timeout=180)
 
-    runs = running.runs()
-    assert not [r for r in runs if r["status"] == "running"], runs
+    def settled() -> list[dict[str, Any]] | None:
+        runs = running.runs()
+        if any(r["status"] == "running" for r in runs):
+            return None
+        stored = sum(r["stored"] for r in runs if r["version"] == KILLED)
+        return runs if stored >= len(running.series[KILLED]) else None
+
+    runs = running.wait(f"every line of {KILLED} stored, no run in progress", settled, timeout=180)
     assert next(r for r in runs if r["id"] == caught["id"])["status"] == "interrupted", (caught, runs)
-    for version in VERSIONS:  # every published line is in a finished run of its version
-        done = [r for r in runs if r["version"] == version and r["status"] in FINISHED]
-        assert done and done[-1]["stored"] == len(running.series[version]), (version, runs)
-    assert run["verdict"] == "collapse_suspected", runs
+    assert sum(r["stored"] for r in runs if r["version"] == KILLED) == len(running.series[KILLED]), runs
+
+    collect(VERSIONS[-1])  # the next version after the restart: collected and judged
+    judged = running.wait(  # the assessment (bootstrap comparisons) follows the run's commit
+        f"the verdict on {VERSIONS[-1]}",
+        lambda: (run := running.finished(VERSIONS[-1])) and run["verdict"] and run,
+        timeout=300,
+    )
+    assert judged["verdict"] == "collapse_suspected", running.runs()
+    for version in ASSESSED:
+        stored = sum(r["stored"] for r in running.runs() if r["version"] == version)
+        assert stored == len(running.series[version]), (version, running.runs())
 
 
 def test_prometheus_scrapes_the_collector_and_the_collapse_alert_is_delivered(running: Running) -> None:
-    wait_for("every version collected", lambda: all(running.finished(v) for v in VERSIONS), timeout=600)
+    wait_for("every version collected", lambda: all(running.finished(v) for v in ASSESSED), timeout=600)
 
     targets = running.prometheus("/api/v1/targets")["activeTargets"]
     collector = [t for t in targets if t["labels"]["job"] == "collapse-watch"]
@@ -255,7 +284,7 @@ def test_prometheus_scrapes_the_collector_and_the_collapse_alert_is_delivered(ru
 
 
 def test_history_survives_down_and_up(running: Running) -> None:
-    wait_for("every version collected", lambda: all(running.finished(v) for v in VERSIONS), timeout=600)
+    wait_for("every version collected", lambda: all(running.finished(v) for v in ASSESSED), timeout=600)
     before = running.runs()
     seen = wait_for(
         "collapse_suspected scraped",
