@@ -16,10 +16,11 @@ project's own Dockerfile with a local find-links for CPU torch; see ``tests/comp
    that run ``interrupted``, no run is left ``running``, and every published line of v4 is stored
    exactly once (none lost, none collected twice); v5 is then collected and judged as usual;
 5. Prometheus scrapes the collector (target up) with the shipped rules loaded (timings shortened),
-   ``ModelCollapseSuspected`` reaches Alertmanager and its webhook (a recorder in this test on the
-   Docker bridge: the collector's own alert endpoint belongs to issue #14 and is not on main yet);
-6. ``down`` / ``up``: the history in PostgreSQL, the collector's read positions (no re-collection)
-   and Prometheus' samples survive in the named volumes.
+   ``CollapseWatchCollapseSuspected`` reaches Alertmanager, and Alertmanager delivers it to the
+   collector's own webhook (``collector:9108/alerts``, as shipped), which stores it in the alert
+   history in PostgreSQL;
+6. ``down`` / ``up``: the history in PostgreSQL (runs and alert history), the collector's read
+   positions (no re-collection) and Prometheus' samples survive in the named volumes.
 
 Skips, saying why, only when no Docker Engine can be started. Cold (no images yet): debootstrap
 and image builds take several minutes; warm, about three minutes (docs/containers.md).
@@ -39,7 +40,7 @@ import pytest
 import yaml
 from compose import stack as cs
 from ops_config import RULES_DIR, render_alertmanager_config, render_prometheus_config
-from ops_stack import get, start_webhook, wait_for
+from ops_stack import get, wait_for
 
 from collector.demo import COLLAPSING, demo_series, publish_log
 
@@ -48,6 +49,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 KILLED = "v4"  # the version whose run the restart interrupts
 ASSESSED = tuple(v for v in VERSIONS if v != KILLED)
+ALERT = "CollapseWatchCollapseSuspected"
 LOG_DIR_IN_CONTAINER = "/var/log/collapse-watch"
 FINISHED = ("succeeded", "partial")
 
@@ -70,10 +72,9 @@ def _collector_config() -> dict[str, Any]:
 class Running:
     """The started stack and what the test reads from it."""
 
-    def __init__(self, stack: cs.Stack, logs: Path, webhook: list[dict[str, Any]]) -> None:
+    def __init__(self, stack: cs.Stack, logs: Path) -> None:
         self.stack = stack
         self.logs = logs
-        self.webhook = webhook
         self.series = demo_series()
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
@@ -105,6 +106,13 @@ class Running:
     def finished(self, version: str) -> dict[str, Any] | None:
         done = [r for r in self.runs() if r["version"] == version and r["status"] in FINISHED]
         return done[-1] if done and done[-1]["metric_values"] > 0 else None
+
+    def alert_history(self) -> list[list[str]]:
+        """The collector's stored Alertmanager notifications of the collapse alert for the model."""
+        return self.stack.psql(
+            "SELECT status, alertname, model, receiver FROM alert_notifications"
+            f" WHERE alertname = '{ALERT}' AND model = '{COLLAPSING}' ORDER BY id"
+        )
 
     def publish(self, version: str) -> None:
         publish_log(self.logs, version, self.series[version])
@@ -141,10 +149,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     cfg["rule_files"] = ["/etc/prometheus/rules/*.yml"]  # where the override mounts the rendered rules
     prom.write_text(yaml.safe_dump(cfg, sort_keys=False))
     gateway = cs.bridge_gateway()
-    hook_server, received = start_webhook(host=gateway)
-    render_alertmanager_config(
-        work / "alertmanager", f"http://host.docker.internal:{hook_server.server_port}/alerts"
-    )
+    # The shipped receivers' webhook (the collector's /alerts); only the timings shrink.
+    render_alertmanager_config(work / "alertmanager", "http://collector:9108/alerts")
     for path in work.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -167,14 +173,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         with cs.serve_find_links(wheels, gateway) as find_links:
             stack.env["CW_TEST_FIND_LINKS"] = find_links
             stack.compose("build", *stack.services, timeout=1800)
-        result = Running(stack, logs, received)
+        result = Running(stack, logs)
         result.publish(VERSIONS[0])
         stack.compose("up", "-d", *stack.services, timeout=600)
         stack.wait_healthy()
         yield result
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", timeout=300, check=False)
-        hook_server.shutdown()
 
 
 def test_image_runs_non_root_from_the_wheel_and_migrated_the_database(running: Running) -> None:
@@ -265,27 +270,19 @@ def test_prometheus_scrapes_the_collector_and_the_collapse_alert_is_delivered(ru
         return [
             a
             for a in alerts
-            if a["labels"].get("alertname") == "ModelCollapseSuspected"
-            and a["labels"].get("model") == COLLAPSING
+            if a["labels"].get("alertname") == ALERT and a["labels"].get("model") == COLLAPSING
         ]
 
-    (alert,) = wait_for("ModelCollapseSuspected in Alertmanager", alert_in_alertmanager, timeout=120)
-    assert alert["labels"]["severity"] == "critical" and alert["status"]["state"] == "active"
-
-    def delivered() -> list[dict[str, Any]]:
-        return [
-            a
-            for note in running.webhook
-            for a in note["alerts"]
-            if a["labels"]["alertname"] == "ModelCollapseSuspected" and a["status"] == "firing"
-        ]
-
-    assert wait_for("the alert at the webhook", delivered, timeout=120)[0]["labels"]["model"] == COLLAPSING
+    (alert,) = wait_for(f"{ALERT} in Alertmanager", alert_in_alertmanager, timeout=120)
+    assert alert["status"]["state"] == "active", alert
+    stored = running.wait(f"{ALERT} in the collector's alert history", running.alert_history, timeout=120)
+    assert stored[0][0] == "firing" and stored[0][2] == COLLAPSING, stored
 
 
 def test_history_survives_down_and_up(running: Running) -> None:
     wait_for("every version collected", lambda: all(running.finished(v) for v in ASSESSED), timeout=600)
     before = running.runs()
+    alerts_before = running.wait("the alert history", running.alert_history, timeout=120)
     seen = wait_for(
         "collapse_suspected scraped",
         lambda: running.prometheus("/api/v1/query", query="collapse_watch_collapse_suspected == 1")["result"],
@@ -299,6 +296,7 @@ def test_history_survives_down_and_up(running: Running) -> None:
     time.sleep(6)  # three scheduler ticks: the tail offsets survived, so nothing is collected again
 
     assert running.runs() == before
+    assert running.alert_history()[: len(alerts_before)] == alerts_before
     again = running.prometheus(
         "/api/v1/query", query="collapse_watch_collapse_suspected == 1", time=scraped_at
     )["result"]
