@@ -304,9 +304,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url
     out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False)
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")],
+    revision: Annotated[str, typer.Argument(help="Target, e.g. -1 (one step down) or base.")],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Migrate the database down to REVISION."""
