@@ -1,6 +1,7 @@
 """The `collapse-watch` command line: parses arguments, calls services, renders results.
 
-Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error.
+Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error;
+`compare` also 3 watch and 4 inconclusive (the data cannot support a decision).
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def embedder_for(model: str, *, quiet: bool) -> Callable[[list[str]], object]:
     return embed
 
 
-EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3}
+EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
 
 
 @app.command()
@@ -264,7 +265,8 @@ def compare(
 
     A side is a file of outputs, or MODEL@VERSION: the latest completed run of that version in
     the database. Exit status: 0 ok, 1 collapse suspected, 3 watch (a decline short of
-    collapse), 2 usage or input error.
+    collapse), 4 inconclusive (too few shared prompts or outputs per prompt for the test to reach
+    significance), 2 usage or input error.
     """
     from collector.comparison import compare_batches
     from collector.metrics.registry import select_metrics
