@@ -110,6 +110,7 @@ def verdicts(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=100)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + reps - 1")
     ap.add_argument("--per-side", type=int, default=4, help="outputs per prompt in each version (default 4)")
     ap.add_argument(
         "--no-embeddings",
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    results = verdicts(pool, range(args.reps), args.per_side, embed, progress)
+    seeds = range(args.first_seed, args.first_seed + args.reps)
+    results = verdicts(pool, seeds, args.per_side, embed, progress)
     print(file=sys.stderr)
     counts = Counter(status for _, status, _ in results)
     n, k = len(results), len(results) - counts["ok"]
