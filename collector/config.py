@@ -240,6 +240,7 @@ class Decoding(_Strict):
 
 
 PULL_SOURCE_TYPES = ("jsonl", "sql")
+PULL_MIN_SAMPLES = 2
 
 
 class ModelConfig(_Strict):
@@ -309,13 +310,13 @@ class ModelConfig(_Strict):
     def effective_min_samples(self, n_prompts: int) -> int:
         """Fewest successful samples a run needs: ``min_samples``; else, for a sampling source, half
         of those it asked for (``n_prompts * samples_per_prompt``); for a pull source (``jsonl``,
-        ``sql``), which asks for nothing, one: a log holds what was served, and ``samples_per_prompt``
-        says nothing about it.  Whether the outputs suffice for a decision is the verdict's to say
-        (``inconclusive``), not the collector's."""
+        ``sql``), which asks for nothing, ``PULL_MIN_SAMPLES`` (2, the fewest outputs any metric
+        scores): a log holds what was served, and ``samples_per_prompt`` says nothing about it.
+        Whether the outputs suffice for a decision is the verdict's to say (``inconclusive``)."""
         if self.min_samples is not None:
             return self.min_samples
         if self.source.type in PULL_SOURCE_TYPES:
-            return 1
+            return PULL_MIN_SAMPLES
         return max(1, math.ceil(0.5 * n_prompts * self.samples_per_prompt))
 
     @property
