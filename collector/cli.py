@@ -439,7 +439,7 @@ def collect(
     """Collect one run of every configured model (or --model) now, store it and exit (`run` keeps
     collecting on the schedules).
 
-    A source that fails 8 requests in a row fails its run early. Off a terminal, progress is
+    A source whose first 8 requests all fail fails its run early. Off a terminal, progress is
     printed as plain lines. Exit status 0 when every run stored metrics, 1 when a run failed (or
     found no data), 2 on a usage error.
     """

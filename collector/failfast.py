@@ -1,9 +1,10 @@
-"""Give up on an unreachable source early: N failed requests in a row end the run.
+"""Give up on an unreachable source early: N failed requests before any success end the run.
 
 A dead endpoint otherwise costs every request its full retry schedule (160 samples took 148 s
-against a closed port); after ``FAIL_FAST_AFTER`` consecutive failures with no success in between
-the run is failed with the last error, and the remaining requests are cancelled.  One success
-resets the count, so a flaky endpoint is not given up on.
+against a closed port); when the first ``FAIL_FAST_AFTER`` outcomes of a run all failed, the run is
+failed with the last error and the remaining requests are cancelled.  Once a request succeeded the
+endpoint is known to work and the run goes on (its failures are recorded, and ``min_samples``
+decides), so a flaky or restarting endpoint is not given up on.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ class SourceUnreachable(RuntimeError):
 
 
 class ConsecutiveFailures:
-    """Counts failed outcomes in a row; :meth:`check` raises once ``limit`` is reached."""
+    """Counts failed outcomes until the first success; :meth:`check` raises once ``limit`` is reached."""
 
     def __init__(self, limit: int = FAIL_FAST_AFTER) -> None:
         self.limit = limit
         self.count = 0
+        self.reached = False  # a request succeeded: the endpoint works, never give up
 
     def check(self, outcome: SampleOutcome) -> None:
-        if outcome.ok:
-            self.count = 0
+        if self.reached or outcome.ok:
+            self.reached = True
             return
         self.count += 1
         if self.count >= self.limit:
