@@ -1,7 +1,7 @@
 """verdicts may be 'inconclusive' (the gate says when the data cannot support a decision)
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
