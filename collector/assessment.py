@@ -124,8 +124,8 @@ def assess_model(
     """Assess the model's latest completed run and store the result; None when it has no such run.
 
     ``metrics`` are suite names (None: the default suite); without ``embed`` the embedding metrics
-    are skipped, so the verdict can reach ``watch`` but never ``collapse_suspected`` (which needs
-    the lexical and embedding families to agree).
+    are skipped and the verdict is lexical-only (``collapse_suspected`` then needs the lexical family
+    at ``p < watch_p_value``; see :func:`collector.trends.verdict`).
     """
     cand_run = store.latest_completed_run(model_name)
     if cand_run is None:

@@ -1,6 +1,7 @@
 """The `collapse-watch` command line: parses arguments, calls services, renders results.
 
-Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error.
+Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error;
+`compare` also 3 watch and 4 inconclusive (the data cannot support a decision).
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ app = typer.Typer(
     name="collapse-watch",
     help="Watch deployed language models for model collapse: loss of output diversity across versions.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 120)
+# Off a terminal (CI logs, pipes) tables get room instead of being cut at 80-120 columns.
+out = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
@@ -61,6 +63,24 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from collector import __version__
+
+        out.print(f"collapse-watch {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Watch deployed language models for model collapse: loss of output diversity across versions."""
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -149,10 +169,21 @@ def store_target(records: list[Record], model: str | None, version: str | None) 
     return resolved[0], resolved[1]
 
 
-def open_store(database_url: str | None) -> Store:
-    """The store at the resolved URL, migrated to the latest schema."""
-    from collector import service
+def open_store(database_url: str | None, *, must_exist: bool = False) -> Store:
+    """The store at the resolved URL, migrated to the latest schema.
 
+    ``must_exist`` (read-only commands): a SQLite file that does not exist is a usage error naming
+    the path, rather than a new empty database reported on as if it were the real one.
+    """
+    from collector import service
+    from collector.store.engine import missing_database_file
+
+    missing = missing_database_file(resolve_url(database_url)) if must_exist else None
+    if missing is not None:
+        raise fail(
+            f"no database at {missing} (a wrong path or working directory? give --database-url or set "
+            "COLLAPSE_WATCH_DATABASE_URL; `collapse-watch db upgrade` creates one)"
+        )
     try:
         return service.open_store(database_url)
     except Exception as exc:
@@ -205,7 +236,7 @@ def load_side(
         return score_batch(spec, samples, metrics=metrics, embed=embed, n_boot=SCORE_BOOT, seed=seed)
 
     model, _, version = spec.rpartition("@")
-    store = open_store(database_url)
+    store = open_store(database_url, must_exist=True)
     try:
         run_id = store.latest_completed_run(model, version)
     except Exception as exc:
@@ -238,7 +269,7 @@ def embedder_for(model: str, *, quiet: bool) -> Callable[[list[str]], object]:
     return embed
 
 
-EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3}
+EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
 
 
 @app.command()
@@ -264,7 +295,8 @@ def compare(
 
     A side is a file of outputs, or MODEL@VERSION: the latest completed run of that version in
     the database. Exit status: 0 ok, 1 collapse suspected, 3 watch (a decline short of
-    collapse), 2 usage or input error.
+    collapse), 4 inconclusive (too few shared prompts or outputs per prompt for the test to reach
+    significance), 2 usage or input error.
     """
     from collector.comparison import compare_batches
     from collector.metrics.registry import select_metrics
@@ -304,9 +336,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url
     out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False)
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")],
+    revision: Annotated[str, typer.Argument(help="Target, e.g. -1 (one step down) or base.")],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Migrate the database down to REVISION."""
@@ -341,12 +373,13 @@ def history(
     scope: Annotated[str, typer.Option(help="within or across.")] = "within",
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Print a metric-by-version table of a model's stored values."""
+    """Print a metric-by-version table of a model's stored values, the change of each version vs the
+    baseline (pp for rates, × for other metrics) and the trend over the last versions."""
     from collector.store.cli_commands import history_table
 
     if scope not in ("within", "across"):
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
-    store = open_store(database_url)
+    store = open_store(database_url, must_exist=True)
     columns, rows = history_table(store, model, scope)
     if not rows:
         raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
@@ -399,12 +432,16 @@ def collect(
     model: Annotated[
         Optional[list[str]], typer.Option("--model", "-m", help="Only this model (repeatable).")
     ] = None,
-    once: Annotated[bool, typer.Option("--once", help="Collect one run per model now and exit.")] = True,
+    once: Annotated[
+        bool, typer.Option("--once", hidden=True, help="Accepted for old scripts; collect always runs once.")
+    ] = True,
 ) -> None:
-    """Collect one run of every configured model (or --model) now, store it and exit.
+    """Collect one run of every configured model (or --model) now, store it and exit (`run` keeps
+    collecting on the schedules).
 
-    Exit status 0 when every run stored metrics, 1 when a run failed (or found no data), 2 on a usage
-    error.
+    A source whose first 8 requests all fail fails its run early. Off a terminal, progress is
+    printed as plain lines. Exit status 0 when every run stored metrics, 1 when a run failed (or
+    found no data), 2 on a usage error.
     """
     from collector.render.tables import runs_table
 
@@ -482,7 +519,7 @@ def serve_metrics(
     setup_logging()
     from collector.service import MetricsPortError, start_metrics_server
 
-    store = open_store(url)
+    store = open_store(url, must_exist=True)
     try:
         server = start_metrics_server(store, cfg, host=host, port=port)
     except MetricsPortError as exc:
@@ -512,7 +549,7 @@ def report(
     """Write a self-contained HTML report: metrics across versions with intervals, verdict, samples."""
     from collector.report.load import ReportError, write_report
 
-    store = open_store(database_url)
+    store = open_store(database_url, must_exist=True)
     try:
         path = write_report(store, model, out_dir)
     except ReportError as exc:
@@ -633,8 +670,12 @@ def dashboards_push(
     ] = "GRAFANA_PASSWORD",
 ) -> None:
     """Upload (create or overwrite) the dashboards through Grafana's HTTP API, for teams without provisioning."""
-    from collector.grafana.push import push_dashboards
+    from collector.grafana.push import grafana_base_url, push_dashboards
 
+    try:
+        grafana_url = grafana_base_url(grafana_url)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     token = os.environ.get(token_env)
     user, password = os.environ.get(user_env), os.environ.get(password_env)
     if not token and not (user and password):

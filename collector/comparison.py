@@ -24,6 +24,7 @@ from collector.metrics.suite import half_sample_weights, replicates_for
 from collector.metrics.tail import TailPair
 from collector.trends import (
     Comparison,
+    Coverage,
     Thresholds,
     Trend,
     Verdict,
@@ -59,6 +60,7 @@ class BatchComparison:
     n_shared_prompts: int
     rows: list[MetricComparison]
     verdict: Verdict
+    coverage: Coverage | None = None
 
     def by_scope(self, scope: str) -> dict[str, Comparison]:
         return {r.metric: r.comparison for r in self.rows if r.scope == scope}
@@ -75,6 +77,28 @@ def restrict(corpus: Corpus, prompt_ids: Sequence[str]) -> Corpus:
         texts=[corpus.texts[i] for i in rows],
         offsets=offsets.astype(np.int64),
         embeddings=None if corpus.embeddings is None else corpus.embeddings[rows],
+    )
+
+
+def coverage_of(base: ScoredBatch, cand: ScoredBatch, shared: Sequence[str]) -> Coverage:
+    """Shared and dropped prompts, the fewest outputs of a shared prompt, blank outputs per side."""
+    base_ids, cand_ids = set(base.corpus.prompt_ids), set(cand.corpus.prompt_ids)
+    wanted = set(shared)
+    per_prompt = [
+        int(c.offsets[p + 1] - c.offsets[p])
+        for c in (base.corpus, cand.corpus)
+        for p, pid in enumerate(c.prompt_ids)
+        if pid in wanted
+    ]
+    return Coverage(
+        n_shared_prompts=len(shared),
+        only_baseline=len(base_ids - cand_ids),
+        only_candidate=len(cand_ids - base_ids),
+        min_samples_per_prompt=min(per_prompt, default=0),
+        n_baseline=base.corpus.n_samples,
+        n_baseline_blank=base.result.n_blank,
+        n_candidate=cand.corpus.n_samples,
+        n_candidate_blank=cand.result.n_blank,
     )
 
 
@@ -144,6 +168,7 @@ def compare_batches(
             higher_is_diverse=metric.higher_is_diverse,
             n_boot=n_boot,
             seed=seed,
+            metric=metric.name,
         )
         bv, b_reps = across_replicates(metric, base_sub, halves)
         cv, c_reps = across_replicates(metric, cand_sub, halves)
@@ -155,6 +180,7 @@ def compare_batches(
             cand_value=cv,
             n_pairs=len(shared),
             spread_scale=scale,
+            metric=metric.name,
         )
         rows.append(MetricComparison(metric.name, "within", metric.family, within))
         rows.append(MetricComparison(metric.name, "across", metric.family, across))
@@ -163,5 +189,6 @@ def compare_batches(
     th = (thresholds or Thresholds()).model_copy(update={"baseline_label": base.label})
     within_cmp = {r.metric: r.comparison for r in rows if r.scope == "within"}
     across_cmp = {r.metric: r.comparison for r in rows if r.scope == "across"}
-    result = verdict(within_cmp, trends or {}, families, th, pooled=across_cmp)
-    return BatchComparison(base.label, cand.label, len(shared), rows, result)
+    coverage = coverage_of(base, cand, shared)
+    result = verdict(within_cmp, trends or {}, families, th, pooled=across_cmp, coverage=coverage)
+    return BatchComparison(base.label, cand.label, len(shared), rows, result, coverage)

@@ -239,6 +239,10 @@ class Decoding(_Strict):
 # --- models --------------------------------------------------------------------------------------
 
 
+PULL_SOURCE_TYPES = ("jsonl", "sql")
+PULL_MIN_SAMPLES = 2
+
+
 class ModelConfig(_Strict):
     """One watched model: where its outputs come from and how they are scored."""
 
@@ -304,9 +308,15 @@ class ModelConfig(_Strict):
         return self
 
     def effective_min_samples(self, n_prompts: int) -> int:
-        """Fewest successful samples a run needs: ``min_samples`` or half of those expected."""
+        """Fewest successful samples a run needs: ``min_samples``; else, for a sampling source, half
+        of those it asked for (``n_prompts * samples_per_prompt``); for a pull source (``jsonl``,
+        ``sql``), which asks for nothing, ``PULL_MIN_SAMPLES`` (2, the fewest outputs any metric
+        scores): a log holds what was served, and ``samples_per_prompt`` says nothing about it.
+        Whether the outputs suffice for a decision is the verdict's to say (``inconclusive``)."""
         if self.min_samples is not None:
             return self.min_samples
+        if self.source.type in PULL_SOURCE_TYPES:
+            return PULL_MIN_SAMPLES
         return max(1, math.ceil(0.5 * n_prompts * self.samples_per_prompt))
 
     @property

@@ -43,7 +43,7 @@ from collector.store.overview import OUTCOMES, ChangeRow, Overview, VersionState
 log = logging.getLogger("collapse_watch.exporter")
 
 PREFIX = "collapse_watch_"
-VERDICTS = ("ok", "watch", "collapse_suspected")
+VERDICTS = ("ok", "watch", "collapse_suspected", "inconclusive")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 Detail = Literal["summary", "full"]
 DETAILS: tuple[str, ...] = ("summary", "full")

@@ -1,20 +1,21 @@
 """Reading files of model outputs (JSONL or CSV) into samples, with errors that name the line.
 
-A record has ``prompt`` and ``output``; optional ``prompt_id`` (defaults to a hash of the prompt
-text, so outputs of the same prompt group together), ``id``, ``model`` and ``version``.
+A record has ``prompt`` and ``output``; optional ``prompt_id`` (defaults to
+:func:`collector.probes.prompt_id` of the prompt text, the id the probe set and the pull sources
+use, so outputs of the same prompt group together and pair with stored runs), ``id``, ``model`` and ``version``.
 Blank outputs are kept (they are real model behaviour) and counted by the scorer.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from collector.metrics.base import Sample
+from collector.probes import prompt_id
 
 
 class InputError(ValueError):
@@ -30,11 +31,6 @@ class Record:
     id: str | None = None
     model: str | None = None
     version: str | None = None
-
-
-def prompt_key(prompt: str) -> str:
-    """Stable id for a prompt text (first 12 hex of its SHA-256)."""
-    return "p-" + hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _as_text(value: Any, field: str, where: str) -> str:
@@ -60,7 +56,7 @@ def _record(obj: Any, where: str, line: int) -> Record:
     prompt = _as_text(obj["prompt"], "prompt", where)
     output = _as_text(obj["output"], "output", where)
     pid = obj.get("prompt_id")
-    pid = str(pid) if pid not in (None, "") else prompt_key(prompt)
+    pid = str(pid) if pid not in (None, "") else prompt_id(prompt)
     opt = {k: (str(obj[k]) if obj.get(k) not in (None, "") else None) for k in ("id", "model", "version")}
     return Record(Sample(prompt_id=pid, output=output, prompt=prompt), line=line, **opt)
 

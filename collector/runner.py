@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
 from collector.config import JsonlSourceConfig, ModelConfig, SqlSourceConfig, config_hash
+from collector.failfast import ConsecutiveFailures
 from collector.metrics.base import Sample
 from collector.owner import current_owner
 from collector.probes import Probe, load_probes, probe_set_hash
@@ -265,6 +266,7 @@ class Runner:
         )
         cancel = getattr(source, "cancel", None)
         watcher = _Watch(stop, deadline, cancel)
+        failures = ConsecutiveFailures()
         try:
             if model.version_from == "config" and model.version:
                 run.version = model.version
@@ -273,6 +275,7 @@ class Runner:
                 run.add(outcome)
                 if watcher.due():
                     raise RunInterrupted
+                failures.check(outcome)  # a dead endpoint fails the run early (collector.failfast)
             run.flush()
         except RunInterrupted:
             watcher.close()

@@ -8,7 +8,8 @@ outputs per prompt, exactly the shape the collector stores, then runs the full d
 (every metric, both scopes, the packaged embedder, bootstrap seed r) and records the verdict.  Both
 versions come from the same model, so every verdict that is not ``ok`` is a false alarm.
 
-    python scripts/measure_false_alarms.py --reps 100        # ~10 s per repetition on 2 CPU cores
+    python scripts/measure_false_alarms.py --reps 100                   # full suite
+    python scripts/measure_false_alarms.py --reps 100 --no-embeddings   # the lexical-only verdict
 
 Prints the verdict counts and the false-alarm rate with a Wilson 95% interval.
 """
@@ -86,13 +87,18 @@ def verdicts(
     progress: Callable[[int, Counter[str]], None] | None = None,
 ) -> list[tuple[int, str, list[str]]]:
     """(seed, status, reasons) of the default comparison of two same-model versions per seed."""
-    metrics = select_metrics(None)
+    metrics = (
+        select_metrics(None)
+        if embed is not None
+        else [m for m in select_metrics(None) if not m.needs_embeddings]
+    )
     out: list[tuple[int, str, list[str]]] = []
     counts: Counter[str] = Counter()
     for r in reps:
         a, b = split(pool, per_side, np.random.default_rng(r))
-        base = score_batch("A", a, embed=embed, seed=r)
-        cand = score_batch("B", b, embed=embed, seed=r)
+        names = [m.name for m in metrics]
+        base = score_batch("A", a, metrics=names, embed=embed, seed=r)
+        cand = score_batch("B", b, metrics=names, embed=embed, seed=r)
         v = compare_batches(base, cand, metrics, seed=r).verdict
         out.append((r, v.status, v.reasons))
         counts[v.status] += 1
@@ -104,8 +110,13 @@ def verdicts(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=100)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + reps - 1")
     ap.add_argument("--per-side", type=int, default=4, help="outputs per prompt in each version (default 4)")
-    ap.add_argument("--no-embeddings", action="store_true", help="lexical metrics only (watch at most)")
+    ap.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="lexical metrics only (the lexical-only verdict: collapse needs the lexical family at p < 0.01)",
+    )
     args = ap.parse_args(argv)
 
     pool = load_pool()
@@ -121,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    results = verdicts(pool, range(args.reps), args.per_side, embed, progress)
+    seeds = range(args.first_seed, args.first_seed + args.reps)
+    results = verdicts(pool, seeds, args.per_side, embed, progress)
     print(file=sys.stderr)
     counts = Counter(status for _, status, _ in results)
     n, k = len(results), len(results) - counts["ok"]

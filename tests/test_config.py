@@ -67,6 +67,8 @@ def test_good_config_loads_with_defaults_and_resolved_paths(tmp_path: Path, monk
     assert bot.probes == str(tmp_path / "probes" / "mine.txt")
     assert bot.effective_min_samples(n_prompts=10) == 20
     assert isinstance(logs.source, JsonlSourceConfig)
+    # a log of 10 unique prompts is not "only 10 of 20": a pull source asks for nothing
+    assert logs.effective_min_samples(n_prompts=10) == 2
     assert logs.source.path == str(tmp_path / "logs" / "*.jsonl")
     # state next to the SQLite database
     assert logs.source.state_file == str(tmp_path / "data" / ".collapse-watch" / "logs.jsonl-state.json")

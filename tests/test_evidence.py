@@ -20,7 +20,10 @@ def _cmp(change: float, seed: int = 0) -> Comparison:
     rng = np.random.default_rng(seed)
     base = 1 + 0.01 * rng.normal(size=100)
     return compare_paired_replicates(
-        base, base * (1 + change) + 0.002 * rng.normal(size=100), higher_is_diverse=True
+        base,
+        base * (1 + change) + 0.002 * rng.normal(size=100),
+        higher_is_diverse=True,
+        n_pairs=40,  # 40 shared prompts: enough for a decision (else the verdict is inconclusive)
     )
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.inputs import InputError, prompt_key, read_records
+from collector.inputs import InputError, read_records
+from collector.probes import prompt_id as prompt_key
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:

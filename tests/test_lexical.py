@@ -101,9 +101,22 @@ def test_rarefaction_matches_monte_carlo():
 
 
 def test_entropy_by_hand():
-    assert lx.ngram_entropy(["a a b b"], 1) == pytest.approx(math.log(2))
+    # normalised: H / log(total n-grams)
+    assert lx.ngram_entropy(["a a b b"], 1) == pytest.approx(math.log(2) / math.log(4))
+    assert lx.ngram_entropy(["a b c d"], 1) == pytest.approx(1.0)
     assert lx.ngram_entropy(["a a a"], 1) == 0.0
     assert math.isnan(lx.ngram_entropy(["a"], 2))
+    assert math.isnan(lx.ngram_entropy(["a"], 1))  # one n-gram: no distribution to judge
+
+
+def test_entropy_does_not_fall_when_outputs_are_only_shorter():
+    """Raw entropy grows with log(number of n-grams): cutting outputs short lowered it. Normalised,
+    a truncated copy of the same text is not less diverse."""
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    texts = [r["output"] for r in rows[:40]]
+    short = [" ".join(t.split()[:10]) for t in texts]
+    for n in (1, 2, 3, 4):
+        assert lx.ngram_entropy(short, n) >= lx.ngram_entropy(texts, n) - 0.02
 
 
 def test_repetition_duplicate_length_by_hand():

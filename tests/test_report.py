@@ -46,9 +46,17 @@ def test_report_data_follows_the_store(store: Store) -> None:
     assert data.baseline == "v1"
     latest = data.versions[-1]
     assert latest.verdict == store.verdict_of(store.latest_completed_run("sharpening-bot", "v4")).status
-    assert latest.change["distinct_2"] < 0 and "distinct_2" in latest.declined
+    assert "distinct_2" in latest.declined
     assert latest.points["distinct_2"]["within"].ci_low < latest.points["distinct_2"]["within"].value
-    assert data.samples_baseline and data.samples_latest
+    assert data.samples  # aligned: each row is one prompt, its baseline and its latest output
+    v1 = {s.output for s in store.run_samples(store.latest_completed_run("sharpening-bot", "v1"))}
+    v4 = {s.output for s in store.run_samples(store.latest_completed_run("sharpening-bot", "v4"))}
+    prompts = {s.prompt for s in store.run_samples(store.latest_completed_run("sharpening-bot", "v1"))}
+    assert all(p in prompts and b in v1 and c in v4 for p, b, c in data.samples)
+    from collector.report.html import render
+
+    page = render(data)
+    assert "pp</td>" in page and "×" in page  # changes on each metric's scale, not percentages
     with pytest.raises(ReportError, match="no stored versions"):
         load_report(store, "no-such-model")
 
@@ -73,7 +81,7 @@ def test_chromium_renders_every_plot(store: Store, tmp_path: Path) -> None:
     assert dom.returncode == 0, dom.stderr[-2000:]
     n_metrics = len(load_report(store, "sharpening-bot").versions[-1].points)
     charts = re.findall(r'<svg class="chart"', dom.stdout)
-    assert len(charts) == n_metrics >= 10  # every metric plotted, as parsed by the browser
+    assert len(charts) == 2 * n_metrics >= 20  # every metric, one axis per scope, parsed by the browser
     assert dom.stdout.count("<polyline") >= n_metrics  # each chart has at least one line
     assert "collapse-watch report: sharpening-bot" in dom.stdout
     shot = tmp_path / "page.png"

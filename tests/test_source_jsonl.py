@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from collector.config import JsonlFields, JsonlSourceConfig
+from collector.probes import prompt_id
 from collector.sources.jsonl import JsonlSource
 
 
@@ -36,7 +37,7 @@ def test_reads_incrementally_and_survives_restart(tmp_path: Path) -> None:
     src = source(tmp_path)
     outs = list(src.pull())
     assert [o.output for o in outs] == ["out 0", "out 1"]
-    assert outs[0].version == "v1" and outs[0].prompt == "p0" and outs[0].prompt_id.startswith("sha1:")
+    assert outs[0].version == "v1" and outs[0].prompt == "p0" and outs[0].prompt_id == prompt_id("p0")
     src.commit()
     append(log, rec(2))
     src2 = source(tmp_path)  # a restart

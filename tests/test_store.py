@@ -94,7 +94,10 @@ def test_finish_run_writes_values_and_views_skip_incomplete_runs(db_url: str) ->
         failed_rows = conn.execute(text("SELECT run_id, error FROM v_failed_runs")).all()
         assert failed_rows == [(failed, "boom")]
     assert store.run_status(running)[0] == "running"
-    assert history_table(store, "m") == (["metric", "v1", "v2"], [["distinct_2", "0.8000", "0.6000"]])
+    assert history_table(store, "m") == (
+        ["metric", "v1 (baseline)", "v2", "trend (diversity)"],
+        [["distinct_2", "0.8000", "0.6000 (−20.0 pp)", "–"]],  # a rate: its change in points
+    )
 
 
 def test_finish_run_is_atomic(db_url: str) -> None:

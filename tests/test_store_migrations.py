@@ -29,6 +29,20 @@ def test_upgrade_downgrade_upgrade_and_no_drift(db_url: str) -> None:
     engine.dispose()
 
 
+def test_relative_downgrade_steps_back_one_revision(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`db downgrade -1` (the example in its own help) goes one revision down and back up."""
+    from alembic.script import ScriptDirectory
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    migrate.upgrade(url)
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    previous = script.get_revision(migrate.head()).down_revision
+    migrate.downgrade(url, "-1")
+    assert migrate.current(url) == (previous or "none")
+    migrate.upgrade(url)
+    assert migrate.current(url) == migrate.head()
+
+
 def test_sqlite_pragmas(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with engine.connect() as conn:

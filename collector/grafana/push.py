@@ -27,6 +27,20 @@ def _ensure_folder(api: GrafanaApi, title: str, uid: str) -> str:
     return str(created["uid"])
 
 
+def grafana_base_url(url: str) -> str:
+    """``url`` with a scheme: ``127.0.0.1:3999`` becomes ``http://127.0.0.1:3999``; anything but
+    http(s), or no host, is a ``ValueError`` that names the URL."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--grafana-url {url!r}: expected http(s)://HOST[:PORT], e.g. http://localhost:3000")
+    return text.rstrip("/")
+
+
 def push_dashboards(
     grafana_url: str,
     *,
@@ -47,7 +61,7 @@ def push_dashboards(
     if (token is None) == (basic_auth is None):
         raise ValueError("give exactly one of token= or basic_auth=(user, password)")
     credential: str | tuple[str, str] = token if token is not None else basic_auth  # type: ignore[assignment]
-    api = GrafanaApi.from_url(url=grafana_url, credential=credential, timeout=timeout)
+    api = GrafanaApi.from_url(url=grafana_base_url(grafana_url), credential=credential, timeout=timeout)
     target_uid = _ensure_folder(api, folder, folder_uid)
     results = []
     for dashboard in (dashboards if dashboards is not None else all_dashboards()).values():

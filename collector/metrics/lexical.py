@@ -99,11 +99,15 @@ def _distinct_from_counts(counts: np.ndarray, budget: int | None) -> float:
 
 
 def _entropy_from_counts(counts: np.ndarray) -> float:
+    """Shannon entropy of the counts divided by its maximum, ``log`` of the total count: in [0, 1],
+    1 when every n-gram occurs once.  Raw entropy grows with the log of the number of n-grams, so
+    shorter outputs alone would lower it; NaN with fewer than two n-grams."""
     c = counts[counts > 0].astype(np.float64)
-    if c.size == 0:
+    total = c.sum()
+    if total < 2:
         return float("nan")
-    p = c / c.sum()
-    return float(-(p * np.log(p)).sum())
+    p = c / total
+    return float(-(p * np.log(p)).sum() / np.log(total))
 
 
 # --- plain functions ----------------------------------------------------------------------------
@@ -122,7 +126,8 @@ def rarefied_distinct_n(texts: Sequence[str], n: int, budget: int) -> float:
 
 
 def ngram_entropy(texts: Sequence[str], n: int) -> float:
-    """Shannon entropy (nats) of the n-gram frequency distribution; NaN without n-grams."""
+    """Normalised Shannon entropy of the n-gram frequency distribution, ``H / log(total n-grams)``
+    in [0, 1]; NaN with fewer than two n-grams."""
     texts = _texts(texts, "ngram_entropy")
     return _entropy_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel())
 
@@ -402,7 +407,8 @@ def _entropy_per_prompt(ct: sp.csr_matrix, corpus: Corpus) -> np.ndarray:
     pg, row, total = _prompt_rows(ct, corpus)
     p = pg.data / total[row]
     h = -np.bincount(row, weights=p * np.log(p), minlength=corpus.n_prompts)
-    return np.where(total > 0, h + 0.0, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total >= 2, h / np.log(total) + 0.0, np.nan)
 
 
 def _prompt_sum(corpus: Corpus, values: np.ndarray) -> np.ndarray:

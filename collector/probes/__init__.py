@@ -1,7 +1,10 @@
 """The probe set: the prompts a model is asked at every run, and their loader.
 
-A probe has a stable ``id`` (``p-`` + the first 10 hex digits of the SHA-1 of its text, unless a
-JSONL file gives one) so runs pair by prompt across versions, and ``probe_set_hash`` fingerprints
+A probe has a stable ``id`` (:func:`prompt_id`: ``p-`` + the first 10 hex digits of the SHA-1 of its
+stripped text, unless a JSONL file gives one) so runs pair by prompt across versions.  ``prompt_id``
+is the one prompt identity of the product: files of outputs (``collector.inputs``) and pull sources
+(``sources/jsonl.py``, ``sources/sql.py``) without an id of their own use it too, so a log, a file
+and a probed run of the same prompt pair, and ``probe_set_hash`` fingerprints
 a whole set so a changed set is visible in the history.
 
 A spec is ``"default"`` (the set shipped in ``default.txt``), a ``.txt`` path (one prompt per line;
@@ -29,9 +32,12 @@ class Probe:
     text: str
 
 
-def probe_id(text: str) -> str:
-    """Stable id of a prompt text: ``p-`` + 10 hex digits of its SHA-1."""
-    return "p-" + hashlib.sha1(text.strip().encode("utf-8")).hexdigest()[:10]
+def prompt_id(text: str) -> str:
+    """The stable id of a prompt text: ``p-`` + 10 hex digits of the SHA-1 of the stripped text."""
+    return "p-" + hashlib.sha1(text.strip().encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+probe_id = prompt_id  # the name the probe loader has always used
 
 
 def probe_set_hash(probes: list[Probe]) -> str:

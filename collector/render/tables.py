@@ -12,6 +12,7 @@ from collector.comparison import BatchComparison
 from collector.exporter import Snapshot
 from collector.metrics.result import MetricValue, SuiteResult
 from collector.runner import RunReport
+from collector.trends.change import change, clip_value_interval, format_change, format_interval
 
 
 def fmt(x: float, digits: int = 4) -> str:
@@ -47,7 +48,9 @@ def suite_table(result: SuiteResult, title: str | None = None) -> Table:
         cells: list[str] = []
         for scope in ("within", "across"):
             v = scopes.get(scope)
-            cells += [fmt(v.value), fmt_ci(v.ci_low, v.ci_high)] if v else ["–", "–"]
+            cells += (
+                [fmt(v.value), fmt_ci(*clip_value_interval(name, v.ci_low, v.ci_high))] if v else ["–", "–"]
+            )
         table.add_row(name, *cells, "↑" if first.higher_is_diverse else "↓")
     return table
 
@@ -62,7 +65,7 @@ def suite_json(result: SuiteResult) -> dict[str, object]:
     for v in result.values:
         entry = metrics.setdefault(v.metric, {})
         entry[v.scope] = num(v.value)
-        entry[f"{v.scope}_ci"] = [num(v.ci_low), num(v.ci_high)]
+        entry[f"{v.scope}_ci"] = [num(x) for x in clip_value_interval(v.metric, v.ci_low, v.ci_high)]
         entry["family"] = v.family
         entry["higher_is_diverse"] = v.higher_is_diverse
     return {
@@ -79,16 +82,36 @@ def pct(x: float, digits: int = 1) -> str:
     return "–" if math.isnan(x) else f"{x * 100:+.{digits}f}%".replace("-", "−")
 
 
-VERDICT_STYLE = {"ok": "bold green", "watch": "bold yellow", "collapse_suspected": "bold red"}
+VERDICT_STYLE = {
+    "ok": "bold green",
+    "watch": "bold yellow",
+    "collapse_suspected": "bold red",
+    "inconclusive": "bold magenta",
+}
+
+CHANGE_CAPTION = (
+    "change in the metric's own direction: pp = percentage points (rates bounded in [0, 1]), "
+    "× = candidate / baseline (other metrics); diverse: the direction that is more diverse; "
+    "red: a significant decline in diversity"
+)
+
+
+def comparison_title(cmp: BatchComparison) -> str:
+    """``B vs A (24 shared prompts; left out: 2 only in A, 0 only in B)``."""
+    text = f"{cmp.candidate} vs {cmp.baseline} ({cmp.n_shared_prompts} shared prompts"
+    cov = cmp.coverage
+    if cov is not None and (cov.only_baseline or cov.only_candidate):
+        text += f"; left out: {cov.only_baseline} only in {cmp.baseline}, {cov.only_candidate} only in {cmp.candidate}"
+    return text + ")"
 
 
 def comparison_table(cmp: BatchComparison) -> Table:
-    """Per metric and scope: change in diversity orientation (negative = less diverse), CI, p."""
+    """Per metric and scope: baseline, candidate, the change on the metric's scale, its CI, p."""
     table = Table(
-        title=f"{cmp.candidate} vs {cmp.baseline} ({cmp.n_shared_prompts} shared prompts)",
+        title=comparison_title(cmp),
         title_justify="left",
         header_style="bold",
-        caption="change: relative, oriented so that negative always means less diverse",
+        caption=CHANGE_CAPTION,
         caption_justify="left",
     )
     for col, justify in (
@@ -99,6 +122,7 @@ def comparison_table(cmp: BatchComparison) -> Table:
         ("change", "right"),
         ("95% CI", "right"),
         ("p", "right"),
+        ("diverse", "center"),
         ("", "left"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -111,9 +135,10 @@ def comparison_table(cmp: BatchComparison) -> Table:
             r.scope,
             fmt(c.base_mean),
             fmt(c.cand_mean),
-            pct(c.diversity_change),
-            f"[{pct(c.diversity_ci_low)}, {pct(c.diversity_ci_high)}]",
-            "–" if math.isnan(c.p_value) else f"{c.p_value:.3f}",
+            format_change(r.metric, c.change),
+            format_interval(r.metric, c.change_ci_low, c.change_ci_high),
+            "–" if not c.scorable else f"{c.p_value:.3f}",
+            "↑" if c.higher_is_diverse else "↓",
             flag,
             style=style,
         )
@@ -122,12 +147,15 @@ def comparison_table(cmp: BatchComparison) -> Table:
 
 def comparison_json(cmp: BatchComparison) -> dict[str, object]:
     def num(x: float) -> float | None:
-        return None if math.isnan(x) else x
+        return None if math.isnan(x) or math.isinf(x) else x
 
+    cov = cmp.coverage
     return {
         "baseline": cmp.baseline,
         "candidate": cmp.candidate,
         "n_shared_prompts": cmp.n_shared_prompts,
+        "prompts_only_in_baseline": cov.only_baseline if cov else 0,
+        "prompts_only_in_candidate": cov.only_candidate if cov else 0,
         "verdict": cmp.verdict.status,
         "reasons": cmp.verdict.reasons,
         "metrics": [
@@ -135,16 +163,22 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
                 "metric": r.metric,
                 "scope": r.scope,
                 "family": r.family,
+                "higher_is_diverse": r.comparison.higher_is_diverse,
                 "baseline": num(r.comparison.base_mean),
                 "candidate": num(r.comparison.cand_mean),
+                "scale": r.comparison.scale,
+                "change": num(r.comparison.change),
+                "change_ci": [num(r.comparison.change_ci_low), num(r.comparison.change_ci_high)],
+                "change_text": format_change(r.metric, r.comparison.change),
                 "relative_change": num(r.comparison.rel_change),
                 "diversity_change": num(r.comparison.diversity_change),
                 "diversity_change_ci": [
                     num(r.comparison.diversity_ci_low),
                     num(r.comparison.diversity_ci_high),
                 ],
-                "p_value": num(r.comparison.p_value),
+                "p_value": num(r.comparison.p_value) if r.comparison.scorable else None,
                 "significant_decline": r.comparison.significant_decline,
+                "min_detectable": num(r.comparison.min_detectable),
             }
             for r in cmp.rows
         ],
@@ -189,8 +223,8 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
-        caption="within-prompt values; (change vs the baseline version, negative = less diverse; red: "
-        "significant)",
+        caption="within-prompt values; (change vs the baseline version in the metric's own direction: "
+        "pp = percentage points, × = factor; red: a significant decline in diversity)",
         caption_justify="left",
     )
     table.add_column("model", no_wrap=True)
@@ -206,13 +240,15 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
     }
     for v in sorted(snapshot.versions, key=lambda r: (r.model, r.ordinal)):
         cells = []
+        base_version = snapshot.baselines.get(v.model)
         for m in HEADLINE:
             val = values.get((v.model, v.version, m))
             c = changes.get((v.model, v.version, m))
+            base = values.get((v.model, base_version, m)) if base_version else None
             text = "…" if val is None else fmt(val, 3)
-            if c is not None:
-                style = "red" if c.significant_decline else ""
-                text += f" [{style}]({pct(c.change, 0)})[/]" if style else f" ({pct(c.change, 0)})"
+            if c is not None and val is not None and base is not None:
+                shown = format_change(m, change(m, base, val), digits=0)
+                text += f" [red]({shown})[/]" if c.significant_decline else f" ({shown})"
             cells.append(text)
         verdict = v.verdict or "…"
         table.add_row(v.model, v.version, *cells, f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from html import escape
 
 from collector.report.svg import Series, line_chart
+from collector.trends.change import change, format_change
 
 HEADLINE = ("distinct_2", "self_bleu", "compression_ratio", "embedding_mean_distance", "vendi_score")
 
@@ -25,8 +25,7 @@ class VersionView:
     reasons: list[str] = field(default_factory=list)
     # metric -> scope -> point
     points: dict[str, dict[str, MetricPoint]] = field(default_factory=dict)
-    # metric -> diversity-oriented change vs baseline (within scope), and whether it declined
-    change: dict[str, float] = field(default_factory=dict)
+    # metrics whose within-scope change vs the baseline was a significant decline
     declined: set[str] = field(default_factory=set)
 
 
@@ -37,8 +36,8 @@ class ReportData:
     generated_at: str
     versions: list[VersionView]
     higher_is_diverse: dict[str, bool]
-    samples_baseline: list[tuple[str, str]] = field(default_factory=list)  # (prompt, output)
-    samples_latest: list[tuple[str, str]] = field(default_factory=list)
+    # (prompt, baseline output, latest output): the same prompt on both sides
+    samples: list[tuple[str, str, str]] = field(default_factory=list)
     database: str = ""
     # (received, alert, version, severity, status, summary) of the model's latest alert notifications
     alerts: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
@@ -50,7 +49,7 @@ header{background:#111827;color:#f9fafb;padding:18px 28px}header h1{margin:0;fon
 header p{margin:4px 0 0;color:#9ca3af}main{padding:20px 28px;max-width:1200px}
 .verdict{display:inline-block;padding:4px 12px;border-radius:14px;font-weight:600}
 .ok{background:#dcfce7;color:#166534}.watch{background:#fef9c3;color:#854d0e}
-.collapse_suspected{background:#fee2e2;color:#991b1b}
+.collapse_suspected{background:#fee2e2;color:#991b1b}.inconclusive{background:#f3e8ff;color:#6b21a8}
 section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:16px 20px;margin:16px 0}
 h2{font-size:17px;margin:0 0 10px}ul.reasons{margin:8px 0 0 18px;padding:0}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px}
@@ -59,46 +58,62 @@ svg .ax{font-size:10px;fill:#6b7280}svg .lg{font-size:10px;font-weight:600}svg .
 svg .flag{fill:#dc2626}table{border-collapse:collapse;width:100%;font-size:13px}
 td,th{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}.neg{color:#b91c1c;font-weight:600}
-.side{display:grid;grid-template-columns:1fr 1fr;gap:14px}.out{white-space:pre-wrap;font-size:13px}
-.prompt{color:#6b7280;font-size:12px;margin-top:10px}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:10px}.fig{border:1px solid #f3f4f6;border-radius:6px}
+.fig h3{font-size:13px;margin:6px 8px 0}td.out{white-space:pre-wrap;font-size:13px;width:44%}
+td.prompt{color:#6b7280;font-size:12px}
 """
 
 
-def _pct(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x * 100:+.1f}%".replace("-", "−")
-
-
 def _charts(data: ReportData) -> str:
+    """Per metric, one chart per scope, each on its own axis: within-prompt and pooled values of a
+    metric can differ several-fold (Vendi ≈ 3 within, ≈ 50 across), and one shared axis flattens the
+    smaller into a line."""
     labels = [v.label for v in data.versions]
     metrics = sorted({m for v in data.versions for m in v.points}, key=lambda m: (m not in HEADLINE, m))
-    charts = []
+    figures = []
+    nan = float("nan")
     for metric in metrics:
-        series = []
-        for scope in ("within", "across"):
-            pts = [v.points.get(metric, {}).get(scope) for v in data.versions]
-            nan = float("nan")
-            series.append(
-                Series(
-                    scope,
-                    [p.value if p else nan for p in pts],
-                    [p.ci_low if p else nan for p in pts],
-                    [p.ci_high if p else nan for p in pts],
-                )
-            )
         flagged = {i for i, v in enumerate(data.versions) if metric in v.declined}
         arrow = "↑" if data.higher_is_diverse.get(metric, True) else "↓"
-        charts.append(line_chart(f"{metric} {arrow}", labels, series, flagged))
-    return "".join(charts)
+        charts = []
+        for scope in ("within", "across"):
+            pts = [v.points.get(metric, {}).get(scope) for v in data.versions]
+            series = Series(
+                scope,
+                [p.value if p else nan for p in pts],
+                [p.ci_low if p else nan for p in pts],
+                [p.ci_high if p else nan for p in pts],
+            )
+            charts.append(
+                line_chart(
+                    f"{metric} {arrow} · {scope}", labels, [series], flagged if scope == "within" else None
+                )
+            )
+        figures.append(
+            f'<div class="fig"><h3>{escape(metric)} {arrow}</h3><div class="pair">{"".join(charts)}</div></div>'
+        )
+    return "".join(figures)
+
+
+def _change_text(data: ReportData, v: VersionView, metric: str) -> str:
+    """The within-scope change vs the baseline version on the metric's scale (pp or ×)."""
+    base_view = next((b for b in data.versions if b.label == data.baseline), None)
+    base = base_view.points.get(metric, {}).get("within") if base_view else None
+    cand = v.points.get(metric, {}).get("within")
+    if base is None or cand is None or v.label == data.baseline:
+        return "–"
+    return format_change(metric, change(metric, base.value, cand.value))
 
 
 def _versions_table(data: ReportData) -> str:
-    head = "".join(f"<th>{escape(m)} vs {escape(data.baseline)}</th>" for m in HEADLINE)
+    head = "".join(
+        f"<th>{escape(m)} {'↑' if data.higher_is_diverse.get(m, True) else '↓'} vs {escape(data.baseline)}</th>"
+        for m in HEADLINE
+    )
     rows = []
     for v in data.versions:
         cells = "".join(
-            f'<td class="num{" neg" if m in v.declined else ""}">{_pct(v.change.get(m))}</td>'
+            f'<td class="num{" neg" if m in v.declined else ""}">{escape(_change_text(data, v, m))}</td>'
             for m in HEADLINE
         )
         verdict = (
@@ -108,11 +123,17 @@ def _versions_table(data: ReportData) -> str:
     return f"<table><tr><th>version</th><th>verdict</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _samples(title: str, samples: list[tuple[str, str]]) -> str:
-    items = "".join(
-        f'<div class="prompt">{escape(p)}</div><div class="out">{escape(o)}</div>' for p, o in samples
+def _samples(data: ReportData, latest: str) -> str:
+    rows = "".join(
+        f'<tr><td class="prompt">{escape(p)}</td><td class="out">{escape(b)}</td><td class="out">{escape(c)}</td></tr>'
+        for p, b, c in data.samples
     )
-    return f"<div><h3>{escape(title)}</h3>{items or '<p>No stored text (pruned or none).</p>'}</div>"
+    if not rows:
+        return "<p>No prompt with stored text on both sides (pruned, or no shared prompt).</p>"
+    head = (
+        f"<tr><th>prompt</th><th>baseline {escape(data.baseline)}</th><th>latest {escape(latest)}</th></tr>"
+    )
+    return f"<table>{head}{rows}</table>"
 
 
 def _alerts(data: ReportData) -> str:
@@ -142,14 +163,16 @@ def render(data: ReportData) -> str:
 {(" · " + escape(data.database)) if data.database else ""}</p></header><main>
 <section id="verdict"><h2>Latest version {escape(latest.label)}:
 <span class="verdict {escape(status)}">{escape(status)}</span></h2><ul class="reasons">{reasons}</ul></section>
-<section id="versions"><h2>Headline metrics by version (change vs baseline; negative = less diverse)</h2>
+<section id="versions"><h2>Headline metrics by version: change vs the baseline</h2>
+<p>In each metric's own direction: pp = percentage points (rates in [0, 1]), × = factor (other metrics);
+↑ or ↓: the direction that means more diverse; red: a significant decline in diversity.</p>
 {_versions_table(data)}</section>
 {_alerts(data)}
 <section id="plots"><h2>Every metric across versions</h2>
-<p>↑ or ↓ after a name: the direction that means more diverse. Shaded: 95% intervals.
+<p>↑ or ↓ after a name: the direction that means more diverse. Each scope on its own axis: within
+(per-prompt values, averaged) and across (all outputs pooled). Shaded: 95% intervals.
 Red dot under a version: a significant decline against the baseline.</p>
 <div class="charts">{_charts(data)}</div></section>
-<section id="samples"><h2>Sample outputs, side by side</h2><div class="side">
-{_samples(f"baseline {data.baseline}", data.samples_baseline)}{_samples(f"latest {latest.label}", data.samples_latest)}
-</div></section></main></body></html>
+<section id="samples"><h2>Sample outputs, side by side for the same prompt</h2>
+{_samples(data, latest.label)}</section></main></body></html>
 """

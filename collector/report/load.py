@@ -30,15 +30,22 @@ def _nan(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
-def _samples(store: Store, run_id: int | None) -> list[tuple[str, str]]:
-    """One output for each of the first prompts of a run (prompt order is the stored order)."""
-    if run_id is None:
-        return []
+def _first_outputs(store: Store, run_id: int | None) -> dict[str, tuple[str, str]]:
+    """prompt key -> (prompt, the first stored output) of a run."""
     seen: dict[str, tuple[str, str]] = {}
+    if run_id is None:
+        return seen
     for s in store.run_samples(run_id):
         if s.output is not None and s.prompt_key not in seen:
             seen[s.prompt_key] = (s.prompt, s.output)
-    return [seen[k] for k in sorted(seen)[:SAMPLES_SHOWN]]
+    return seen
+
+
+def paired_samples(store: Store, base_run: int | None, latest_run: int | None) -> list[tuple[str, str, str]]:
+    """(prompt, baseline output, latest output) for the first prompts both runs answered."""
+    base, latest = _first_outputs(store, base_run), _first_outputs(store, latest_run)
+    shared = sorted(set(base) & set(latest))[:SAMPLES_SHOWN]
+    return [(base[k][0], base[k][1], latest[k][1]) for k in shared]
 
 
 def load_report(store: Store, model: str) -> ReportData:
@@ -69,10 +76,8 @@ def load_report(store: Store, model: str) -> ReportData:
         if verdict is not None:
             view.verdict, view.reasons = verdict.status, list(verdict.reasons)
         for c in store.comparisons_of(run_id):
-            if c.reference == "baseline" and c.scope == "within":
-                view.change[c.metric] = c.diversity_change
-                if c.significant_decline:
-                    view.declined.add(c.metric)
+            if c.reference == "baseline" and c.scope == "within" and c.significant_decline:
+                view.declined.add(c.metric)
         views.append(view)
     if not views:
         raise ReportError(f"model {model!r} has no completed run")
@@ -82,8 +87,7 @@ def load_report(store: Store, model: str) -> ReportData:
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         versions=views,
         higher_is_diverse=directions,
-        samples_baseline=_samples(store, runs.get(baseline)),
-        samples_latest=_samples(store, runs.get(views[-1].label)),
+        samples=paired_samples(store, runs.get(baseline), runs.get(views[-1].label)),
         database=redact_url(str(store.engine.url)),
         alerts=_alerts(store, model),
     )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from collector.config import JsonlFields, JsonlSourceConfig
+from collector.probes import prompt_id as prompt_id_of
 from collector.sources.base import SampleOutcome
 from collector.state import JsonState
 
@@ -224,11 +225,7 @@ class JsonlSource:
             return bad("missing or non-string " + ", ".join(repr(k) for k in missing))
         prompt, output = rec[f.prompt], rec[f.output]
         pid = rec.get(f.prompt_id) if f.prompt_id else None
-        prompt_id = (
-            str(pid)
-            if pid is not None
-            else "sha1:" + hashlib.sha1(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        )
+        prompt_id = str(pid) if pid is not None else prompt_id_of(prompt)
         index = counters.get(prompt_id, 0)
         counters[prompt_id] = index + 1
         version = rec.get(f.version) if f.version else None

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.config import SqlSourceConfig
+from collector.probes import prompt_id as prompt_id_of
 from collector.sources.base import SampleOutcome, SourceError
 from collector.state import JsonState
 
@@ -176,11 +177,7 @@ class SqlSource:
             excerpt = repr({k: row.get(k) for k in ("prompt", "output")})[:200]
             return SampleOutcome("", "", 0, error=msg, source_key=source_key, excerpt=excerpt)
         pid = row.get("prompt_id")
-        prompt_id = (
-            str(pid)
-            if pid is not None
-            else "sha1:" + hashlib.sha1(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        )
+        prompt_id = str(pid) if pid is not None else prompt_id_of(prompt)
         index = counters.get(prompt_id, 0)
         counters[prompt_id] = index + 1
         version = row.get(self.cfg.version_column) if self.cfg.version_column else None

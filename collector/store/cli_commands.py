@@ -26,21 +26,51 @@ def db_current(url: str | None) -> str:
 
 
 def history_table(store: Store, model: str, scope: str = "within") -> tuple[list[str], list[list[str]]]:
-    """A metric-by-version table of the latest completed values: (columns, rows), no printing."""
+    """A metric-by-version table of the latest completed values: (columns, rows), no printing.
+
+    Each version after the baseline shows its change vs the baseline version on the metric's scale
+    (``0.676 (−28.6 pp)``, ``1.874 (×0.57)``; :mod:`collector.trends.change`); the last column is the
+    stored trend over the last versions (``↓ −4.1%/version, p 0.03``; "–" under 3 versions).
+    """
+    from collector.trends.change import change, format_change
+
     rows = [r for r in store.latest_metrics(model) if r["scope"] == scope]
     versions: list[str] = []
     for r in sorted(rows, key=lambda r: r["version_ordinal"]):
         if r["version"] not in versions:
             versions.append(r["version"])
-    cells: dict[str, dict[str, str]] = {}
+    baseline = store.baseline_version(model) or (versions[0] if versions else None)
+    values: dict[str, dict[str, float]] = {}
     for r in rows:
         v = r["value"]
-        cells.setdefault(r["metric"], {})[r["version"]] = "n/a" if v is None or math.isnan(v) else f"{v:.4f}"
-    table = [[k, *(cells[k].get(v, "") for v in versions)] for k in sorted(cells)]
+        values.setdefault(r["metric"], {})[r["version"]] = math.nan if v is None else float(v)
+    trends = {t.metric: t for t in store.trends_of(model) if t.scope == scope}
+
+    def cell(metric: str, version: str) -> str:
+        v = values[metric].get(version)
+        if v is None:
+            return ""
+        if math.isnan(v):
+            return "n/a"
+        base = values[metric].get(baseline) if baseline else None
+        if version == baseline or base is None or math.isnan(base):
+            return f"{v:.4f}"
+        return f"{v:.4f} ({format_change(metric, change(metric, base, v))})"
+
+    def trend_cell(metric: str) -> str:
+        t = trends.get(metric)
+        if t is None or t.n_versions < 3 or math.isnan(t.slope):
+            return "–"
+        arrow = "↓" if t.slope < 0 else "↑"
+        text = f"{arrow} {t.slope * 100:+.1f}%/version".replace("-", "−")
+        return text + (f", p {t.p_value:.2f}" if not math.isnan(t.p_value) else "")
+
+    table = [[k, *(cell(k, v) for v in versions), trend_cell(k)] for k in sorted(values)]
     verdicts = [_verdict_of_version(store, model, v) for v in versions]
     if any(verdicts):
-        table.append(["verdict", *(v or "" for v in verdicts)])
-    return ["metric", *versions], table
+        table.append(["verdict", *(v or "" for v in verdicts), ""])
+    labels = [f"{v} (baseline)" if v == baseline else v for v in versions]
+    return ["metric", *labels, "trend (diversity)"], table
 
 
 def _verdict_of_version(store: Store, model: str, version: str) -> str | None:

@@ -20,6 +20,25 @@ def resolve_url(explicit: str | None = None) -> str:
     return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
+def missing_database_file(url: str) -> str | None:
+    """The path of a file-backed SQLite database that does not exist, else None.
+
+    Read-only commands check this first: connecting would create an empty database and report on
+    nothing (``up 1``, "no values") instead of saying the path is wrong.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if str(parsed.query.get("mode", "")) == "memory" or parsed.database.startswith("file:"):
+        return None
+    return None if os.path.exists(parsed.database) else parsed.database
+
+
 def redact_url(url: str) -> str:
     """The URL with any password removed, for messages and logs."""
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)

@@ -233,7 +233,9 @@ class VerdictRow(Base):
     """The verdict of one candidate run (vs the model's baseline), with its reasons in words."""
 
     __tablename__ = "verdicts"
-    __table_args__ = (CheckConstraint("status IN ('ok','watch','collapse_suspected')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('ok','watch','collapse_suspected','inconclusive')", name="status"),
+    )
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))

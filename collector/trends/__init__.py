@@ -1,21 +1,28 @@
 """Comparisons between versions, trend tests and verdicts: pure functions over numbers, no I/O."""
 
+from collector.trends.change import Scale, format_change, format_interval, scale_of
 from collector.trends.compare import (
+    DEFAULT_MIN_DIFFERENCE,
     DEFAULT_MIN_EFFECT,
     Comparison,
     compare,
     compare_paired_replicates,
+    min_pairs_for,
     paired_arrays,
     sign_flip_p_value,
 )
 from collector.trends.trend import DEFAULT_LAST_K, MannKendall, Trend, mann_kendall, trend
-from collector.trends.verdict import Status, Thresholds, Verdict, describe, verdict
+from collector.trends.verdict import STATUSES, Coverage, Status, Thresholds, Verdict, describe, verdict
 
 __all__ = [
     "DEFAULT_LAST_K",
+    "DEFAULT_MIN_DIFFERENCE",
     "DEFAULT_MIN_EFFECT",
+    "STATUSES",
     "Comparison",
+    "Coverage",
     "MannKendall",
+    "Scale",
     "Status",
     "Thresholds",
     "Trend",
@@ -23,8 +30,12 @@ __all__ = [
     "compare",
     "compare_paired_replicates",
     "describe",
+    "format_change",
+    "format_interval",
     "mann_kendall",
+    "min_pairs_for",
     "paired_arrays",
+    "scale_of",
     "sign_flip_p_value",
     "trend",
     "verdict",

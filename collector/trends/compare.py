@@ -5,9 +5,15 @@ pairs with the ``within`` value of prompt ``p`` in the candidate.  Pairing remov
 between-prompt variation and leaves only the sampling noise of each prompt, which is what makes a
 40-prompt probe set sensitive enough.
 
-* Effect: the relative change of the mean over shared prompts, ``cand_mean / base_mean - 1``.
-* Interval: a paired percentile bootstrap: the *same* resampled prompt indices on both sides.
+* Effect, on the metric's scale (:mod:`collector.trends.change`): for a rate bounded in [0, 1] the
+  absolute difference of the means over shared prompts, ``cand_mean - base_mean`` (defined at a
+  baseline of 0); for an unbounded metric the relative change ``cand_mean / base_mean - 1``.  The
+  relative change is kept as well (``rel_change``, ``diversity_change``: what the store exports).
+* Interval: a paired percentile bootstrap: the *same* resampled prompt indices on both sides,
+  clipped to the changes the metric's range allows.
 * p-value: a sign-flip permutation test on the paired differences (see :func:`compare`).
+* ``min_detectable``: the smallest decline the data could have detected (about 80% power), on the
+  metric's scale; infinite when there are too few prompts for the test to reach ``alpha`` at all.
 
 Pure: numbers in, numbers out; no I/O.
 """
@@ -20,7 +26,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collector.trends.change import Scale, clip_change_interval, clip_relative_interval, scale_of
+
 DEFAULT_MIN_EFFECT = 0.05
+DEFAULT_MIN_DIFFERENCE = 0.02  # 2 percentage points: the minimum effect of a bounded rate
+# z_{1-alpha/2} + z_{power} for alpha = 0.05 and 80% power: the usual sample-size multiplier.
+DETECTABLE_Z = 1.96 + 0.84
+
+
+def min_pairs_for(alpha: float) -> int:
+    """Fewest paired prompts with which the two-sided sign-flip test can reach ``p < alpha``:
+    the most extreme of the ``2**n`` sign patterns has p = ``2 / 2**n`` (6 prompts at 0.05)."""
+    n = 1
+    while 2.0 / 2**n >= alpha:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)
@@ -28,7 +48,11 @@ class Comparison:
     """A candidate against a baseline for one metric.
 
     ``rel_change`` is in the metric's own direction (``+0.10``: the value rose by 10%);
-    ``diversity_change`` is oriented so that a negative number always means *less* diverse.
+    ``diversity_change`` is oriented so that a negative number always means *less* diverse (both
+    relative, NaN from a baseline of 0).  ``change`` is the change on the metric's ``scale``, in its
+    own direction: ``cand - base`` for ``difference``, ``cand / base - 1`` for ``ratio``; it and its
+    interval are what people read (:func:`collector.trends.change.format_change`).
+    ``significant_decline`` is decided on that scale.
     """
 
     n_pairs: int
@@ -45,6 +69,21 @@ class Comparison:
     significant_decline: bool
     alpha: float = 0.05
     min_effect: float = DEFAULT_MIN_EFFECT
+    scale: Scale = "ratio"
+    change: float = float("nan")
+    change_ci_low: float = float("nan")
+    change_ci_high: float = float("nan")
+    min_detectable: float = float("inf")
+
+    @property
+    def scorable(self) -> bool:
+        """Whether the change could be computed at all (enough pairs, a usable baseline)."""
+        return math.isfinite(self.change)
+
+    @property
+    def can_reach_significance(self) -> bool:
+        """Whether the test could have flagged a decline with these many pairs."""
+        return self.scorable and self.n_pairs >= min_pairs_for(self.alpha)
 
 
 def _orient(rel: float, lo: float, hi: float, higher_is_diverse: bool) -> tuple[float, float, float]:
@@ -60,10 +99,72 @@ def _is_decline(div: float, div_hi: float, p: float, alpha: float, min_effect: f
 
 
 def _nan_comparison(
-    n: int, b: float, c: float, higher_is_diverse: bool, alpha: float, me: float
+    n: int, b: float, c: float, higher_is_diverse: bool, alpha: float, me: float, scale: Scale = "ratio"
 ) -> Comparison:
     nan = float("nan")
-    return Comparison(n, b, c, nan, nan, nan, nan, nan, nan, 1.0, higher_is_diverse, False, alpha, me)
+    return Comparison(n, b, c, nan, nan, nan, nan, nan, nan, 1.0, higher_is_diverse, False, alpha, me, scale)
+
+
+def _min_effect(scale: Scale, min_effect: float | None) -> float:
+    if min_effect is not None:
+        return min_effect
+    return DEFAULT_MIN_DIFFERENCE if scale == "difference" else DEFAULT_MIN_EFFECT
+
+
+def _quantiles(reps: np.ndarray, alpha: float, fallback: float) -> tuple[float, float]:
+    reps = reps[np.isfinite(reps)]
+    if not reps.size:
+        return fallback, fallback
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def _build(
+    *,
+    metric: str | None,
+    scale: Scale,
+    n: int,
+    bv: float,
+    cv: float,
+    change_reps: np.ndarray,
+    rel_reps: np.ndarray,
+    p: float,
+    higher_is_diverse: bool,
+    alpha: float,
+    min_effect: float,
+    min_detectable: float,
+) -> Comparison:
+    """A comparison from its point estimates and paired replicates of the change on both scales."""
+    rel = cv / bv - 1 if bv != 0 else float("nan")
+    lo, hi = _quantiles(rel_reps, alpha, rel) if math.isfinite(rel) else (rel, rel)
+    chg = cv - bv if scale == "difference" else rel
+    clo, chi = _quantiles(change_reps, alpha, chg)
+    if metric is not None:
+        lo, hi = clip_relative_interval(metric, bv, lo, hi)
+        clo, chi = clip_change_interval(metric, bv, clo, chi)
+    div, div_lo, div_hi = _orient(rel, lo, hi, higher_is_diverse)
+    cdiv, _, cdiv_hi = _orient(chg, clo, chi, higher_is_diverse)
+    return Comparison(
+        n_pairs=n,
+        base_mean=bv,
+        cand_mean=cv,
+        rel_change=rel,
+        ci_low=lo,
+        ci_high=hi,
+        diversity_change=div,
+        diversity_ci_low=div_lo,
+        diversity_ci_high=div_hi,
+        p_value=p,
+        higher_is_diverse=higher_is_diverse,
+        significant_decline=_is_decline(cdiv, cdiv_hi, p, alpha, min_effect),
+        alpha=alpha,
+        min_effect=min_effect,
+        scale=scale,
+        change=chg,
+        change_ci_low=clo,
+        change_ci_high=chi,
+        min_detectable=min_detectable,
+    )
 
 
 def paired_arrays(
@@ -104,50 +205,56 @@ def compare(
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
-    min_effect: float = DEFAULT_MIN_EFFECT,
+    min_effect: float | None = None,
+    metric: str | None = None,
 ) -> Comparison:
     """Compare per-prompt values ``{prompt_id: value}`` of two versions, paired by prompt.
 
-    Only prompts present and finite on both sides count (``n_pairs``).  ``significant_decline``
-    needs all three: the ``1 - alpha`` interval of ``diversity_change`` entirely below 0, the
-    sign-flip p-value below ``alpha``, and a decline of at least ``min_effect`` (relative).
+    Only prompts present and finite on both sides count (``n_pairs``).  ``metric`` (its name)
+    chooses the scale and the range the intervals are clipped to (without it: ratio, unclipped).
+    ``significant_decline`` needs all three: the ``1 - alpha`` interval of the oriented change
+    entirely below 0, the sign-flip p-value below ``alpha``, and a decline of at least
+    ``min_effect`` (default 5% relative, or 2 percentage points on the ``difference`` scale).
 
     Why the sign-flip test for the p-value rather than the bootstrap: the percentile bootstrap
     interval is known to be too narrow for small ``n`` (it under-covers at 10-20 prompts), while the
-    sign-flip test keeps its level at any ``n``; requiring both is the conservative choice for an
-    alarm.  The test is on the mean difference, which has the sign of the relative change.
+    sign-flip test keeps its level at any ``n`` and at a baseline of 0; requiring both is the
+    conservative choice for an alarm.  The test is on the mean difference, which has the sign of
+    the change.
     """
+    scale: Scale = scale_of(metric) if metric is not None else "ratio"
+    me = _min_effect(scale, min_effect)
     b, c = paired_arrays(baseline, candidate)
     n = int(b.size)
     base_mean = float(b.mean()) if n else float("nan")
     cand_mean = float(c.mean()) if n else float("nan")
-    if n < 2 or not math.isfinite(base_mean) or base_mean == 0:
-        return _nan_comparison(n, base_mean, cand_mean, higher_is_diverse, alpha, min_effect)
-    rel = cand_mean / base_mean - 1
+    usable_base = scale == "difference" or base_mean > 0  # a ratio needs a positive baseline
+    if n < 2 or not math.isfinite(base_mean) or not usable_base:
+        return _nan_comparison(n, base_mean, cand_mean, higher_is_diverse, alpha, me, scale)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
+    bm, cm = b[idx].mean(axis=1), c[idx].mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        reps = c[idx].mean(axis=1) / b[idx].mean(axis=1) - 1
-    reps = reps[np.isfinite(reps)]
-    lo, hi = (float(x) for x in np.quantile(reps, [alpha / 2, 1 - alpha / 2]))
-    # A negative baseline mean would flip the meaning of the ratio; diversity metrics are >= 0.
-    p = sign_flip_p_value(c - b, n_perm=n_boot, seed=seed + 1)
-    div, div_lo, div_hi = _orient(rel, lo, hi, higher_is_diverse)
-    return Comparison(
-        n_pairs=n,
-        base_mean=base_mean,
-        cand_mean=cand_mean,
-        rel_change=rel,
-        ci_low=lo,
-        ci_high=hi,
-        diversity_change=div,
-        diversity_ci_low=div_lo,
-        diversity_ci_high=div_hi,
-        p_value=p,
+        rel_reps = cm / bm - 1
+    d = c - b
+    p = sign_flip_p_value(d, n_perm=n_boot, seed=seed + 1)
+    detectable = float("inf")
+    if n >= min_pairs_for(alpha):
+        sd = float(d.std(ddof=1)) * DETECTABLE_Z / math.sqrt(n)
+        detectable = max(me, sd if scale == "difference" else sd / base_mean)
+    return _build(
+        metric=metric,
+        scale=scale,
+        n=n,
+        bv=base_mean,
+        cv=cand_mean,
+        change_reps=cm - bm if scale == "difference" else rel_reps,
+        rel_reps=rel_reps,
+        p=p,
         higher_is_diverse=higher_is_diverse,
-        significant_decline=_is_decline(div, div_hi, p, alpha, min_effect),
         alpha=alpha,
-        min_effect=min_effect,
+        min_effect=me,
+        min_detectable=detectable,
     )
 
 
@@ -160,53 +267,60 @@ def compare_paired_replicates(
     cand_value: float | None = None,
     n_pairs: int = 0,
     alpha: float = 0.05,
-    min_effect: float = DEFAULT_MIN_EFFECT,
+    min_effect: float | None = None,
     spread_scale: float | None = None,
+    metric: str | None = None,
 ) -> Comparison:
     """Compare ``across`` (pooled) values from caller-supplied *paired* bootstrap replicates.
 
     With ``spread_scale`` the replicates are subsample (e.g. delete-half jackknife) values rather
-    than bootstrap ones: their relative changes are centred on the point estimate's and their
-    spread multiplied by ``spread_scale`` (``sqrt(m / (P - m))`` for subsets of m of P prompts)
-    before the percentile interval and p-value are read off.
+    than bootstrap ones: their changes are centred on the point estimate's and their spread
+    multiplied by ``spread_scale`` (``sqrt(m / (P - m))`` for subsets of m of P prompts) before the
+    percentile interval and p-value are read off.
 
     A pooled value is not an average of per-prompt values, so it cannot be resampled from them:
     the caller (the suite) recomputes the metric on both versions' raw outputs for the same prompt
     multiplicity vectors ``w_r`` and passes ``base_reps[r]``, ``cand_reps[r]``.  Two independent
     CIs cannot be combined into a paired one.  ``base_value``/``cand_value`` are the point
     estimates (``w == 1``); without them the replicate means are used.  The p-value is the
-    bootstrap one, ``2 * min(P(rel <= 0), P(rel >= 0))`` over the replicates.
+    bootstrap one, ``2 * min(P(change <= 0), P(change >= 0))`` over the replicates.  ``metric``
+    chooses the scale and clipping as in :func:`compare`.
     """
+    scale: Scale = scale_of(metric) if metric is not None else "ratio"
+    me = _min_effect(scale, min_effect)
     b = np.asarray(base_reps, dtype=float)
     c = np.asarray(cand_reps, dtype=float)
     if b.shape != c.shape or b.ndim != 1:
         raise ValueError(f"replicates must be paired 1-d arrays of one length, got {b.shape} and {c.shape}")
-    ok = np.isfinite(b) & np.isfinite(c) & (b != 0)
+    ok = np.isfinite(b) & np.isfinite(c) & ((b != 0) | (scale == "difference"))
     b, c = b[ok], c[ok]
     bv = float(base_value) if base_value is not None else (float(b.mean()) if b.size else float("nan"))
     cv = float(cand_value) if cand_value is not None else (float(c.mean()) if c.size else float("nan"))
-    if b.size < 2 or not math.isfinite(bv) or bv == 0:
-        return _nan_comparison(n_pairs, bv, cv, higher_is_diverse, alpha, min_effect)
-    reps = c / b - 1
-    rel = cv / bv - 1
-    if spread_scale is not None:
-        reps = rel + (reps - reps.mean()) * spread_scale
-    lo, hi = (float(x) for x in np.quantile(reps, [alpha / 2, 1 - alpha / 2]))
-    p = float(min(1.0, 2 * min(np.mean(reps <= 0), np.mean(reps >= 0)) + 1 / (reps.size + 1)))
-    div, div_lo, div_hi = _orient(rel, lo, hi, higher_is_diverse)
-    return Comparison(
-        n_pairs=n_pairs,
-        base_mean=bv,
-        cand_mean=cv,
-        rel_change=rel,
-        ci_low=lo,
-        ci_high=hi,
-        diversity_change=div,
-        diversity_ci_low=div_lo,
-        diversity_ci_high=div_hi,
-        p_value=p,
+    usable_base = scale == "difference" or bv > 0
+    if b.size < 2 or not math.isfinite(bv) or not math.isfinite(cv) or not usable_base:
+        return _nan_comparison(n_pairs, bv, cv, higher_is_diverse, alpha, me, scale)
+
+    def centred(reps: np.ndarray, point: float) -> np.ndarray:
+        if spread_scale is None or not math.isfinite(point):
+            return reps
+        return point + (reps - reps.mean()) * spread_scale
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_reps = centred(c / b - 1, cv / bv - 1 if bv else float("nan"))
+    change_reps = centred(c - b, cv - bv) if scale == "difference" else rel_reps
+    p = float(min(1.0, 2 * min(np.mean(change_reps <= 0), np.mean(change_reps >= 0)) + 1 / (b.size + 1)))
+    spread = float(change_reps.std(ddof=1)) * DETECTABLE_Z if change_reps.size > 1 else float("inf")
+    return _build(
+        metric=metric,
+        scale=scale,
+        n=n_pairs,
+        bv=bv,
+        cv=cv,
+        change_reps=change_reps,
+        rel_reps=rel_reps,
+        p=p,
         higher_is_diverse=higher_is_diverse,
-        significant_decline=_is_decline(div, div_hi, p, alpha, min_effect),
         alpha=alpha,
-        min_effect=min_effect,
+        min_effect=me,
+        min_detectable=max(me, spread),
     )

@@ -1,24 +1,30 @@
-"""The verdict of one candidate version: ``ok``, ``watch`` or ``collapse_suspected``.
+"""The verdict of one candidate version: ``ok``, ``watch``, ``collapse_suspected`` or ``inconclusive``.
 
 Collapse narrows *both* the words a model uses and what it says, so the alarm needs agreement
 between the lexical and the embedding families.  Length-family metrics are reported but never
 count as evidence: shorter outputs alone change lexical scores (distinct-n rises) without any loss
-of diversity.  Pure; no I/O.
+of diversity.  With one evidence family only (``--no-embeddings``) that family must decline with
+``p < watch_p_value`` for ``collapse_suspected``.  The gate fails closed: a mostly blank candidate is
+never ``ok``, and data too small for the test to reach significance is ``inconclusive``, never
+``ok``.  Pure; no I/O.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.trends.compare import Comparison
+from collector.trends.change import format_change, format_interval
+from collector.trends.compare import Comparison, min_pairs_for
 from collector.trends.evidence import raise_on_pooled_and_tail
 from collector.trends.trend import Trend
 
-Status = Literal["ok", "watch", "collapse_suspected"]
+Status = Literal["ok", "watch", "collapse_suspected", "inconclusive"]
+STATUSES: tuple[Status, ...] = ("ok", "watch", "collapse_suspected", "inconclusive")
 EVIDENCE_FAMILIES: tuple[str, ...] = ("lexical", "embedding")
 
 
@@ -63,7 +69,36 @@ class Thresholds(BaseModel):
         "watch is the union of several rules; at 0.05 each the null false-alarm rate of the whole "
         "verdict was ~8% (measured), at 0.01 it is under 5%.",
     )
+    blank_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A candidate with at least this share of blank (empty or whitespace) outputs is never "
+        "ok: collapse_suspected when the baseline has fewer, inconclusive when it is as blank.",
+    )
     baseline_label: str = Field("baseline", description="How reasons name the baseline version, e.g. 'v1'.")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the two sides had to compare: shared and dropped prompts, outputs per prompt, blanks."""
+
+    n_shared_prompts: int
+    only_baseline: int = 0
+    only_candidate: int = 0
+    min_samples_per_prompt: int = 0  # fewest outputs of a shared prompt on either side
+    n_baseline: int = 0
+    n_baseline_blank: int = 0
+    n_candidate: int = 0
+    n_candidate_blank: int = 0
+
+    @property
+    def candidate_blank_share(self) -> float:
+        return self.n_candidate_blank / self.n_candidate if self.n_candidate else 0.0
+
+    @property
+    def baseline_blank_share(self) -> float:
+        return self.n_baseline_blank / self.n_baseline if self.n_baseline else 0.0
 
 
 @dataclass(frozen=True)
@@ -75,22 +110,20 @@ class Verdict:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _pct(x: float) -> str:
-    s = f"{x * 100:+.0f}%"
-    return s.replace("-", "−")
-
-
 def describe(metric: str, c: Comparison, baseline_label: str = "baseline") -> str:
-    """One readable line, e.g. ``distinct_2 −31% vs v1 [−36%, −26%]``, in the metric's own units."""
-    text = f"{metric} {_pct(c.rel_change)} vs {baseline_label} [{_pct(c.ci_low)}, {_pct(c.ci_high)}]"
+    """One readable line in the metric's own direction and scale, e.g. ``distinct_2 −6.1 pp vs v1
+    [−7.0, −5.2] pp`` or ``vendi_score ×0.57 vs v1 [×0.51, ×0.63]``."""
+    text = f"{metric} {format_change(metric, c.change)} vs {baseline_label} "
+    text += format_interval(metric, c.change_ci_low, c.change_ci_high)
     if not c.higher_is_diverse:
         text += " (lower is more diverse)"
     return text
 
 
 def _counts(hits: Mapping[str, list[str]], totals: Mapping[str, int]) -> str:
-    """``5 of 7 lexical and 2 of 3 embedding metrics``."""
-    return " and ".join(f"{len(hits[f])} of {totals[f]} {f}" for f in EVIDENCE_FAMILIES) + " metrics"
+    """``5 of 7 lexical and 2 of 3 embedding metrics`` (families with no metric left out)."""
+    present = [f for f in EVIDENCE_FAMILIES if totals.get(f)] or list(EVIDENCE_FAMILIES)
+    return " and ".join(f"{len(hits[f])} of {totals[f]} {f}" for f in present) + " metrics"
 
 
 def _declined_by_family(
@@ -101,12 +134,71 @@ def _declined_by_family(
     totals = {f: 0 for f in EVIDENCE_FAMILIES}
     for m, c in comparisons.items():
         fam = families.get(m)
-        if fam not in totals or c.rel_change != c.rel_change:  # NaN: unscorable, not evidence
+        if fam not in totals or not c.scorable:  # NaN: unscorable, not evidence
             continue
         totals[fam] += 1
         if c.significant_decline:
             declined[fam].append(m)
     return declined, totals
+
+
+def _severity(c: Comparison) -> float:
+    """The change oriented so that more negative is less diverse, on the metric's scale."""
+    return c.change if c.higher_is_diverse else -c.change
+
+
+def insufficient_data(
+    comparisons: Mapping[str, Comparison],
+    families: Mapping[str, str],
+    coverage: Coverage | None,
+    *,
+    has_trends: bool = False,
+) -> str | None:
+    """Why the data cannot support a decision, or None when it can.
+
+    The data cannot when an evidence family that was compared has no metric whose test could reach
+    significance: too few shared prompts for the sign-flip test (``min_pairs_for(alpha)``, 6 at
+    0.05), or too few outputs per prompt for the within-prompt metrics (they need two).
+    """
+    present = {families.get(m) for m in comparisons} & set(EVIDENCE_FAMILIES)
+    if not present:  # a verdict on trends alone (no comparison given) is still a decision
+        return None if has_trends else "no lexical or embedding metric was compared"
+    usable = {
+        f: [m for m, c in comparisons.items() if families.get(m) == f and c.can_reach_significance]
+        for f in present
+    }
+    lacking = sorted(f for f in present if not usable[f])
+    if not lacking:
+        return None
+    alpha = next(iter(comparisons.values())).alpha
+    need = min_pairs_for(alpha)
+    n = coverage.n_shared_prompts if coverage else max((c.n_pairs for c in comparisons.values()), default=0)
+    if n < need:
+        return (
+            f"only {n} shared prompt{'s' if n != 1 else ''}: the paired test needs at least {need} to reach "
+            f"p < {alpha:g}, so no decline, however large, could have been detected"
+        )
+    if coverage is not None and coverage.min_samples_per_prompt < 2:
+        return (
+            f"only {coverage.min_samples_per_prompt} output(s) for some shared prompts: the within-prompt "
+            f"metrics need at least 2 per prompt (and {need} shared prompts with them), so the "
+            f"{' and '.join(lacking)} metrics could not be scored"
+        )
+    return f"the {' and '.join(lacking)} metrics could not be scored on both sides ({n} shared prompts)"
+
+
+def detectable_text(comparisons: Mapping[str, Comparison], metrics: tuple[str, ...], n: int) -> str | None:
+    """``smallest decline 24 shared prompts could detect: distinct_2 −3.1 pp, vendi_score ×0.93``."""
+    parts = []
+    for m in metrics:
+        c = comparisons.get(m)
+        if c is None or not c.scorable or c.min_detectable == float("inf"):
+            continue
+        sign = -1 if c.higher_is_diverse else 1
+        parts.append(f"{m} {format_change(m, sign * c.min_detectable)}")
+    if not parts:
+        return None
+    return f"smallest decline {n} shared prompts could detect (80% power): " + ", ".join(parts)
 
 
 def verdict(
@@ -115,15 +207,24 @@ def verdict(
     families: Mapping[str, str],
     thresholds: Thresholds | None = None,
     pooled: Mapping[str, Comparison] | None = None,
+    coverage: Coverage | None = None,
 ) -> Verdict:
     """Combine per-metric comparisons (candidate vs baseline) and trends into one verdict.
 
     ``comparisons`` are the ``within`` scope's and decide the status.  ``pooled`` (the ``across``
     scope's, optional) never changes the status; when any of them declined, one reason line says
     how many, so homogenisation across prompts is named even when the status stays ``ok``/``watch``.
+    ``coverage`` (optional) says what was compared: dropped prompts are named, blanks counted.
 
+    In order:
+
+    * ``collapse_suspected`` when at least ``blank_fraction`` of the candidate's outputs are blank
+      and fewer of the baseline's; ``inconclusive`` when both are that blank.
+    * ``inconclusive`` when the data cannot support a decision (:func:`insufficient_data`).
     * ``collapse_suspected``: at least ``lexical_fraction`` of the lexical metrics AND at least
-      ``embedding_fraction`` of the embedding metrics declined significantly vs the baseline.
+      ``embedding_fraction`` of the embedding metrics declined significantly vs the baseline.  With
+      one evidence family only (the other not compared), that family must reach its fraction with
+      declines of ``p < watch_p_value``.
     * ``watch``: a headline metric declined with ``p < watch_p_value``; or one family reached its
       fraction with declines of ``p < watch_p_value``; or
       significant downward trends in at least ``trend_fraction`` of both families.
@@ -132,6 +233,7 @@ def verdict(
     th = thresholds or Thresholds()
     fractions = {"lexical": th.lexical_fraction, "embedding": th.embedding_fraction}
     declined, totals = _declined_by_family(comparisons, families)
+    present = tuple(f for f in EVIDENCE_FAMILIES if any(families.get(m) == f for m in comparisons))
     strong = {  # declines that also have p < watch_p_value
         f: [m for m in declined[f] if comparisons[m].p_value < th.watch_p_value] for f in EVIDENCE_FAMILIES
     }
@@ -160,11 +262,42 @@ def verdict(
         and comparisons[m].significant_decline
         and comparisons[m].p_value < th.watch_p_value
     ]
+    single = len(present) == 1
+    n_shared = (
+        coverage.n_shared_prompts if coverage else max((c.n_pairs for c in comparisons.values()), default=0)
+    )
+    alpha = next(iter(comparisons.values())).alpha if comparisons else 0.05
+
+    def need(f: str) -> int:
+        return max(1, math.ceil(fractions[f] * totals[f]))
 
     summary = _counts(declined, totals) + " declined"
     reasons: list[str] = []
-    if all(fam_hit.values()):
-        status: Status = "collapse_suspected"
+    status: Status
+    blank = coverage is not None and coverage.candidate_blank_share >= th.blank_fraction
+    lacking = insufficient_data(comparisons, families, coverage, has_trends=any(trend_totals.values()))
+    if blank:
+        assert coverage is not None
+        what = f"{coverage.n_candidate_blank} of {coverage.n_candidate} candidate outputs are blank"
+        base = f"baseline: {coverage.n_baseline_blank} of {coverage.n_baseline}"
+        if coverage.baseline_blank_share >= th.blank_fraction:
+            status = "inconclusive"
+            reasons.append(f"{what} ({base}): both sides are mostly blank, nothing to judge")
+        else:
+            status = "collapse_suspected"
+            reasons.append(f"{what} ({base})")
+    elif lacking is not None:
+        status = "inconclusive"
+        reasons.append(f"inconclusive: {lacking}")
+    elif single and fam_strong[present[0]]:
+        status = "collapse_suspected"
+        f = present[0]
+        reasons.append(
+            f"{summary}, {len(strong[f])} with p < {th.watch_p_value:g} "
+            f"({f}-only verdict: no {'embedding' if f == 'lexical' else 'lexical'} metrics were compared)"
+        )
+    elif not single and all(fam_hit[f] for f in EVIDENCE_FAMILIES):
+        status = "collapse_suspected"
         reasons.append(summary)
     elif any(fam_strong.values()) or headline_hit or all(trend_hit.values()):
         status = "watch"
@@ -173,20 +306,39 @@ def verdict(
             reasons.append(f"{summary} (only the {only} family agrees)")
         elif headline_hit:
             reasons.append(
-                f"headline metric{'s' if len(headline_hit) > 1 else ''} declined: {', '.join(headline_hit)}"
+                f"headline metric{'s' if len(headline_hit) > 1 else ''} declined with p < "
+                f"{th.watch_p_value:g}: {', '.join(headline_hit)}"
             )
         if all(trend_hit.values()):
             reasons.append("downward trend in both families: " + _counts(trending, trend_totals))
     else:
         status = "ok"
-        reasons.append(f"no significant decline ({summary})")
-    status, reasons, evidence = raise_on_pooled_and_tail(status, reasons, pooled or {}, families, th)  # type: ignore[assignment]
+        if any(declined.values()):
+            rules = " and ".join(f"{need(f)} {f}" for f in present)
+            reasons.append(
+                f"{summary} at p < {alpha:g}, short of every rule "
+                f"(collapse_suspected needs {rules}; watch needs a headline metric or a family at "
+                f"p < {th.watch_p_value:g})"
+            )
+        else:
+            reasons.append(f"no metric declined significantly ({_counts(declined, totals)})")
+        smallest = detectable_text(comparisons, th.headline_metrics, n_shared)
+        if smallest:
+            reasons.append(smallest)
+    if coverage is not None and (coverage.only_baseline or coverage.only_candidate):
+        reasons.append(
+            f"compared on the {coverage.n_shared_prompts} shared prompts; left out: "
+            f"{coverage.only_baseline} only in {th.baseline_label}, {coverage.only_candidate} only in the candidate"
+        )
+    evidence: dict[str, Any] = {}
+    if status != "inconclusive" and not blank:  # the pooled+tail rule (#17) only ever raises a status
+        status, reasons, evidence = raise_on_pooled_and_tail(status, reasons, pooled or {}, families, th)  # type: ignore[assignment]
     pooled_declined, pooled_totals = _declined_by_family(pooled or {}, families)
     if any(pooled_declined.values()):
         reasons.append("pooled (across prompts): " + _counts(pooled_declined, pooled_totals) + " declined")
-    # Per-metric lines for every evidence metric that declined, worst (most negative) first.
+    # Per-metric lines for every evidence metric that declined, worst first.
     worst = sorted(
-        (m for f in EVIDENCE_FAMILIES for m in declined[f]), key=lambda m: comparisons[m].diversity_change
+        (m for f in EVIDENCE_FAMILIES for m in declined[f]), key=lambda m: _severity(comparisons[m])
     )
     reasons.extend(describe(m, comparisons[m], th.baseline_label) for m in worst)
     details = {
@@ -201,5 +353,15 @@ def verdict(
         "ignored": sorted(m for m in comparisons if families.get(m) not in totals),
         "declined_across": pooled_declined,
         "pooled_and_tail": evidence,
+        "families_compared": list(present),
+        "inconclusive": lacking,
+        "min_pairs": min_pairs_for(alpha),
+        "min_detectable": {
+            m: c.min_detectable
+            for m, c in comparisons.items()
+            if families.get(m) in EVIDENCE_FAMILIES and c.min_detectable != float("inf")
+        },
     }
+    if coverage is not None:
+        details["coverage"] = asdict(coverage)
     return Verdict(status=status, reasons=reasons, details=details)
