@@ -17,6 +17,7 @@ One truth from the gate to the pager:
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ def _script():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("measure_alert_false_alarms", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
