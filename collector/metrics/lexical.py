@@ -92,7 +92,9 @@ class Grams:
         if not 1 <= n <= BLEU_ORDER:
             raise ValueError(f"n-gram order must be 1..{BLEU_ORDER}, got {n}")
         if self._by_order is None:
-            self._by_order = [self._expand(g, d) for g, d in ngram_ids_upto(*self.distinct_tokens, BLEU_ORDER)]
+            self._by_order = [
+                self._expand(g, d) for g, d in ngram_ids_upto(*self.distinct_tokens, BLEU_ORDER)
+            ]
         gid, doc = self._by_order[n - 1]
         return gid.astype(np.int64), doc.astype(np.int64)
 
@@ -602,7 +604,7 @@ def make_lexical_metrics(
             _pooled_compression,
             False,
             per_prompt=lambda s, c: rep.compression_within(c, gzip_sizes),
-            pooled_many=lambda s, w, c: rep.compression_many(w, c, _pooled_compression, gzip_sizes),
+            pooled_many=lambda s, w, c: rep.compression_many(w, c, _pooled_compression),
         ),
         _LexicalMetric(
             "ngram_diversity_score",
