@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from collector.config import EmbeddingServerConfig
+from collector.embeddings import Embedder
 from collector.sources.openai import RETRYABLE_STATUS, SNIPPET, TokenBucket, parse_retry_after
 
 
@@ -151,3 +153,20 @@ class RemoteEncoder:
                 f"{where}: embeddings are not one finite vector per text (shape {out.shape})"
             )
         return out
+
+
+def make_embedder(embedding_model: str, server: EmbeddingServerConfig | None) -> Embedder:
+    """The configured embedder: the local model, or the ``embedding_server`` when one is set."""
+    if server is None:
+        return Embedder(embedding_model)
+    encoder = RemoteEncoder(
+        server.base_url,
+        server.model,
+        batch_size=server.batch_size,
+        concurrency=server.concurrency,
+        max_retries=server.max_retries,
+        rate_limit_per_second=server.rate_limit_per_second,
+        timeout_seconds=server.timeout_seconds,
+        api_key_env=server.api_key_env,
+    )
+    return Embedder(encoder=encoder)

@@ -162,3 +162,17 @@ def test_package_imports_and_remote_backend_works_without_torch(server) -> None:
     assert out.returncode == 0, out.stderr
     assert "(2, 384) openai:all-MiniLM-L6-v2:384:l2" in out.stdout
     assert "local: the local embedding backend needs torch" in out.stdout
+
+
+def test_config_selects_the_remote_backend(server) -> None:
+    from collector.config import Config
+    from collector.remote_embeddings import make_embedder
+
+    cfg = Config.model_validate(
+        {"embedding_server": {"base_url": server.base_url, "model": "all-MiniLM-L6-v2"}}
+    )
+    emb = make_embedder(cfg.embedding_model, cfg.embedding_server)
+    assert emb.embed(["a b"]).shape == (1, 384) and emb.identity.backend == "openai"
+    assert make_embedder("default", None).encoder is None
+    with pytest.raises(ValueError, match="embedding_server.base_url"):
+        Config.model_validate({"embedding_server": {"base_url": "nope", "model": "m"}})
