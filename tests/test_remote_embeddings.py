@@ -174,5 +174,5 @@ def test_config_selects_the_remote_backend(server) -> None:
     emb = make_embedder(cfg.embedding_model, cfg.embedding_server)
     assert emb.embed(["a b"]).shape == (1, 384) and emb.identity.backend == "openai"
     assert make_embedder("default", None).encoder is None
-    with pytest.raises(ValueError, match="embedding_server.base_url"):
+    with pytest.raises(ValueError, match=r"embedding_server\.base_url"):
         Config.model_validate({"embedding_server": {"base_url": "nope", "model": "m"}})
