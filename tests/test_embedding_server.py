@@ -87,6 +87,7 @@ def infinity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--device",
         "cpu",
         "--no-bettertransformer",
+        "--no-model-warmup",
     ]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
