@@ -632,7 +632,7 @@ def make_lexical_metrics(
             False,
             min_outputs=2,
             per_prompt=lambda s, c: rep.self_bleu_within(s, c, BLEU_EPSILON),
-            pooled_many=lambda s, w, c: rep.self_bleu_many(s, w, c, BLEU_EPSILON),
+            pooled_many=lambda s, w, c: rep.self_bleu_many(s, w, c, BLEU_EPSILON, _weighted_bleu),
         ),
         _LexicalMetric(
             "repetition_rate",

@@ -263,10 +263,23 @@ def _bleu(lengths: np.ndarray, nums: Sequence[np.ndarray], ref: np.ndarray, epsi
     return np.where(no_unigram, 0.0, bp * np.exp(log_p))
 
 
-def self_bleu_many(tables: Any, weights: np.ndarray, corpus: Corpus, epsilon: float) -> np.ndarray:
-    """``lexical._weighted_bleu`` per row, from the per-prompt decomposition of ``_BleuOrder``."""
+def self_bleu_many(
+    tables: Any,
+    weights: np.ndarray,
+    corpus: Corpus,
+    epsilon: float,
+    exact: Callable[[Any, np.ndarray], float],
+) -> np.ndarray:
+    """``lexical._weighted_bleu`` per row, from the per-prompt decomposition of ``_BleuOrder``.
+
+    Where most (text, n-gram) pairs vary anyway (many prompts of a few distinct outputs each), the
+    decomposition saves nothing and ``exact`` (the per-row computation over all pairs) is used.
+    """
     pidx = corpus.sample_prompt_index()
     orders = _bleu_orders(tables, corpus)
+    varying = sum(o.eg.size + o.vd.size for o in orders)
+    if varying > 0.8 * sum(d.size for d, _, _ in tables.pairs):
+        return np.asarray([exact(tables, w[pidx].astype(np.float64)) for w in np.asarray(weights, np.int64)])
     out = []
     for w in np.asarray(weights, dtype=np.int64):
         m = w[pidx].astype(np.float64)
