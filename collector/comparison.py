@@ -20,7 +20,7 @@ import numpy as np
 
 from collector.metrics.base import Corpus, Metric
 from collector.metrics.result import SuiteResult
-from collector.metrics.suite import half_sample_weights, replicates_for
+from collector.metrics.suite import half_sample_weights, replicate_values
 from collector.metrics.tail import TailPair
 from collector.trends import (
     Comparison,
@@ -104,7 +104,7 @@ def coverage_of(base: ScoredBatch, cand: ScoredBatch, shared: Sequence[str]) -> 
 
 def across_replicates(metric: Metric, corpus: Corpus, weights: np.ndarray) -> tuple[float, np.ndarray]:
     point = float(metric.across(corpus, np.ones(corpus.n_prompts, dtype=np.int64)))
-    return point, np.array([metric.across(corpus, w) for w in replicates_for(metric, weights)], dtype=float)
+    return point, replicate_values(metric, corpus, weights)
 
 
 def tail_rows(base: Corpus, cand: Corpus, halves: np.ndarray, scale: float) -> list[MetricComparison]:

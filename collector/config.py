@@ -93,6 +93,25 @@ class OpenAISourceConfig(_Strict):
         return v.rstrip("/")
 
 
+class EmbeddingServerConfig(_Strict):
+    """A remote OpenAI-compatible ``/v1/embeddings`` server (text-embeddings-inference, vLLM,
+    Infinity, Ollama, OpenAI) used instead of the local sentence-transformers model."""
+
+    base_url: str = Field(description="e.g. http://127.0.0.1:7997/v1 (a trailing /v1 is optional)")
+    model: str
+    api_key_env: str | None = None
+    batch_size: int = Field(64, ge=1, le=4096)
+    timeout_seconds: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    concurrency: int = Field(4, ge=1, le=256)
+    rate_limit_per_second: float | None = Field(None, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return OpenAISourceConfig._url(v)
+
+
 class TransformersSourceConfig(_Strict):
     """A local Hugging Face checkpoint directory, sampled in-process."""
 
@@ -337,6 +356,7 @@ class Config(_Strict):
     )
     retention_days: int | None = Field(None, ge=1)
     embedding_model: str = "default"
+    embedding_server: EmbeddingServerConfig | None = None  # remote embeddings instead of the local model
     state_dir: str | None = None
     shutdown_grace_seconds: float = Field(10.0, gt=0, le=600)  # SIGTERM: runs finish or are marked within
     models: list[ModelConfig] = Field(default_factory=list)

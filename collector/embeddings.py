@@ -11,6 +11,12 @@ within cosine 0.998 of the fp32 one (see docs/performance.md); elsewhere, and wi
 Linear layers was measured too and rejected: min cosine 0.82 to fp32.)  Texts are sorted by length into batches (so padding is
 small), and each distinct text is embedded once: results are cached by the SHA-1 of the UTF-8
 text, in memory and optionally on disk (a SQLite file keyed by model id + backend + text hash).
+
+Backends: ``local`` (the default above: sentence-transformers in this process, from the ``local``
+extra) or any ``Encoder`` passed in, such as ``remote_embeddings.RemoteEncoder`` for an
+OpenAI-compatible ``/v1/embeddings`` server.  torch and sentence-transformers are imported only
+by the local backend.  ``Embedder.identity`` names what produced the vectors (backend, model,
+dimension, normalisation): embeddings of two identities are not comparable.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -30,6 +37,31 @@ ProgressCallback = Callable[[int, int], None]  # (texts done, texts to embed)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class EmbeddingIdentity:
+    """What produced a set of embeddings; two identities that differ give incomparable vectors."""
+
+    backend: str  # "local" (sentence-transformers in-process) or an encoder's kind, e.g. "openai"
+    model: str
+    dimension: int
+    normalised: bool = True  # rows L2-normalised
+
+    def label(self) -> str:
+        norm = "l2" if self.normalised else "raw"
+        return f"{self.backend}:{self.model}:{self.dimension}:{norm}"
+
+
+class Encoder(Protocol):
+    """A non-local embedding backend: texts in, one row per text out (any scale)."""
+
+    kind: str
+    model: str
+    dimension: int | None  # known after the first call
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
@@ -49,9 +81,21 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def _torch() -> Any:
+    """torch, or an error that says how to get the local backend (or do without it)."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise RuntimeError(
+            "the local embedding backend needs torch and sentence-transformers: install "
+            "'collapse-watch[local]', or use a remote /v1/embeddings server (RemoteEncoder)"
+        ) from exc
+    return torch
+
+
 def bf16_supported() -> bool:
     """Whether this CPU has native bfloat16 matrix instructions (AVX512-BF16 / AMX) for oneDNN."""
-    import torch
+    torch = _torch()
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -76,7 +120,7 @@ def load_model(model: str = DEFAULT_MODEL, backend: Backend = "auto") -> Any:
         if key in _MODELS:
             return _MODELS[key]
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
+        torch = _torch()
         from sentence_transformers import SentenceTransformer
 
         path = resolve_model_path(model)
@@ -167,6 +211,7 @@ class Embedder:
 
     ``model`` is a sentence-transformers name or local directory; ``cache_dir`` (optional) holds a
     persistent ``embeddings.sqlite`` shared by every model (rows are keyed by model id + backend).
+    With ``encoder`` the texts go to that backend instead (``model`` and ``backend`` are unused).
     """
 
     def __init__(
@@ -177,24 +222,42 @@ class Embedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         cache_dir: Path | str | None = None,
         threads: int | None = None,
+        encoder: Encoder | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"embedding batch_size must be >= 1, got {batch_size}")
-        self.model_id = model
-        self.backend: Backend = resolve_backend(backend)
+        self.encoder = encoder
+        self.model_id = model if encoder is None else encoder.model
+        self.backend: Backend = resolve_backend(backend) if encoder is None else backend
         self.batch_size = batch_size
         self.threads = threads
         db = Path(cache_dir) / "embeddings.sqlite" if cache_dir is not None else None
-        self.cache = EmbeddingCache(f"{model}|{self.backend}", db)
+        namespace = f"{model}|{self.backend}" if encoder is None else f"{encoder.kind}|{encoder.model}"
+        self.cache = EmbeddingCache(namespace, db)
         self.n_encoded = 0  # texts actually run through the model (cache misses)
 
     @property
     def model(self) -> Any:
         return load_model(self.model_id, self.backend)
 
+    @property
+    def dimension(self) -> int:
+        """Length of an embedding (a remote backend's is known after its first answer, else 0)."""
+        if self.encoder is not None:
+            return self.encoder.dimension or 0
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def identity(self) -> EmbeddingIdentity:
+        """Backend, model, dimension and normalisation of the vectors this embedder returns."""
+        backend = "local" if self.encoder is None else self.encoder.kind
+        return EmbeddingIdentity(backend=backend, model=self.model_id, dimension=self.dimension)
+
     def _encode(self, texts: list[str]) -> np.ndarray:
-        """Run the model on distinct texts; override point for tests and other backends."""
-        import torch
+        """Run the backend on distinct texts; override point for tests."""
+        if self.encoder is not None:
+            return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        torch = _torch()
 
         if self.threads is not None:
             torch.set_num_threads(self.threads)
@@ -238,7 +301,7 @@ class Embedder:
                 if progress:
                     progress(min(start + chunk, total), total)
         if not texts:
-            return np.zeros((0, int(self.model.get_embedding_dimension())), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         out = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, np.where(norms > 0, norms, 1.0), out=out)

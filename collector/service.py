@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from collector.config import Config, ModelConfig
+from collector.config import Config, EmbeddingServerConfig, ModelConfig
 from collector.store import Store
 from collector.store.leases import Leases
 
@@ -43,11 +43,12 @@ OnVerdict = Callable[[str, "Verdict"], None]
 """Called with (model, verdict) after a stored run was assessed."""
 
 
-def build_embedder(model: str = "default") -> Embedder:
-    """The embedding model every run and comparison of this process uses (loaded on first use)."""
-    from collector.embeddings import Embedder
+def build_embedder(model: str = "default", server: EmbeddingServerConfig | None = None) -> Embedder:
+    """The embedder every run and comparison of this process uses: the local model (loaded on first
+    use), or the remote ``/v1/embeddings`` server when ``embedding_server`` is configured."""
+    from collector.remote_embeddings import make_embedder
 
-    return Embedder(model)
+    return make_embedder(model, server)
 
 
 def open_store(url: str | None) -> Store:
@@ -174,7 +175,7 @@ class Collector:
         from collector.runner import Runner
 
         store = store or open_store(cfg.database_url)
-        embedder = embedder or build_embedder(cfg.embedding_model)
+        embedder = embedder or build_embedder(cfg.embedding_model, cfg.embedding_server)
         runner = Runner(store, embedder.embed, on_finished=after_run_hook(store, embedder.embed, on_verdict))
         return cls(cfg, store, embedder, runner, Leases.for_url(cfg.database_url))
 

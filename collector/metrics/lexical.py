@@ -23,8 +23,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln
 
+from collector.metrics import lexical_replicates as rep
 from collector.metrics.base import Corpus, Family
-from collector.metrics.ngrams import ngram_ids
+from collector.metrics.lexical_replicates import closest_ref_len
+from collector.metrics.ngrams import ngram_ids, ngram_ids_upto
 from collector.metrics.tokenize import token_ids
 
 DISTINCT_BUDGET_WITHIN = 64  # n-gram occurrences per rarefied subsample, one prompt's outputs
@@ -60,10 +62,57 @@ def _mult(m: np.ndarray | None, n: int) -> np.ndarray:
 Tokens = tuple[np.ndarray, np.ndarray]
 
 
-def _doc_gram_matrix(texts: Sequence[str], n: int, tokens: Tokens | None = None) -> sp.csr_matrix:
-    """Sparse (texts × distinct n-grams) count matrix (``tokens``: ``token_ids(texts)`` if known)."""
-    ids, offs = tokens if tokens is not None else token_ids(texts)
-    gid, doc = ngram_ids(ids, offs, n)
+@dataclass
+class Grams:
+    """Token n-grams of a set of texts (orders 1..4, built once, on demand), each distinct text once.
+
+    A text that repeats an earlier one is tokenised and n-grammed once; its n-grams are copied.
+    The n-gram ids equal ``ngram_ids`` over all texts (an id is the rank of the n-gram among the
+    distinct n-grams, a set that copies do not change).  Ids are kept as int32 and returned int64.
+    """
+
+    lengths: np.ndarray  # tokens per text
+    distinct_tokens: Tokens  # ``token_ids`` of the distinct texts, in first-occurrence order
+    text_distinct: np.ndarray  # per text, the index of its distinct text
+    _by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> Grams:
+        index: dict[str, int] = {}
+        which = np.empty(len(texts), np.int64)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is {type(t).__name__}, expected str")
+            which[i] = index.setdefault(t, len(index))
+        tokens = token_ids(list(index))
+        return cls(np.diff(tokens[1])[which], tokens, which)
+
+    def ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``ngram_ids(*token_ids(texts), n)``: compact n-gram ids and their owning text."""
+        if not 1 <= n <= BLEU_ORDER:
+            raise ValueError(f"n-gram order must be 1..{BLEU_ORDER}, got {n}")
+        if self._by_order is None:
+            self._by_order = [
+                self._expand(g, d) for g, d in ngram_ids_upto(*self.distinct_tokens, BLEU_ORDER)
+            ]
+        gid, doc = self._by_order[n - 1]
+        return gid.astype(np.int64), doc.astype(np.int64)
+
+    def _expand(self, gid: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_distinct = self.distinct_tokens[1].size - 1
+        if n_distinct == self.text_distinct.size:  # no repeated text: already in text order
+            return gid.astype(np.int32), doc.astype(np.int32)
+        per = np.bincount(doc, minlength=n_distinct)
+        start = np.concatenate([[0], np.cumsum(per)])
+        cnt = per[self.text_distinct]
+        out_start = np.concatenate([[0], np.cumsum(cnt)])
+        pos = np.repeat(start[self.text_distinct] - out_start[:-1], cnt) + np.arange(out_start[-1])
+        return gid[pos].astype(np.int32), np.repeat(np.arange(cnt.size, dtype=np.int32), cnt)
+
+
+def _doc_gram_matrix(texts: Sequence[str], n: int, grams: Grams | None = None) -> sp.csr_matrix:
+    """Sparse (texts × distinct n-grams) count matrix (``grams``: ``Grams.of(texts)`` if known)."""
+    gid, doc = (grams or Grams.of(texts)).ngrams(n)
     g = int(gid.max()) + 1 if gid.size else 0
     return sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(texts), g))
 
@@ -145,22 +194,38 @@ def compression_ratio(texts: Sequence[str]) -> float:
     diverse.
     """
     texts = _texts(texts, "compression_ratio")
-    joined = " ".join(texts)
-    original = _text_mode_bytes(joined)
-    inner = gzip.compress(joined.encode("utf-8"))
-    compressed = len(gzip.compress(inner, compresslevel=9)) + _GZIP_NAME_BYTES
+    original, _, _, compressed = gzip_sizes(" ".join(texts))
     return round(original / compressed, 3)
 
 
+def gzip_sizes(joined: str) -> tuple[int, int, int, int]:
+    """The reference's sizes of a joined text: text-mode bytes, UTF-8 bytes, gzip of those, and the
+    double-gzipped file it measures against (``compression_ratio`` = first / last)."""
+    raw = joined.encode("utf-8")
+    inner = gzip.compress(raw)
+    return (
+        _text_mode_bytes(joined),
+        len(raw),
+        len(inner),
+        len(gzip.compress(inner, compresslevel=9)) + _GZIP_NAME_BYTES,
+    )
+
+
 def _space_token_ids(texts: Sequence[str], vocab: dict[str, int]) -> list[np.ndarray]:
-    return [np.asarray([vocab.setdefault(w, len(vocab)) for w in t.split(" ")], np.int64) for t in texts]
+    seen: dict[str, np.ndarray] = {}  # a repeated text shares the (read-only) ids of its first copy
+    out = []
+    for t in texts:
+        ids = seen.get(t)
+        if ids is None:
+            ids = seen[t] = np.asarray([vocab.setdefault(w, len(vocab)) for w in t.split(" ")], np.int64)
+            ids.flags.writeable = False
+        out.append(ids)
+    return out
 
 
 def _ngram_diversity_from_ids(seq: np.ndarray, num_n: int) -> float:
     score = 0.0
-    offs = np.asarray([0, seq.size])
-    for n in range(1, num_n + 1):
-        gid, _ = ngram_ids(seq, offs, n)
+    for gid, _ in ngram_ids_upto(seq, np.asarray([0, seq.size]), num_n):
         if gid.size == 0:
             return float("nan")
         score += (int(gid.max()) + 1) / gid.size
@@ -221,33 +286,17 @@ class _BleuTables:
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per order: (doc, gram, count) sorted
 
 
-def _bleu_tables(texts: Sequence[str], tokens: Tokens | None = None) -> _BleuTables:
-    ids, offs = tokens if tokens is not None else token_ids(texts)
+def _bleu_tables(texts: Sequence[str], grams: Grams | None = None) -> _BleuTables:
+    grams = grams or Grams.of(texts)
     pairs = []
     for n in range(1, BLEU_ORDER + 1):
-        gid, doc = ngram_ids(ids, offs, n)
-        g = int(gid.max()) + 1 if gid.size else 1
+        gid, doc = grams.ngrams(n)
         key, cnt = np.unique(gid * len(texts) + doc, return_counts=True)
         gram, d = np.divmod(key, len(texts))
         order = np.lexsort((-cnt, gram))  # by gram, then count descending
-        pairs.append((d[order], gram[order], cnt[order].astype(np.float64)))
-        del g
-    return _BleuTables(lengths=np.diff(offs), pairs=pairs)
-
-
-def _closest_ref_len(lengths: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """NLTK's closest reference length (ties to the shorter) among the other texts of the pool."""
-    live = m > 0
-    pool = np.sort(np.repeat(lengths[live], m[live].astype(np.int64)))
-    h = lengths
-    lo = np.searchsorted(pool, h, "left")
-    hi = np.searchsorted(pool, h, "right")
-    own = np.where(live, 1, 0)
-    same = hi - lo - own  # copies of this length among the *other* texts
-    pred = np.where(lo > 0, pool[np.maximum(lo - 1, 0)], -(10**12))
-    succ = np.where(hi < pool.size, pool[np.minimum(hi, pool.size - 1)], 10**12)
-    best = np.where(h - pred <= succ - h, pred, succ)
-    return np.where(same > 0, h, best)
+        # int32 ids and float32 counts (exact integers) halve the largest table of the suite
+        pairs.append((d[order].astype(np.int32), gram[order].astype(np.int32), cnt[order].astype(np.float32)))
+    return _BleuTables(lengths=grams.lengths, pairs=pairs)
 
 
 def _self_bleu_from(t: _BleuTables, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,7 +322,7 @@ def _self_bleu_from(t: _BleuTables, m: np.ndarray) -> tuple[np.ndarray, np.ndarr
             no_unigram = num == 0
         p = np.where(num == 0, BLEU_EPSILON / den, num / den)
         log_p += np.log(p) / BLEU_ORDER
-    ref = _closest_ref_len(t.lengths, m).astype(np.float64)
+    ref = closest_ref_len(t.lengths, m).astype(np.float64)
     h = t.lengths.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         bp = np.where(h > ref, 1.0, np.where(h == 0, 0.0, np.exp(1 - ref / np.maximum(h, 1))))
@@ -300,12 +349,9 @@ def self_bleu(texts: Sequence[str]) -> float:
 # --- repetition, duplicates, length -------------------------------------------------------------
 
 
-def _repeat_counts(
-    texts: Sequence[str], n: int, tokens: Tokens | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def _repeat_counts(texts: Sequence[str], n: int, grams: Grams | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per text: n-grams that repeat an earlier n-gram of the same text, and all n-grams."""
-    ids, offs = tokens if tokens is not None else token_ids(texts)
-    gid, doc = ngram_ids(ids, offs, n)
+    gid, doc = (grams or Grams.of(texts)).ngrams(n)
     total = np.bincount(doc, minlength=len(texts)).astype(np.float64)
     uniq = np.unique(gid * max(len(texts), 1) + doc) % max(len(texts), 1)
     distinct = np.bincount(uniq, minlength=len(texts)).astype(np.float64)
@@ -347,9 +393,8 @@ def duplicate_rate(texts: Sequence[str]) -> float:
     return _dup_from(_dup_keys(texts), np.ones(len(texts)))
 
 
-def _lengths(texts: Sequence[str], tokens: Tokens | None = None) -> np.ndarray:
-    _, offs = tokens if tokens is not None else token_ids(texts)
-    return np.diff(offs).astype(np.float64)
+def _lengths(texts: Sequence[str], grams: Grams | None = None) -> np.ndarray:
+    return (grams or Grams.of(texts)).lengths.astype(np.float64)
 
 
 def _len_stats(lengths: np.ndarray, m: np.ndarray) -> tuple[float, float]:
@@ -460,17 +505,21 @@ class _LexicalMetric:
 
     name: str
     fn: Callable[[list[str]], float]
-    prepare: Callable[[list[str], Tokens], Any]  # per-text statistics from texts and their tokens
+    prepare: Callable[[list[str], Grams], Any]  # per-text statistics from texts and their n-grams
     pooled: Callable[[Any, np.ndarray, Corpus], float]
     higher_is_diverse: bool
     family: Family = "lexical"
     min_outputs: int = 1
     needs_embeddings: bool = False
     per_prompt: Callable[[Any, Corpus], np.ndarray] | None = None  # vectorised ``within``
+    # ``pooled`` for many prompt weightings at once (rows of W), from per-prompt statistics
+    pooled_many: Callable[[Any, np.ndarray, Corpus], np.ndarray] | None = None
+    stats_key: str = ""  # metrics with the same key share their statistics (default: the name)
 
     def _stats(self, corpus: Corpus) -> Any:
-        tokens = _cached(corpus, "lexical:tokens", lambda: token_ids(corpus.texts))  # shared
-        return _cached(corpus, f"lexical:{self.name}", lambda: self.prepare(corpus.texts, tokens))
+        grams = _cached(corpus, "lexical:grams", lambda: Grams.of(corpus.texts))  # shared
+        key = f"lexical:{self.stats_key or self.name}"
+        return _cached(corpus, key, lambda: self.prepare(corpus.texts, grams))
 
     def within(self, corpus: Corpus) -> np.ndarray:
         if self.per_prompt is not None and corpus.n_samples:
@@ -486,9 +535,22 @@ class _LexicalMetric:
         m = _text_mult(corpus, weights)
         return float(self.pooled(self._stats(corpus), m, corpus))
 
+    def across_many(self, corpus: Corpus, weights: np.ndarray) -> np.ndarray:
+        """``across`` for every row of ``weights`` (R × P prompt multiplicities), shape (R,).
 
-def _count_matrix_key(n: int) -> Callable[[list[str]], sp.csc_matrix]:
-    return lambda texts, tokens: _doc_gram_matrix(texts, n, tokens).T.tocsr()
+        Equal to calling ``across`` per row (to floating-point summation order; see
+        ``lexical_replicates``), in time near-linear in the batch instead of one pass per row.
+        """
+        w = np.asarray(weights, dtype=np.int64)
+        if w.ndim != 2 or w.shape[1] != corpus.n_prompts or np.any(w < 0):
+            raise ValueError(f"weights must be (replicates, {corpus.n_prompts}) non-negative multiplicities")
+        if self.pooled_many is None:
+            return np.array([self.across(corpus, row) for row in w], dtype=np.float64)
+        return np.asarray(self.pooled_many(self._stats(corpus), w, corpus), dtype=np.float64)
+
+
+def _count_matrix_key(n: int) -> Callable[[list[str], Grams], sp.csr_matrix]:
+    return lambda texts, grams: _doc_gram_matrix(texts, n, grams).T.tocsr()
 
 
 def _distinct_metric(n: int, within_budget: int, across_budget: int) -> _LexicalMetric:
@@ -499,6 +561,8 @@ def _distinct_metric(n: int, within_budget: int, across_budget: int) -> _Lexical
         pooled=lambda ct, m, c: _distinct_from_counts(ct @ m, across_budget),
         higher_is_diverse=True,
         per_prompt=lambda ct, c: _distinct_per_prompt(ct, c, within_budget),
+        pooled_many=lambda ct, w, c: rep.distinct_many(ct, w, c, across_budget),
+        stats_key=f"counts_{n}",
     )
 
 
@@ -510,6 +574,8 @@ def _entropy_metric(n: int) -> _LexicalMetric:
         pooled=lambda ct, m, c: _entropy_from_counts(ct @ m),
         higher_is_diverse=True,
         per_prompt=_entropy_per_prompt,
+        pooled_many=rep.entropy_many,
+        stats_key=f"counts_{n}",
     )
 
 
@@ -537,13 +603,23 @@ def make_lexical_metrics(
     return [
         *[_distinct_metric(n, within_budget, across_budget) for n in range(1, 5)],
         *[_entropy_metric(n) for n in range(1, 5)],
-        _LexicalMetric("compression_ratio", compression_ratio, lambda t, k: None, _pooled_compression, False),
+        _LexicalMetric(
+            "compression_ratio",
+            compression_ratio,
+            lambda t, k: None,
+            _pooled_compression,
+            False,
+            per_prompt=lambda s, c: rep.compression_within(c, gzip_sizes),
+            pooled_many=lambda s, w, c: rep.compression_many(w, c, _pooled_compression),
+        ),
         _LexicalMetric(
             "ngram_diversity_score",
             ngram_diversity_score,
             lambda t, k: _space_token_ids(t, {}),
             _pooled_ngram_div,
             True,
+            per_prompt=rep.ngram_diversity_within,
+            pooled_many=lambda s, w, c: rep.ngram_diversity_many(s, w, c, _pooled_ngram_div),
         ),
         _LexicalMetric(
             "self_repetition",
@@ -551,6 +627,8 @@ def make_lexical_metrics(
             lambda t, k: _presence_matrix(t),
             lambda s, m, c: _self_repetition_from(s, m),
             False,
+            per_prompt=rep.self_repetition_within,
+            pooled_many=rep.self_repetition_many,
         ),
         _LexicalMetric(
             "self_bleu",
@@ -559,6 +637,8 @@ def make_lexical_metrics(
             lambda s, m, c: _weighted_bleu(s, m),
             False,
             min_outputs=2,
+            per_prompt=lambda s, c: rep.self_bleu_within(s, c, BLEU_EPSILON),
+            pooled_many=lambda s, w, c: rep.self_bleu_many(s, w, c, BLEU_EPSILON, _weighted_bleu),
         ),
         _LexicalMetric(
             "repetition_rate",

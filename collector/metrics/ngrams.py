@@ -15,20 +15,30 @@ def ngram_ids(ids: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray,
     """Compact n-gram ids and the owning text of each n-gram (both int64, in text order)."""
     if n < 1:
         raise ValueError(f"n-gram order must be >= 1, got {n}")
+    return ngram_ids_upto(ids, offsets, n)[n - 1]
+
+
+def ngram_ids_upto(ids: np.ndarray, offsets: np.ndarray, n_max: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``ngram_ids`` for every order 1..n_max at once (the (k-1)-gram ids are shared), same values."""
+    if n_max < 1:
+        raise ValueError(f"n-gram order must be >= 1, got {n_max}")
     doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     total = ids.size
-    if total < n:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
     vocab = int(ids.max()) + 1 if total else 1
     cur = ids.copy()
-    for k in range(1, n):
-        m = total - k
-        combined = cur[:m] * vocab + ids[k : k + m]
-        _, cur = np.unique(combined, return_inverse=True)
-        cur = cur.astype(np.int64).ravel()
-    m = total - n + 1
-    start_doc = doc[:m]
-    valid = start_doc == doc[n - 1 : n - 1 + m]
-    gid = cur[:m][valid]
-    _, gid = np.unique(gid, return_inverse=True)
-    return gid.astype(np.int64).ravel(), start_doc[valid]
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for n in range(1, n_max + 1):
+        if n > 1:
+            m = total - (n - 1)
+            combined = cur[:m] * vocab + ids[n - 1 : n - 1 + m]
+            _, cur = np.unique(combined, return_inverse=True)
+            cur = cur.astype(np.int64).ravel()
+        if total < n:
+            out.extend([(np.empty(0, np.int64), np.empty(0, np.int64))] * (n_max - n + 1))
+            break
+        m = total - n + 1
+        start_doc = doc[:m]
+        valid = start_doc == doc[n - 1 : n - 1 + m]
+        _, gid = np.unique(cur[:m][valid], return_inverse=True)
+        out.append((gid.astype(np.int64).ravel(), start_doc[valid]))
+    return out

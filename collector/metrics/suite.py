@@ -81,6 +81,19 @@ def replicates_for(metric: Metric, halves: np.ndarray) -> np.ndarray:
     return halves if cap is None else halves[:cap]
 
 
+def replicate_values(metric: Metric, corpus: Corpus, weights: np.ndarray) -> np.ndarray:
+    """The metric's pooled value for every row of prompt weights (its ``max_replicates`` first rows).
+
+    A metric with ``across_many`` computes them all at once from per-prompt statistics (the lexical
+    suite, see ``lexical_replicates``); any other metric is called once per row.
+    """
+    rows = replicates_for(metric, weights)
+    many = getattr(metric, "across_many", None)
+    if many is not None:
+        return np.asarray(many(corpus, rows), dtype=float)
+    return np.array([metric.across(corpus, w) for w in rows], dtype=float)
+
+
 def across_value(
     metric: Metric, corpus: Corpus, halves: np.ndarray, alpha: float
 ) -> tuple[float, float, float]:
@@ -89,7 +102,7 @@ def across_value(
     m = corpus.n_prompts // 2
     if not np.isfinite(point) or m < 1:
         return point, float("nan"), float("nan")
-    reps = np.array([metric.across(corpus, w) for w in replicates_for(metric, halves)], dtype=float)
+    reps = replicate_values(metric, corpus, halves)
     reps = reps[np.isfinite(reps)]
     if reps.size < 2:
         return point, float("nan"), float("nan")
