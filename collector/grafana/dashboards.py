@@ -257,7 +257,8 @@ def overview_dashboard() -> Dashboard:
     verdict_table = _panel(
         "table",
         "Verdict per model and version",
-        "The verdict (ok / watch / collapse_suspected) of every exported version, latest first per model. "
+        "The verdict (ok / watch / collapse_suspected / inconclusive: too little data to decide) of every "
+        "exported version, latest first per model. "
         "Source: collapse_watch_verdict == 1.",
         [_target(f"collapse_watch_verdict{{{sel}}} == 1", instant=True)],
         "none",
@@ -292,6 +293,7 @@ def overview_dashboard() -> Dashboard:
                                     "ok": {"color": "green", "index": 0},
                                     "watch": {"color": "orange", "index": 1},
                                     "collapse_suspected": {"color": "red", "index": 2},
+                                    "inconclusive": {"color": "blue", "index": 3},
                                 },
                             }
                         ],
