@@ -401,13 +401,13 @@ def test_compose_bind_mounts_exist_and_depends_on_health() -> None:
         for dep, cond in svc.get("depends_on", {}).items():
             assert cond == {"condition": "service_healthy"}
             assert "healthcheck" in services[dep], f"{name} waits on {dep}, which has no healthcheck"
-    # The image's torch is the CPU build of the version pyproject.toml pins.
-    pin = next(
-        d
-        for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-        if d.startswith("torch")
-    )
-    assert f"ARG TORCH_VERSION={pin.removeprefix('torch==')}+cpu" in (REPO / "Dockerfile").read_text()
+    # The image's torch is the CPU build of the version pyproject.toml's `local` extra pins (the
+    # in-process embedding backend the image installs by default).
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pin = next(d for d in project["optional-dependencies"]["local"] if d.startswith("torch"))
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert f"ARG TORCH_VERSION={pin.removeprefix('torch==')}+cpu" in dockerfile
+    assert "ARG EXTRAS=local" in dockerfile
 
 
 def test_compose_ports_agree_with_prometheus_and_grafana_config() -> None:
