@@ -106,14 +106,15 @@ def distinct_many(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus, budget
 
 
 def entropy_many(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus) -> np.ndarray:
-    """Shannon entropy (nats) of the pooled n-gram counts, per row."""
+    """``lexical._entropy_from_counts`` of the pooled n-gram counts, per row: Shannon entropy over
+    its maximum ``log(total)`` (in [0, 1]); NaN with fewer than two n-grams."""
     out = []
     for values, mult, total, _ in _count_histograms(ct, weights, corpus):
-        if total == 0:
+        if total < 2:
             out.append(float("nan"))
             continue
         p = values / total
-        out.append(float(-(mult * p * np.log(p)).sum()))
+        out.append(float(-(mult * p * np.log(p)).sum() / np.log(total)))
     return np.asarray(out)
 
 
