@@ -196,7 +196,7 @@ class PromptMetricValue(Base):
 
 
 # -- assessments (migration 0002): comparisons, verdicts and trends computed from the runs above ----
-VERDICT_STATUSES = ("ok", "watch", "collapse_suspected")
+VERDICT_STATUSES = ("ok", "watch", "collapse_suspected", "inconclusive")
 
 
 class ComparisonRow(Base):
