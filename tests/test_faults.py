@@ -453,19 +453,13 @@ def test_invalid_unicode_and_a_busy_port_exit_2_without_traceback(tmp_path: Path
     res = cli("score", "--no-embeddings", str(bad))
     assert res.returncode == 2 and "lone surrogate \\ud800 at character 3" in res.stderr, res.stderr
     assert f"{bad}:1" in res.stderr and "Traceback" not in res.stderr
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert cli("db", "upgrade", "--database-url", db).returncode == 0  # serve-metrics needs a database
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        res = cli(
-            "serve-metrics",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--database-url",
-            f"sqlite:///{tmp_path / 'x.db'}",
-        )
+        res = cli("serve-metrics", "--host", "127.0.0.1", "--port", str(port), "--database-url", db)
     assert res.returncode == 2 and f"cannot serve /metrics on 127.0.0.1:{port}" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
 
