@@ -4,9 +4,10 @@
 # all-MiniLM-L6-v2 from local disk. Kept out of the project's venv: its dependencies (another
 # sentence-transformers / transformers) would disturb it. torch is pinned to the CPU build first:
 # an unpinned torch pulls a multi-GB CUDA build.
-#   scripts/embedding_server_venv.sh [VENV]   (default: $COLLAPSE_WATCH_EMBED_SERVER_VENV or /work/venvs/infinity)
+#   scripts/embedding_server_venv.sh [VENV]
+#   (default: $COLLAPSE_WATCH_EMBED_SERVER_VENV, else ${XDG_CACHE_HOME:-~/.cache}/collapse-watch/venvs/infinity)
 set -euo pipefail
-VENV="${1:-${COLLAPSE_WATCH_EMBED_SERVER_VENV:-/work/venvs/infinity}}"
+VENV="${1:-${COLLAPSE_WATCH_EMBED_SERVER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/collapse-watch/venvs/infinity}}"
 PY="${PYTHON:-python3}"
 if [ -f "$VENV/.built" ]; then exit 0; fi
 "$PY" -m venv "$VENV"

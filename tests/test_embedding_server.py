@@ -28,7 +28,9 @@ from tests.llm_server import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV = Path(os.environ.get("COLLAPSE_WATCH_EMBED_SERVER_VENV", "/work/venvs/infinity"))
+# Beside the converted SmolLM2 (collector.llm.default_cache_dir): built once per machine, reused.
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "collapse-watch"
+VENV = Path(os.environ.get("COLLAPSE_WATCH_EMBED_SERVER_VENV", _CACHE / "venvs" / "infinity"))
 SERVED = "all-MiniLM-L6-v2"
 STARTUP_TIMEOUT = 600.0
 
