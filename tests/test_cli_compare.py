@@ -9,22 +9,15 @@ see docs/self_training.md). Sides are files or MODEL@VERSION from a database fil
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from collector.cli import EXIT_CODES
+from tests.cli_process import cli
 
 DATA = Path(__file__).parent / "data"
 DEMO = Path(__file__).resolve().parents[1] / "collector" / "demo_data"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args], capture_output=True, text=True, check=False, timeout=600
-    )
 
 
 def compare_json(*args: str) -> tuple[int, dict]:

@@ -5,30 +5,14 @@ fast, progress off a terminal) and `history` with changes and trends.  Real subp
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli_process import cli
+
 DATA = Path(__file__).parent / "data"
-
-
-def cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def closed_port() -> int:

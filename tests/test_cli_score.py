@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from collector.inputs import read_records
 from collector.metrics.suite import score_samples
+from tests.cli_process import cli
 
 DATA = Path(__file__).parent / "data" / "smollm2_outputs.jsonl"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args], capture_output=True, text=True, check=False, timeout=600
-    )
 
 
 def test_json_output_matches_the_library_and_documented_shape() -> None:

@@ -9,7 +9,6 @@ k=2, 12 new tokens, lexical metrics only, so the file runs in a few minutes on t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from collector.runner import Runner
 from collector.store.api import Store
 from collector.store.migrate import upgrade
 from tests import llm_server as served
+from tests.cli_process import cli as run_cli
 from tests.http_fixtures import LoopbackServer, VersionHeaderProxy
 from tests.llm_server import LLMServer, free_port
 
@@ -108,13 +108,8 @@ def runs(store: Store, model: str) -> list[dict[str, Any]]:
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+    """The real CLI with wide tables (its error and status lines are matched whole)."""
+    return run_cli(*args, env={"COLUMNS": "200", **(env or {})}, timeout=timeout)
 
 
 # -- 1. a scheduled run end to end ---------------------------------------------------------------

@@ -37,6 +37,7 @@ from sqlalchemy import text
 
 from collector.store.api import Store
 from collector.store.migrate import upgrade
+from tests.cli_process import cli as run_cli
 from tests.fault_servers import FaultServer, wait_for
 
 LEXICAL = ["distinct_1", "distinct_2"]
@@ -53,13 +54,8 @@ SOAK = pytest.mark.skipif(
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+    """The real CLI with wide tables (its error and status lines are matched whole)."""
+    return run_cli(*args, env={"COLUMNS": "200", **(env or {})}, timeout=timeout)
 
 
 def start(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from collector.store.run_lock import AlreadyCollecting, single_collector, sqlite_path
+from tests.cli_process import cli
 from tests.llm_server import free_port
 
 
@@ -43,14 +44,7 @@ def write_config(tmp_path: Path, db: Path) -> Path:
     return path
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+WIDE = {"COLUMNS": "200"}  # error lines are matched whole: no wrapping
 
 
 def start_run(config: Path) -> subprocess.Popen[str]:
@@ -92,13 +86,15 @@ def test_a_second_run_on_one_sqlite_file_is_refused_and_reads_still_work(tmp_pat
     first = start_run(config)
     try:
         wait_until_it_holds_the_lock(first, db)
-        second = cli("run", "--config", str(config), "--metrics-port", str(free_port()))
+        second = cli("run", "--config", str(config), "--metrics-port", str(free_port()), env=WIDE)
         assert second.returncode == 2, second.stdout + second.stderr
         message = " ".join(second.stderr.split())
         assert f"(pid {first.pid}) is already collecting into sqlite:///{db}" in message
         assert "one collector per file" in message and "docs/replicas.md" in message
 
-        current = cli("db", "current", "--database-url", f"sqlite:///{db}")  # a reader is never refused
+        current = cli(
+            "db", "current", "--database-url", f"sqlite:///{db}", env=WIDE
+        )  # a reader is never refused
         assert current.returncode == 0 and current.stdout.strip() != "none", current.stderr
         assert first.poll() is None  # the refused replica did not disturb the running one
     finally:
