@@ -124,16 +124,7 @@ def rarefied_richness(counts: np.ndarray, budget: int) -> float:
     """
     c = np.asarray(counts, dtype=np.float64)
     c = c[c > 0]
-    total = c.sum()
-    rest = total - c
-    ok = rest >= budget
-    log_ratio = (
-        gammaln(rest[ok] + 1)
-        - gammaln(rest[ok] - budget + 1)
-        - gammaln(total + 1)
-        + gammaln(total - budget + 1)
-    )
-    expected = float((~ok).sum() + (-np.expm1(log_ratio)).sum())
+    expected = rep.rarefied_expectation(c, np.ones_like(c), c.sum(), budget)
     return min(expected, float(budget), float(c.size))  # clip floating-point overshoot
 
 

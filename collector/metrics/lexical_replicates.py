@@ -82,6 +82,21 @@ def _count_histograms(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus):
         yield values, mult.astype(np.float64), float(c.sum()), c.size
 
 
+def rarefied_expectation(values: np.ndarray, mult: np.ndarray, total: float, budget: int) -> float:
+    """Expected distinct n-grams in ``budget`` of ``total`` occurrences drawn without replacement,
+    from the count-of-counts (``mult[i]`` n-grams occur ``values[i]`` times):
+    ``Σ_g 1 − C(N − c_g, B) / C(N, B)`` in log-gamma; unclipped."""
+    rest = total - values
+    ok = rest >= budget
+    log_ratio = (
+        gammaln(rest[ok] + 1)
+        - gammaln(rest[ok] - budget + 1)
+        - gammaln(total + 1)
+        + gammaln(total - budget + 1)
+    )
+    return float(mult[~ok].sum() + (mult[ok] * -np.expm1(log_ratio)).sum())
+
+
 def distinct_many(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus, budget: int) -> np.ndarray:
     """Rarefied distinct-n of the pooled counts, per row (``lexical._distinct_from_counts``)."""
     out = []
@@ -92,15 +107,7 @@ def distinct_many(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus, budget
         if total <= budget:
             out.append(size / total)
             continue
-        rest = total - values
-        ok = rest >= budget
-        log_ratio = (
-            gammaln(rest[ok] + 1)
-            - gammaln(rest[ok] - budget + 1)
-            - gammaln(total + 1)
-            + gammaln(total - budget + 1)
-        )
-        expected = float(mult[~ok].sum() + (mult[ok] * -np.expm1(log_ratio)).sum())
+        expected = rarefied_expectation(values, mult, total, budget)
         out.append(min(expected, float(budget), float(size)) / budget)
     return np.asarray(out)
 
