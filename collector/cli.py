@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -39,6 +40,7 @@ from collector.store.engine import resolve_url
 
 if TYPE_CHECKING:
     from collector.config import Config
+    from collector.embeddings import Embedder, EmbeddingIdentity
     from collector.service import Collector
     from collector.trends import Verdict
 
@@ -134,12 +136,13 @@ def score(
     records = load_records(file)
     samples = [r.sample for r in records]
     target = store_target(records, model, version) if store else None
-    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json)
+    history = open_store(database_url) if target is not None else None
+    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json, store=history)
     result = score_batch(
         str(file), samples, metrics=selected, embed=embed, n_boot=bootstrap, seed=seed
     ).result
-    if target is not None:
-        run_id = store_file_run(database_url, target, records, result, embed)
+    if target is not None and history is not None:
+        run_id = store_file_run(history, target, records, result, embed)
         err.print(f"stored as run {run_id} of {target[0]}@{target[1]}", highlight=False)
     if as_json:
         out.print_json(json.dumps(suite_json(result)))
@@ -191,16 +194,16 @@ def open_store(database_url: str | None, *, must_exist: bool = False) -> Store:
 
 
 def store_file_run(
-    database_url: str | None,
+    store: Store,
     target: tuple[str, str],
     records: list[Record],
     result: SuiteResult,
     embed: EmbedFn | None,
 ) -> int:
+    from collector.scoring import scored_identity
     from collector.store.api import SampleRecord
     from collector.store.cli_commands import record_scored_file
 
-    store = open_store(database_url)
     samples = [
         SampleRecord(
             prompt_key=r.sample.prompt_id, prompt=r.sample.prompt, output=r.sample.output, sample_index=i
@@ -208,7 +211,9 @@ def store_file_run(
         for i, r in enumerate(records)
     ]
     try:
-        run_id = record_scored_file(store, target[0], target[1], samples, result)
+        run_id = record_scored_file(
+            store, target[0], target[1], samples, result, embedding_identity=scored_identity(embed, result)
+        )
     except Exception as exc:
         raise fail(f"could not store {len(samples)} samples: {exc}") from None
     from collector.service import assess_after_run
@@ -221,8 +226,13 @@ def print_verdict(model: str, verdict: Verdict) -> None:
     err.print(f"{model}: [{VERDICT_STYLE[verdict.status]}]{verdict.status}[/]")
 
 
+def is_stored_spec(spec: str) -> bool:
+    """Whether a `compare` side names MODEL@VERSION in the database rather than a file."""
+    return not Path(spec).exists() and "@" in spec
+
+
 def load_side(
-    spec: str, metrics: list[str] | None, embed: EmbedFn | None, seed: int, database_url: str | None
+    spec: str, metrics: list[str] | None, embed: EmbedFn | None, seed: int, store: Store | None
 ) -> ScoredBatch:
     """Score one side of `compare`: a file if it exists, else MODEL@VERSION from the database.
 
@@ -231,12 +241,11 @@ def load_side(
     """
     from collector.assessment import SCORE_BOOT, AssessmentError, load_batch
 
-    if Path(spec).exists() or "@" not in spec:
+    if store is None or not is_stored_spec(spec):
         samples = [r.sample for r in load_records(Path(spec))]
         return score_batch(spec, samples, metrics=metrics, embed=embed, n_boot=SCORE_BOOT, seed=seed)
 
     model, _, version = spec.rpartition("@")
-    store = open_store(database_url, must_exist=True)
     try:
         run_id = store.latest_completed_run(model, version)
     except Exception as exc:
@@ -256,17 +265,32 @@ def load_records(path: Path) -> list[Record]:
         raise fail(str(exc)) from None
 
 
-def embedder_for(model: str, *, quiet: bool) -> Callable[[list[str]], object]:
-    """An embed function that draws a progress bar on stderr (hidden with --json or off a terminal)."""
+class ProgressEmbedder:
+    """The CLI's embedder: built on first use (so --help or a lexical-only run never loads a model),
+    drawing a progress bar on stderr (hidden with --json or off a terminal). With ``store`` the
+    vectors go to (and come from) the history database."""
 
-    def embed(texts: list[str]) -> object:
+    def __init__(self, model: str, *, quiet: bool, store: Store | None = None) -> None:
+        self.model, self.quiet, self.store = model, quiet, store
+
+    @cached_property
+    def embedder(self) -> Embedder:
         from collector.service import build_embedder
 
-        embedder = build_embedder(model)
-        with progress_bar("embedding outputs", console=err, disable=quiet) as update:
-            return embedder.embed(texts, progress=update)
+        return build_embedder(self.model, store=self.store)
 
-    return embed
+    @property
+    def identity(self) -> EmbeddingIdentity:
+        return self.embedder.identity
+
+    def __call__(self, texts: list[str]) -> object:
+        with progress_bar("embedding outputs", console=err, disable=self.quiet) as update:
+            return self.embedder.embed(texts, progress=update)
+
+
+def embedder_for(model: str, *, quiet: bool, store: Store | None = None) -> ProgressEmbedder:
+    """The embed function of `score` and `compare` (see ``ProgressEmbedder``)."""
+    return ProgressEmbedder(model, quiet=quiet, store=store)
 
 
 EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
@@ -302,8 +326,10 @@ def compare(
     from collector.metrics.registry import select_metrics
 
     selected = parse_metric_list(metrics)
-    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json)
-    sides = [load_side(spec, selected, embed, seed, database_url) for spec in (baseline, candidate)]
+    specs = (baseline, candidate)
+    history = open_store(database_url, must_exist=True) if any(map(is_stored_spec, specs)) else None
+    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json, store=history)
+    sides = [load_side(spec, selected, embed, seed, history) for spec in specs]
     try:
         result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed)
     except ValueError as exc:

@@ -206,16 +206,15 @@ def run_demo(
     """
     from collector.llm import load_model
     from collector.scheduler import CollectorScheduler
-    from collector.service import Collector, build_embedder
+    from collector.service import Collector
     from collector.snapshot import load_snapshot
 
     checkpoint, probes_file, log_dir = prepare(opts, timer)
     cfg = demo_config(opts, checkpoint, probes_file, log_dir)
+    collector = Collector.build(cfg)
     with timer("load the chat and embedding models"):
         load_model(checkpoint)
-        embedder = build_embedder(cfg.embedding_model)
-        embedder.embed(["warm-up"])
-    collector = Collector.build(cfg, embedder=embedder)
+        collector.embedder.warm()
     store, runner = collector.store, collector.runner
     server = collector.start_metrics_server(port=opts.port)
     url = f"http://127.0.0.1:{server.server_port}/metrics"

@@ -9,8 +9,10 @@ natively (AVX512-BF16 / AMX, through oneDNN), about 2.5x the fp32 throughput wit
 within cosine 0.998 of the fp32 one (see docs/performance.md); elsewhere, and with
 ``backend="fp32"``, it is plain fp32 sentence-transformers.  (int8 dynamic quantisation of the
 Linear layers was measured too and rejected: min cosine 0.82 to fp32.)  Texts are sorted by length into batches (so padding is
-small), and each distinct text is embedded once: results are cached by the SHA-1 of the UTF-8
-text, in memory and optionally on disk (a SQLite file keyed by model id + backend + text hash).
+small), and each distinct text is embedded once: results are cached by the SHA-256 of the UTF-8
+text, in memory and optionally on disk (a SQLite file keyed by model id + backend + text hash), or
+in the history database (``collector.store.embeddings.StoredEmbeddings``: float16 vectors by
+embedding identity and text hash, so stored runs are never embedded again).
 
 Backends: ``local`` (the default above: sentence-transformers in this process, from the ``local``
 extra) or any ``Encoder`` passed in, such as ``remote_embeddings.RemoteEncoder`` for an
@@ -53,6 +55,18 @@ class EmbeddingIdentity:
         return f"{self.backend}:{self.model}:{self.dimension}:{norm}"
 
 
+class VectorCache(Protocol):
+    """Where an Embedder keeps vectors by text key (``EmbeddingCache``, or ``StoredEmbeddings``)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None: ...
+
+    def quantise(self, vectors: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
 class Encoder(Protocol):
     """A non-local embedding backend: texts in, one row per text out (any scale)."""
 
@@ -68,8 +82,27 @@ _MODELS_LOCK = threading.Lock()
 
 
 def text_key(text: str) -> str:
-    """SHA-1 hex digest of the UTF-8 text: the cache key of one embedding."""
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    """SHA-256 hex digest of the text's UTF-8 bytes: the cache key of one embedding.
+
+    The same digest as ``texts.sha256`` in the history database (a string holding escaped log bytes
+    hashes those bytes, as the store does).
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_model(model: str) -> str:
+    """The name a local model goes by in an embedding identity: every alias of the packaged MiniLM
+    is ``all-MiniLM-L6-v2``; any other name or path is kept as given."""
+    if model in ("default", DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"):
+        return DEFAULT_MODEL
+    return model
 
 
 def resolve_model_path(model: str) -> str:
@@ -180,6 +213,11 @@ class EmbeddingCache:
                     found[k] = vec
         return found
 
+    @staticmethod
+    def quantise(vectors: np.ndarray) -> np.ndarray:
+        """Vectors as this cache gives them back: float32, unchanged."""
+        return vectors
+
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         self._mem.update(items)
         if self._db is not None and items:
@@ -210,8 +248,10 @@ class Embedder:
     """Embeds texts into L2-normalised float32 rows, each distinct text once.
 
     ``model`` is a sentence-transformers name or local directory; ``cache_dir`` (optional) holds a
-    persistent ``embeddings.sqlite`` shared by every model (rows are keyed by model id + backend).
-    With ``encoder`` the texts go to that backend instead (``model`` and ``backend`` are unused).
+    persistent ``embeddings.sqlite`` shared by every model (rows are keyed by model id + backend);
+    ``cache`` (optional, wins over ``cache_dir``) is any other ``VectorCache``, such as the history
+    database's ``StoredEmbeddings``. With ``encoder`` the texts go to that backend instead
+    (``model`` and ``backend`` are unused). An Embedder is callable: ``embedder(texts)`` embeds.
     """
 
     def __init__(
@@ -223,35 +263,46 @@ class Embedder:
         cache_dir: Path | str | None = None,
         threads: int | None = None,
         encoder: Encoder | None = None,
+        cache: VectorCache | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"embedding batch_size must be >= 1, got {batch_size}")
         self.encoder = encoder
-        self.model_id = model if encoder is None else encoder.model
+        self.model_id = canonical_model(model) if encoder is None else encoder.model
         self.backend: Backend = resolve_backend(backend) if encoder is None else backend
         self.batch_size = batch_size
         self.threads = threads
         db = Path(cache_dir) / "embeddings.sqlite" if cache_dir is not None else None
         namespace = f"{model}|{self.backend}" if encoder is None else f"{encoder.kind}|{encoder.model}"
-        self.cache = EmbeddingCache(namespace, db)
+        self.cache: VectorCache = cache if cache is not None else EmbeddingCache(namespace, db)
         self.n_encoded = 0  # texts actually run through the model (cache misses)
 
     @property
     def model(self) -> Any:
         return load_model(self.model_id, self.backend)
 
+    def warm(self) -> None:
+        """Load the local model now, rather than on the first texts (a remote backend needs nothing)."""
+        if self.encoder is None:
+            load_model(self.model_id, self.backend)
+
     @property
     def dimension(self) -> int:
         """Length of an embedding (a remote backend's is known after its first answer, else 0)."""
+        known = getattr(self.cache, "dimension", None)  # a stored identity's, when vectors were read
         if self.encoder is not None:
-            return self.encoder.dimension or 0
-        return int(self.model.get_embedding_dimension())
+            return self.encoder.dimension or known or 0
+        return known or int(self.model.get_embedding_dimension())
+
+    @property
+    def backend_kind(self) -> str:
+        """``local`` (sentence-transformers in this process) or the remote encoder's kind."""
+        return "local" if self.encoder is None else self.encoder.kind
 
     @property
     def identity(self) -> EmbeddingIdentity:
         """Backend, model, dimension and normalisation of the vectors this embedder returns."""
-        backend = "local" if self.encoder is None else self.encoder.kind
-        return EmbeddingIdentity(backend=backend, model=self.model_id, dimension=self.dimension)
+        return EmbeddingIdentity(backend=self.backend_kind, model=self.model_id, dimension=self.dimension)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Run the backend on distinct texts; override point for tests."""
@@ -293,7 +344,7 @@ class Embedder:
             chunk = self.batch_size * 4
             for start in range(0, total, chunk):
                 part = todo_keys[start : start + chunk]
-                vecs = self._encode([todo[k] for k in part])
+                vecs = self.cache.quantise(self._encode([todo[k] for k in part]))
                 self.n_encoded += len(part)
                 new = dict(zip(part, vecs, strict=True))
                 self.cache.put_many(new)
@@ -306,3 +357,6 @@ class Embedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, np.where(norms > 0, norms, 1.0), out=out)
         return out
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed(texts)

@@ -19,14 +19,17 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
 from collector.config import EmbeddingServerConfig
-from collector.embeddings import Embedder
+from collector.embeddings import Embedder, canonical_model
 from collector.sources.openai import RETRYABLE_STATUS, SNIPPET, TokenBucket, parse_retry_after
+
+if TYPE_CHECKING:
+    from collector.store.api import Store
 
 
 class EmbeddingError(RuntimeError):
@@ -155,18 +158,32 @@ class RemoteEncoder:
         return out
 
 
-def make_embedder(embedding_model: str, server: EmbeddingServerConfig | None) -> Embedder:
-    """The configured embedder: the local model, or the ``embedding_server`` when one is set."""
-    if server is None:
-        return Embedder(embedding_model)
-    encoder = RemoteEncoder(
-        server.base_url,
-        server.model,
-        batch_size=server.batch_size,
-        concurrency=server.concurrency,
-        max_retries=server.max_retries,
-        rate_limit_per_second=server.rate_limit_per_second,
-        timeout_seconds=server.timeout_seconds,
-        api_key_env=server.api_key_env,
-    )
-    return Embedder(encoder=encoder)
+def make_embedder(
+    embedding_model: str, server: EmbeddingServerConfig | None, store: Store | None = None
+) -> Embedder:
+    """The configured embedder: the local model, or the ``embedding_server`` when one is set.
+
+    With ``store`` its vectors are kept in (and read from) the history database, so stored runs are
+    never embedded again.
+    """
+    encoder = None
+    if server is not None:
+        encoder = RemoteEncoder(
+            server.base_url,
+            server.model,
+            batch_size=server.batch_size,
+            concurrency=server.concurrency,
+            max_retries=server.max_retries,
+            rate_limit_per_second=server.rate_limit_per_second,
+            timeout_seconds=server.timeout_seconds,
+            api_key_env=server.api_key_env,
+        )
+    cache = None
+    if store is not None:
+        from collector.store.embeddings import StoredEmbeddings
+
+        kind, model = (
+            ("local", canonical_model(embedding_model)) if encoder is None else (encoder.kind, encoder.model)
+        )
+        cache = StoredEmbeddings(store.engine, kind, model)
+    return Embedder(embedding_model, encoder=encoder, cache=cache)

@@ -15,7 +15,8 @@ Guarantees (issues #4, #3 and #11):
 * Pull sources are read in batches of ``PULL_BATCH``; each batch is stored and the source position
   advanced in one transaction (``Store.commit_pull``).  A record that cannot be stored (unparsable,
   label too long) is quarantined with its location and reason and the pass goes on.  Memory is
-  bounded: a run scores a uniform reservoir of at most ``max_scored_samples`` outputs.
+  bounded: a run scores a uniform sample of at most ``max_scored_samples`` outputs
+  (``collector.scored_subset``: the same sample its assessment reloads).
 * ``stop`` (the scheduler's shutdown event) and the model's ``run_timeout_seconds`` are checked
   between samples and batches: the run stores what it has and is closed as ``interrupted``.
 * Every error text is redacted of the source's secrets before it is stored or logged.
@@ -25,13 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
@@ -41,13 +41,17 @@ from collector.metrics.base import Sample
 from collector.owner import current_owner
 from collector.probes import Probe, load_probes, probe_set_hash
 from collector.redaction import redact
-from collector.scoring import EmbedFn, score_batch
+from collector.scored_subset import BottomK
+from collector.scoring import EmbedFn, score_batch, scored_identity
 from collector.sources import is_pull, make_source
 from collector.sources.base import SampleOutcome, SampleRequest
 from collector.store.api import SampleRecord, Store
 from collector.store.errors import StoreError
 from collector.store.pulls import OffsetConflict, PullBatch, Quarantined
 from collector.vetting import Rejected, excerpt, vet
+
+if TYPE_CHECKING:
+    from collector.embeddings import EmbeddingIdentity
 
 log = logging.getLogger("collapse_watch.runner")
 
@@ -427,7 +431,7 @@ class Runner:
         return generation
 
     def _score_and_close(self, model: ModelConfig, run: _OpenRun, n_prompts: int, start: float) -> RunReport:
-        ok = run.ok_samples
+        ok = run.scored.items()
         if run.run_id is None:
             return run.close("failed", run.first_error or "no samples", start)
         needed = model.effective_min_samples(n_prompts)
@@ -441,10 +445,11 @@ class Runner:
             scored = score_batch(
                 run.version or "", ok, metrics=metrics, embed=self.embed, n_boot=self.n_boot, seed=self.seed
             )
+            identity = scored_identity(self.embed, scored.result)
         except Exception as exc:
             return run.close("failed", f"scoring failed: {_describe(exc)}", start)
         status = "partial" if run.n_errors or run.n_quarantined else "succeeded"
-        return run.close(status, None, start, result=scored.result)
+        return run.close(status, None, start, result=scored.result, identity=identity)
 
 
 @dataclass
@@ -507,7 +512,7 @@ class _Watch:
 
 class _OpenRun:
     """Buffers outcomes of one run and appends them to the store in batches (sampling), or follows
-    the batches a pull pass stores (pull); keeps a bounded reservoir of outputs to score."""
+    the batches a pull pass stores (pull); keeps the bounded sample of outputs to score."""
 
     def __init__(
         self,
@@ -528,7 +533,7 @@ class _OpenRun:
         self.secrets = secrets or []
         self.run_id: int | None = None
         self.pending: list[SampleOutcome] = []
-        self.ok_samples: list[Sample] = []
+        self.scored: BottomK[Sample] = BottomK(model.max_scored_samples)
         self.n_ok = 0
         self.n_total = 0
         self.n_errors = 0
@@ -538,7 +543,6 @@ class _OpenRun:
         self.prompts: set[str] = set()
         self.last_flush = time.monotonic()
         self._indexes: dict[str, int] = {}
-        self._rng = random.Random(runner.seed)
 
     def next_index(self, prompt_id: str) -> int:
         """The next sample index of ``prompt_id`` in this run (unique per run, prompt)."""
@@ -547,7 +551,7 @@ class _OpenRun:
         return i
 
     def note(self, o: SampleOutcome) -> None:
-        """Count an outcome already stored, and offer it to the scoring reservoir."""
+        """Count an outcome already stored, and offer it to the scored sample."""
         self.n_total += 1
         if not o.ok:
             self.n_errors += 1
@@ -555,14 +559,8 @@ class _OpenRun:
             return
         self.prompts.add(o.prompt_id)
         sample = Sample(prompt_id=o.prompt_id, output=o.output or "", prompt=o.prompt)
-        cap = self.model.max_scored_samples
         self.n_ok += 1
-        if len(self.ok_samples) < cap:
-            self.ok_samples.append(sample)
-        else:  # reservoir sampling (Algorithm R): every output kept with probability cap / n_ok
-            j = self._rng.randrange(self.n_ok)
-            if j < cap:
-                self.ok_samples[j] = sample
+        self.scored.offer(o.prompt_id, o.sample_index, sample)
 
     def add(self, o: SampleOutcome) -> None:
         reported = resolve_version(self.model, o)
@@ -602,7 +600,14 @@ class _OpenRun:
         self.pending = []
         self.last_flush = time.monotonic()
 
-    def close(self, status: str, error: str | None, start: float, result: object = None) -> RunReport:
+    def close(
+        self,
+        status: str,
+        error: str | None,
+        start: float,
+        result: object = None,
+        identity: EmbeddingIdentity | None = None,
+    ) -> RunReport:
         error = None if error is None else redact(error, self.secrets)
         try:
             if self.run_id is None and self.pending:
@@ -616,7 +621,7 @@ class _OpenRun:
             result = None
         if self.run_id is not None:
             try:
-                self.store.finish_run(self.run_id, status, error, result)  # type: ignore[arg-type]
+                self.store.finish_run(self.run_id, status, error, result, embedding_identity=identity)  # type: ignore[arg-type]
             except Exception:
                 log.exception("could not close run %s as %s", self.run_id, status)
             self.runner._track(self.run_id, False)

@@ -7,13 +7,32 @@ collector's runner and the demo.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from collector.comparison import ScoredBatch
 from collector.metrics.base import Sample, build_corpus
 from collector.metrics.registry import select_metrics
+from collector.metrics.result import SuiteResult
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED, score_corpus
 
+if TYPE_CHECKING:
+    from collector.embeddings import EmbeddingIdentity
+
 EmbedFn = Callable[[list[str]], object]
+"""Texts -> (N, d) array. An ``Embedder`` is one; so is anything else with an ``identity``."""
+
+
+def identity_of(embed: EmbedFn | None) -> EmbeddingIdentity | None:
+    """What ``embed`` computes (``Embedder.identity``); None for no embedder or a bare function."""
+    return getattr(embed, "identity", None) if embed is not None else None
+
+
+def scored_identity(embed: EmbedFn | None, result: SuiteResult) -> EmbeddingIdentity | None:
+    """The embedding identity to record on a run scored as ``result``: ``embed``'s, when an
+    embedding metric was scored with it; None when no embedding metric was."""
+    if not any(v.family == "embedding" for v in result.values):
+        return None
+    return identity_of(embed)
 
 
 def score_batch(

@@ -43,12 +43,15 @@ OnVerdict = Callable[[str, "Verdict"], None]
 """Called with (model, verdict) after a stored run was assessed."""
 
 
-def build_embedder(model: str = "default", server: EmbeddingServerConfig | None = None) -> Embedder:
+def build_embedder(
+    model: str = "default", server: EmbeddingServerConfig | None = None, store: Store | None = None
+) -> Embedder:
     """The embedder every run and comparison of this process uses: the local model (loaded on first
-    use), or the remote ``/v1/embeddings`` server when ``embedding_server`` is configured."""
+    use), or the remote ``/v1/embeddings`` server when ``embedding_server`` is configured. With
+    ``store``, vectors are stored in the history database once per text (docs/capacity.md)."""
     from collector.remote_embeddings import make_embedder
 
-    return make_embedder(model, server)
+    return make_embedder(model, server, store)
 
 
 def open_store(url: str | None) -> Store:
@@ -60,12 +63,17 @@ def open_store(url: str | None) -> Store:
 
 
 def assess_after_run(
-    store: Store, model: str, embed: EmbedFn | None = None, on_verdict: OnVerdict | None = None
+    store: Store,
+    model: str,
+    embed: EmbedFn | None = None,
+    on_verdict: OnVerdict | None = None,
+    max_samples: int | None = None,
 ) -> Verdict | None:
-    """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored."""
+    """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored
+    (``max_samples``: its ``max_scored_samples``, for collected runs)."""
     from collector.assessment import assess_model
 
-    verdict = assess_model(store, model, embed=embed)
+    verdict = assess_model(store, model, embed=embed, max_samples=max_samples)
     if verdict is not None and on_verdict is not None:
         on_verdict(model, verdict)
     return verdict
@@ -82,7 +90,7 @@ def after_run_hook(
         known = [label for label, _ in store.version_order(model.name)]
         if model.baseline_version and model.baseline_version in known:
             store.set_baseline(model.name, model.baseline_version)
-        assess_after_run(store, model.name, embed, on_verdict)
+        assess_after_run(store, model.name, embed, on_verdict, model.max_scored_samples)
 
     return on_finished
 
@@ -139,16 +147,23 @@ def leased(
 
 
 def prune(store: Store, days: int) -> int:
-    """The retention job: blank sample text older than ``days``; logs and swallows its failure."""
-    from collector.store.retention import prune_sample_text
+    """The retention job: blank sample text older than ``days`` and drop the embeddings that only
+    those texts used; logs and swallows its failure. Returns texts pruned."""
+    from collector.store.retention import prune_embeddings, prune_sample_text
 
     try:
         n = prune_sample_text(store, days)
+        n_vectors = prune_embeddings(store, days)
     except Exception:
         log.exception("pruning sample text older than %d days failed", days)
         return 0
-    if n:
-        log.info("retention: removed the text of %d sample(s) older than %d days", n, days)
+    if n or n_vectors:
+        log.info(
+            "retention: removed the text of %d sample(s) and %d stored embedding(s) older than %d days",
+            n,
+            n_vectors,
+            days,
+        )
     return n
 
 
@@ -175,8 +190,8 @@ class Collector:
         from collector.runner import Runner
 
         store = store or open_store(cfg.database_url)
-        embedder = embedder or build_embedder(cfg.embedding_model, cfg.embedding_server)
-        runner = Runner(store, embedder.embed, on_finished=after_run_hook(store, embedder.embed, on_verdict))
+        embedder = embedder or build_embedder(cfg.embedding_model, cfg.embedding_server, store)
+        runner = Runner(store, embedder, on_finished=after_run_hook(store, embedder, on_verdict))
         return cls(cfg, store, embedder, runner, Leases.for_url(cfg.database_url))
 
     def mark_interrupted(self) -> int:

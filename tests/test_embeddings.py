@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
 from collector.embeddings import Embedder, load_model, resolve_model_path, text_key
+from collector.store.text import encode_text
 from tests.embedding_fixture import load_samples
 
 TEXTS = [o for _, o in load_samples(24)]
@@ -81,4 +84,7 @@ def test_model_loads_once_and_bad_input_is_named(tmp_path):
         load_model(backend="int8")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="cannot load embedding model"):
         load_model(str(tmp_path / "missing"))
-    assert text_key("é") == "bf15be717ac1b080b4f1c456692825891ff5073d"  # sha1 of the UTF-8 bytes
+    # the key is the history database's texts.sha256, also for a log line with escaped bad bytes
+    assert text_key("é") == "4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c"
+    escaped = b"caf\xe9 ok".decode("utf-8", "surrogateescape")
+    assert text_key(escaped) == encode_text(escaped, "t").sha256 == hashlib.sha256(b"caf\xe9 ok").hexdigest()

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from store_helpers import full_run, migrated_store
 
 from collector.assessment import assess_all
+from collector.service import build_embedder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sql.md"
 
@@ -30,6 +31,7 @@ def test_every_doc_query_runs(db_url: str) -> None:
     for version, name in [("v1", "series_v1"), ("v3", "series_v3"), ("v4", "series_v4")]:
         store_file(store, "smol", version, name)  # real outputs: diversity falls (temperature 1.0 -> 0.2)
     assess_all(store, **FAST)  # comparisons, verdicts and trends for the assessment queries
+    build_embedder(store=store).embed(["a stored output"])  # an embedding identity and its vector
     dialect = store.engine.dialect.name
     ran = 0
     with store.engine.connect() as conn:

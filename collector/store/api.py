@@ -12,19 +12,22 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.metrics.result import SuiteResult
 from collector.store import models as m
 from collector.store.assessments import AssessmentStore
-from collector.store.engine import make_engine
+from collector.store.embeddings import ensure_identity
+from collector.store.engine import insert_ignore, make_engine
 from collector.store.errors import StoreError
 from collector.store.overview import OverviewStore
 from collector.store.pulls import PullStore
 from collector.store.text import TextError, decode_text, encode_text
+
+if TYPE_CHECKING:
+    from collector.embeddings import EmbeddingIdentity
 
 FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted", "no_data")
 
@@ -81,10 +84,7 @@ class Store(AssessmentStore, OverviewStore, PullStore):
     def _insert_ignore(
         self, conn: Connection, table: Any, rows: list[dict[str, Any]], key: list[str]
     ) -> None:
-        if not rows:
-            return
-        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(ins(table).on_conflict_do_nothing(index_elements=key), rows)
+        insert_ignore(conn, table, rows, key)
 
     def _model_id(self, conn: Connection, name: str) -> int:
         mid = conn.scalar(select(m.Model.id).where(m.Model.name == name))
@@ -331,8 +331,14 @@ class Store(AssessmentStore, OverviewStore, PullStore):
         error: str | None = None,
         result: SuiteResult | None = None,
         prompt_keys: dict[str, str] | None = None,
+        *,
+        embedding_identity: EmbeddingIdentity | None = None,
     ) -> None:
-        """Close a run: status, error, metric values and per-prompt values, all in ONE transaction."""
+        """Close a run: status, error, metric values and per-prompt values, all in ONE transaction.
+
+        ``embedding_identity`` records what embedded the outputs for the embedding metrics in
+        ``result`` (runs of two identities are not compared on those metrics).
+        """
         if status not in FINAL_STATUSES:
             raise StoreError(f"run {run_id}: final status must be one of {FINAL_STATUSES}, got {status!r}")
         with self.engine.begin() as conn:
@@ -367,8 +373,11 @@ class Store(AssessmentStore, OverviewStore, PullStore):
                 ]
                 if pp:
                     conn.execute(insert(m.PromptMetricValue), pp)
+            identity_id = None if embedding_identity is None else ensure_identity(conn, embedding_identity)
             conn.execute(
-                update(m.Run).where(m.Run.id == run_id).values(status=status, error=error, finished_at=_now())
+                update(m.Run)
+                .where(m.Run.id == run_id)
+                .values(status=status, error=error, finished_at=_now(), embedding_identity_id=identity_id)
             )
 
     def heartbeat(self, run_id: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from collector.embeddings import EmbeddingIdentity
 from collector.metrics.result import SuiteResult
 from collector.store import migrate
 from collector.store.api import SampleRecord, Store
@@ -90,6 +91,7 @@ def record_scored_file(
     config_hash: str | None = None,
     source_kind: str = "file",
     version_source: str = "file",
+    embedding_identity: EmbeddingIdentity | None = None,
 ) -> int:
     """`score FILE --store`: record the file as one run of ``model``/``version``; returns the run id.
 
@@ -107,5 +109,7 @@ def record_scored_file(
         store.finish_run(rid, "failed", f"{type(exc).__name__}: {exc}")
         raise
     n_err = sum(1 for s in samples if s.output is None or s.error)
-    store.finish_run(rid, "partial" if n_err else "succeeded", None, result)
+    store.finish_run(
+        rid, "partial" if n_err else "succeeded", None, result, embedding_identity=embedding_identity
+    )
     return rid

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 ENV_VAR = "COLLAPSE_WATCH_DATABASE_URL"
 DEFAULT_URL = "sqlite:///collapse-watch.db"
@@ -93,3 +95,10 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
 
         return engine
     return create_engine(real, pool_pre_ping=True)
+
+
+def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], key: list[str]) -> None:
+    """INSERT ``rows``, skipping any whose ``key`` columns are already there (PostgreSQL or SQLite)."""
+    if rows:
+        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(ins(table).on_conflict_do_nothing(index_elements=key), rows)

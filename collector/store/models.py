@@ -136,6 +136,9 @@ class Run(Base):
     owner: Mapped[str | None] = mapped_column(String(200))  # host:pid:process-start (collector.owner)
     n_blank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # migration 0010 (issue #13): what embedded its outputs; NULL = no embedding metrics, or scored
+    # before the embedder was recorded
+    embedding_identity_id: Mapped[int | None] = mapped_column(ForeignKey("embedding_identities.id"))
 
 
 class SampleRow(Base):
@@ -342,3 +345,31 @@ class AlertNotification(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     labels: Mapped[dict] = mapped_column(JSON)
     annotations: Mapped[dict] = mapped_column(JSON)
+
+
+# -- stored embeddings (migration 0010): one vector per distinct text and embedder -------------------
+class EmbeddingIdentityRow(Base):
+    """What produced a set of vectors (``collector.embeddings.EmbeddingIdentity``); ``label`` is
+    ``backend:model:dimension:l2|raw``. Vectors of two identities are never compared."""
+
+    __tablename__ = "embedding_identities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(400), unique=True)
+    backend: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(300))
+    dimension: Mapped[int] = mapped_column(Integer)
+    normalised: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EmbeddingVector(Base):
+    """The embedding of one distinct text (by the SHA-256 of its UTF-8 bytes, as ``texts.sha256``)
+    under one identity, as little-endian float16: 2 bytes a dimension (768 B for MiniLM)."""
+
+    __tablename__ = "embedding_vectors"
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("embedding_identities.id", ondelete="CASCADE"), primary_key=True
+    )
+    text_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
