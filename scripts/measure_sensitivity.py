@@ -6,7 +6,9 @@ Pairs (baseline -> candidate), all real SmolLM2-135M-Instruct outputs:
   ``control_b.jsonl`` (an independent draw at 1.0: should be ok) and against ``control_b`` cut to its
   first 10 words per output (shorter only: should not decline);
 * ``collector/demo_data/selftrain_series.jsonl`` v1 (the base model) against v2..v7 (fine-tuned on its
-  own outputs for 1..6 generations; see docs/self_training.md).
+  own outputs for 1..6 generations; see docs/self_training.md);
+* ``tests/data/selftrain_disjoint/series.jsonl`` v1 against v2..: fine-tuned on its own outputs to
+  prompts disjoint from the probes (homogenisation across prompts; issue #17).
 
 Each pair is compared on all its shared prompts and on the first 10 and 5 of them (sorted by id),
 so the ``inconclusive`` rule shows where it starts.
@@ -34,6 +36,7 @@ from collector.scoring import score_batch  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 SELFTRAIN = ROOT / "collector" / "demo_data" / "selftrain_series.jsonl"
+DISJOINT = ROOT / "tests" / "data" / "selftrain_disjoint" / "series.jsonl"  # issue #17
 
 
 def rows_of(path: Path, version: str | None = None) -> list[dict]:
@@ -56,6 +59,10 @@ def pairs() -> list[tuple[str, list[dict], list[dict], Callable[[str], str] | No
     base = rows_of(SELFTRAIN, "v1")
     for g in range(2, 8):
         out.append((f"self-trained generation {g - 1}", base, rows_of(SELFTRAIN, f"v{g}"), None))
+    base = rows_of(DISJOINT, "v1")
+    last = max(int(r["version"].lstrip("v")) for r in rows_of(DISJOINT))
+    for g in range(2, last + 1):
+        out.append((f"disjoint-prompt self-trained gen. {g - 1}", base, rows_of(DISJOINT, f"v{g}"), None))
     return out
 
 
