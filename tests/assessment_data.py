@@ -14,7 +14,7 @@ from pathlib import Path
 from collector.embeddings import Embedder
 from collector.metrics.base import Sample
 from collector.metrics.result import SuiteResult
-from collector.scoring import score_batch
+from collector.scoring import score_batch, scored_identity
 from collector.store import SampleRecord, Store
 from collector.store.cli_commands import record_scored_file
 
@@ -49,3 +49,21 @@ def store_file(store: Store, model: str, version: str, name: str, *, embedded: b
         for i, r in enumerate(rows(name))
     ]
     return record_scored_file(store, model, version, records, scored(name, embedded))
+
+
+def store_scored(store: Store, version: str, name: str, embed: object, model: str = "smol") -> int:
+    """Score data file ``name`` with ``embed`` and record it as a run, as `score --store` does."""
+    recs = rows(name)
+    samples = [Sample(r["prompt_id"], r["output"], r["prompt"]) for r in recs]
+    result = score_batch(name, samples, embed=embed, n_boot=20).result  # type: ignore[arg-type]
+    records = [
+        SampleRecord(r["prompt_id"], r["prompt"], r["output"], sample_index=i) for i, r in enumerate(recs)
+    ]
+    return record_scored_file(
+        store,
+        model,
+        version,
+        records,
+        result,
+        embedding_identity=scored_identity(embed, result),  # type: ignore[arg-type]
+    )

@@ -142,3 +142,39 @@ def test_remote_backend_matches_the_local_one(infinity: str) -> None:
     loc = score_samples(samples, want, metrics=names, n_boot=20)
     for name in names:
         assert rem.get(name, "across").value == pytest.approx(loc.get(name, "across").value, rel=1e-3)
+
+
+def test_a_remote_embedded_run_is_not_compared_with_a_local_one_on_embeddings(
+    infinity: str, tmp_path: Path
+) -> None:
+    """The collector's path with the real server: vectors stored under the server's identity, read
+    back by the next process, and a baseline embedded locally not compared on the embedding family."""
+    from assessment_data import FAST, store_scored
+    from store_helpers import migrated_store
+
+    from collector.assessment import assess_model
+    from collector.config import EmbeddingServerConfig
+    from collector.service import build_embedder
+
+    store = migrated_store(f"sqlite:///{tmp_path / 'cw.db'}")
+    server = EmbeddingServerConfig(base_url=infinity, model=SERVED, batch_size=16, timeout_seconds=300)
+    local = build_embedder(store=store)
+    store_scored(store, "v1", "series_v1", local)
+    remote = build_embedder(server=server, store=store)
+    store_scored(store, "v2", "control_b", remote)
+    verdict = assess_model(store, "smol", embed=remote, **FAST)
+    assert verdict is not None and verdict.status == "ok"
+    assert verdict.reasons[0].startswith("embedding metrics not compared with v1")
+    assert (
+        f"openai:{SERVED}:384:l2" in verdict.reasons[0]
+        and "local:all-MiniLM-L6-v2:384:l2" in verdict.reasons[0]
+    )
+    n_texts = len({r["output"] for r in rows_of("control_b")})
+    assert remote.n_encoded == n_texts  # v2's own outputs only; v1 was not sent to the server
+    again = build_embedder(server=server, store=store)
+    assess_model(store, "smol", embed=again, **FAST)
+    assert again.n_encoded == 0  # a restarted collector reads the server's vectors back from SQL
+
+
+def rows_of(name: str) -> list[dict]:
+    return [json.loads(x) for x in (ROOT / "tests" / "data" / f"{name}.jsonl").read_text().splitlines() if x]

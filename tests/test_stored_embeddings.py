@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from assessment_data import FAST, rows
+from assessment_data import FAST, rows, store_scored
 from sqlalchemy import text
 from store_helpers import migrated_store
 
@@ -23,32 +23,13 @@ from collector.config import ModelConfig
 from collector.embeddings import Embedder, EmbeddingIdentity, text_key
 from collector.metrics.base import Sample
 from collector.runner import Runner
-from collector.scoring import score_batch, scored_identity
+from collector.scoring import score_batch
 from collector.service import after_run_hook, build_embedder
-from collector.store import SampleRecord, Store
-from collector.store.cli_commands import record_scored_file
+from collector.store import Store
 from collector.store.embeddings import StoredEmbeddings, run_identities
 from collector.store.retention import prune_embeddings, prune_sample_text
 
 MODEL = "smol"
-
-
-def store_scored(store: Store, version: str, name: str, embed: object) -> int:
-    """Score data file ``name`` with ``embed`` and record it as a run, as `score --store` does."""
-    recs = rows(name)
-    samples = [Sample(r["prompt_id"], r["output"], r["prompt"]) for r in recs]
-    result = score_batch(name, samples, embed=embed, n_boot=20).result  # type: ignore[arg-type]
-    records = [
-        SampleRecord(r["prompt_id"], r["prompt"], r["output"], sample_index=i) for i, r in enumerate(recs)
-    ]
-    return record_scored_file(
-        store,
-        MODEL,
-        version,
-        records,
-        result,
-        embedding_identity=scored_identity(embed, result),  # type: ignore[arg-type]
-    )
 
 
 def distinct_outputs(*names: str) -> set[str]:
