@@ -196,10 +196,12 @@ def assess_model(
     baseline = store.baseline_version(model_name)
     base_run = None if baseline is None else store.latest_completed_run(model_name, baseline)
     prev = _previous_run(store, model_name, info.version_ordinal)
+    # Identities matter only when an embedding metric is scored (the current one may load the model).
+    embeds = embed if any(m.needs_embeddings for m in select_metrics(metrics)) else None
     idents = EmbeddingIdentities(
-        store, [r for r in (cand_run, base_run, prev and prev[1]) if r is not None], embed
+        store, [r for r in (cand_run, base_run, prev and prev[1]) if r is not None], embeds
     )
-    cand_ident = idents.recorded.get(cand_run) or (idents.current if embed is not None else None)
+    cand_ident = idents.recorded.get(cand_run) or (idents.current if embeds is not None else None)
     trends, last_label = version_trends(store, model_name, info.version_ordinal, last_k, cand_ident)
     store.save_trends(
         model_name,

@@ -231,3 +231,22 @@ def test_a_large_pulled_run_embeds_only_its_scored_sample(db_url: str, tmp_path:
     fresh = build_embedder(store=store)
     assess_model(store, MODEL, embed=fresh, max_samples=40, **FAST)
     assert fresh.n_encoded == 0
+
+
+class NeverCalled:
+    """An embed function that fails if used: a lexical-only assessment must not load a model."""
+
+    @property
+    def identity(self) -> EmbeddingIdentity:
+        raise AssertionError("identity asked for by a lexical-only assessment")
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        raise AssertionError("texts embedded by a lexical-only assessment")
+
+
+def test_a_lexical_only_assessment_never_touches_the_embedder(db_url: str) -> None:
+    store = migrated_store(db_url)
+    store_scored(store, "v1", "series_v1", None)
+    store_scored(store, "v2", "series_v4", None)
+    verdict = assess_model(store, MODEL, embed=NeverCalled(), metrics=["distinct_2", "self_bleu"], **FAST)
+    assert verdict is not None and verdict.status == "collapse_suspected"  # T 1.0 -> 0.2, lexical
