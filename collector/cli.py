@@ -137,7 +137,7 @@ def score(
     samples = [r.sample for r in records]
     target = store_target(records, model, version) if store else None
     history = open_store(database_url) if target is not None else None
-    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json, store=history)
+    embed = None if no_embeddings else ProgressEmbedder(embedding_model, quiet=as_json, store=history)
     result = score_batch(
         str(file), samples, metrics=selected, embed=embed, n_boot=bootstrap, seed=seed
     ).result
@@ -288,11 +288,6 @@ class ProgressEmbedder:
             return self.embedder.embed(texts, progress=update)
 
 
-def embedder_for(model: str, *, quiet: bool, store: Store | None = None) -> ProgressEmbedder:
-    """The embed function of `score` and `compare` (see ``ProgressEmbedder``)."""
-    return ProgressEmbedder(model, quiet=quiet, store=store)
-
-
 EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
 
 
@@ -328,7 +323,7 @@ def compare(
     selected = parse_metric_list(metrics)
     specs = (baseline, candidate)
     history = open_store(database_url, must_exist=True) if any(map(is_stored_spec, specs)) else None
-    embed = None if no_embeddings else embedder_for(embedding_model, quiet=as_json, store=history)
+    embed = None if no_embeddings else ProgressEmbedder(embedding_model, quiet=as_json, store=history)
     sides = [load_side(spec, selected, embed, seed, history) for spec in specs]
     try:
         result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed)
