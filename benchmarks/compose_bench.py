@@ -75,14 +75,7 @@ def main() -> None:
     (work / "prometheus" / "rules").mkdir(exist_ok=True)
     stack = cs.Stack(
         project=f"cwbench{uuid.uuid4().hex[:6]}",
-        env={
-            "CW_TEST_BASE_IMAGE": cs.BASE_IMAGE,
-            "CW_TEST_PYTHON_IMAGE": cs.PYTHON_IMAGE,
-            "CW_TEST_TRUSTED_HOST": gateway,
-            "CW_TEST_DIR": str(work),
-            "COLLAPSE_WATCH_BIND": "127.0.0.1",
-            **{f"COLLAPSE_WATCH_{n}_PORT": "" for n in ("EXPORTER", "PROMETHEUS", "ALERTMANAGER", "GRAFANA")},
-        },
+        env=cs.stack_env(work, gateway),
     )
     try:
         with cs.serve_find_links(wheels, gateway) as url:

@@ -156,18 +156,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
     stack = cs.Stack(
         project=f"cwtest{uuid.uuid4().hex[:8]}",
-        env={
-            "CW_TEST_BASE_IMAGE": cs.BASE_IMAGE,
-            "CW_TEST_PYTHON_IMAGE": cs.PYTHON_IMAGE,
-            "CW_TEST_TRUSTED_HOST": gateway,
-            "CW_TEST_DIR": str(work),
-            # Published on loopback only, each on a free port.
-            "COLLAPSE_WATCH_BIND": "127.0.0.1",
-            **{
-                f"COLLAPSE_WATCH_{name}_PORT": ""
-                for name in ("EXPORTER", "PROMETHEUS", "ALERTMANAGER", "GRAFANA")
-            },
-        },
+        env=cs.stack_env(work, gateway),
     )
     try:
         with cs.serve_find_links(wheels, gateway) as find_links:

@@ -175,6 +175,22 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+def stack_env(work: Path, gateway: str) -> dict[str, str]:
+    """The compose override's variables: the local base images, the host the containers trust for
+    packages, the working directory, and every port published on loopback only, each a free one."""
+    return {
+        "CW_TEST_BASE_IMAGE": BASE_IMAGE,
+        "CW_TEST_PYTHON_IMAGE": PYTHON_IMAGE,
+        "CW_TEST_TRUSTED_HOST": gateway,
+        "CW_TEST_DIR": str(work),
+        "COLLAPSE_WATCH_BIND": "127.0.0.1",
+        **{
+            f"COLLAPSE_WATCH_{name}_PORT": ""
+            for name in ("EXPORTER", "PROMETHEUS", "ALERTMANAGER", "GRAFANA")
+        },
+    }
+
+
 @contextmanager
 def serve_find_links(folder: Path, host: str, port: int = FIND_LINKS_PORT) -> Iterator[str]:
     """Serve ``folder`` (a pip find-links) on ``host`` (the bridge gateway) for builds; yields its URL.
