@@ -9,7 +9,7 @@ or a busy production log, where the same prompt comes back many times.
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +17,17 @@ import numpy as np
 from collector.metrics.base import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.real_outputs import distinct_outputs_by_prompt  # noqa: E402
+
 N_PROMPTS = 40
 
 
 def real_groups() -> list[list[str]]:
     """The 40 prompt groups of distinct real outputs, in a fixed order."""
-    groups: dict[str, dict[str, None]] = {}
-    files = sorted((ROOT / "tests" / "data").glob("*.jsonl")) + sorted(
-        (ROOT / "collector" / "demo_data").glob("*.jsonl")
-    )
-    for f in files:
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                groups.setdefault(row["prompt_id"], {})[row["output"]] = None
-    ordered = sorted((list(v) for v in groups.values()), key=lambda g: (-len(g), g[0]))
+    groups = distinct_outputs_by_prompt()
+    ordered = sorted(groups.values(), key=lambda g: (-len(g), g[0]))
     split = N_PROMPTS - len(ordered)
     out: list[list[str]] = []
     for i, g in enumerate(ordered):
@@ -45,8 +41,7 @@ def resampled(n: int, seed: int = 0) -> list[Sample]:
     rng = np.random.default_rng(seed)
     owner = np.arange(n) % len(groups)
     samples = []
-    for i, p in enumerate(owner):
+    for p in owner:
         g = groups[p]
         samples.append(Sample(prompt_id=f"p{p:02d}", output=g[int(rng.integers(len(g)))]))
-        del i
     return samples

@@ -7,13 +7,12 @@ word, whitespace only, prompts with one output) that reach the fallbacks.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from real_outputs import distinct_outputs_by_prompt
 
 from collector.metrics import lexical as lx
 from collector.metrics import lexical_replicates as rep
@@ -22,28 +21,14 @@ from collector.metrics.ngrams import ngram_ids
 from collector.metrics.suite import half_sample_weights, prompt_weights, replicate_values, score_corpus
 from collector.metrics.tokenize import token_ids
 
-ROOT = Path(__file__).resolve().parents[1]
 CHANGED = ("compression_ratio", "ngram_diversity_score", "self_repetition", "self_bleu")
-
-
-def _real_groups() -> dict[str, list[str]]:
-    groups: dict[str, dict[str, None]] = {}
-    files = sorted((ROOT / "tests" / "data").glob("*.jsonl")) + sorted(
-        (ROOT / "collector" / "demo_data").glob("*.jsonl")
-    )
-    for f in files:
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                groups.setdefault(row["prompt_id"], {})[row["output"]] = None
-    return {k: list(v) for k, v in groups.items()}
 
 
 @pytest.fixture(scope="module")
 def resampled() -> Corpus:
     """12 real prompts, 25 outputs each drawn with replacement from the prompt's real outputs."""
     rng = np.random.default_rng(7)
-    groups = sorted(_real_groups().items())[:12]
+    groups = sorted(distinct_outputs_by_prompt().items())[:12]
     samples = [Sample(pid, outs[int(rng.integers(len(outs)))]) for pid, outs in groups for _ in range(25)]
     return build_corpus(samples)
 
@@ -51,7 +36,7 @@ def resampled() -> Corpus:
 @pytest.fixture(scope="module")
 def edgy() -> Corpus:
     """Distinct real outputs, two per prompt, and prompts made of edge texts."""
-    groups = sorted(_real_groups().items())[:10]
+    groups = sorted(distinct_outputs_by_prompt().items())[:10]
     samples = [Sample(pid, o) for pid, outs in groups for o in outs[:2]]
     samples += [
         Sample("zz-empty", ""),
