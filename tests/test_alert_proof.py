@@ -16,12 +16,11 @@ One truth from the gate to the pager:
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from file_module import load_module
 from ops_config import PROMETHEUS_YML
 from ops_stack import binaries
 
@@ -29,18 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "measure_alert_false_alarms.py"
 
 
-def _script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("measure_alert_false_alarms", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_alerts_follow_the_verdict_from_the_gate_to_the_webhook(tmp_path: Path) -> None:
     bins = binaries("prometheus", "alertmanager")
-    proof = _script()
+    proof = load_module(SCRIPT)
     m = proof.measure(
         2, 6, workdir=tmp_path, bins=bins, collapse_versions=4, settle=4.0, n_boot=300, n_halves=10
     )

@@ -9,27 +9,19 @@ versions come from one model: every verdict that is not ``ok`` is a false alarm.
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from file_module import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "measure_false_alarms.py"
 
 pytestmark = pytest.mark.slow
 
 
-def _load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("measure_false_alarms", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_same_model_versions_are_ok_in_at_least_95_percent_of_seeded_repetitions() -> None:
-    fa = _load_script()
+    fa = load_module(SCRIPT)
     pool = fa.load_pool()
     assert len(pool) == 24 and all(len(rows) == 12 for rows in pool.values())
     results = fa.verdicts(pool, range(25), per_side=4, embed=fa.cached_embedder(pool))
@@ -41,7 +33,7 @@ def test_same_model_versions_are_ok_in_at_least_95_percent_of_seeded_repetitions
 def test_split_versions_are_disjoint_and_shaped_like_a_run() -> None:
     import numpy as np
 
-    fa = _load_script()
+    fa = load_module(SCRIPT)
     pool = fa.load_pool()
     a, b = fa.split(pool, 4, np.random.default_rng(3))
     assert len(a) == len(b) == 24 * 4

@@ -3,9 +3,9 @@ however many versions a model has, with every default metric in both scopes (iss
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from file_module import load_module
 from store_helpers import migrated_store
 
 from collector.metrics.registry import all_metrics
@@ -14,16 +14,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "exporter_bench.py"
 BUDGET = 300
 
 
-def _bench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("exporter_bench", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_default_detail_stays_within_300_series_per_model(tmp_path: Path) -> None:
-    bench = _bench()
+    bench = load_module(BENCH)
     store = migrated_store(f"sqlite:///{tmp_path / 'fleet.db'}")
     bench.populate(store, models=2, versions=12)
     summary = bench.series_per_model(bench.scrape(store, "summary"))
