@@ -48,6 +48,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
 VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 KILLED = "v4"  # the version whose run the restart interrupts
+# Its traffic is the real v4 outputs repeated, so that its run lasts seconds rather than the
+# ~0.7 s of 96 lines: the restart must land while the run is still in progress.
+KILLED_REPEAT = 30
 ASSESSED = tuple(v for v in VERSIONS if v != KILLED)
 ALERT = "CollapseWatchCollapseSuspected"
 LOG_DIR_IN_CONTAINER = "/var/log/collapse-watch"
@@ -76,6 +79,7 @@ class Running:
         self.stack = stack
         self.logs = logs
         self.series = demo_series()
+        self.series[KILLED] = self.series[KILLED] * KILLED_REPEAT
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
         """``wait_for``; on a timeout the collector's last log lines say what it was doing."""
