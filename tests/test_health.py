@@ -171,3 +171,41 @@ def test_readyz_needs_the_scheduler_running(tmp_path: Path) -> None:
     sched.stop()
     status, body = readiness(store, scheduler)
     assert status == 503 and body["checks"]["scheduler"] == "stopped"
+
+
+def test_run_is_ready_with_its_scheduler_and_alive_on_one_port(tmp_path: Path) -> None:
+    """The real ``collapse-watch run``: /readyz names the scheduler and answers 200 once it runs."""
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": f"sqlite:///{tmp_path / 'store.db'}",
+                "metrics_host": "127.0.0.1",
+                "metrics_port": port,
+                "models": [
+                    {
+                        "name": "bot",
+                        "source": {"type": "jsonl", "path": str(tmp_path / "outputs.jsonl")},
+                        "schedule": {"every": "1h"},
+                    }
+                ],
+            }
+        )
+    )
+    (tmp_path / "outputs.jsonl").write_text("")
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("run's /readyz", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120)
+        assert probe(f"{base}/readyz")[1]["checks"] == {"database": "ok", "schema": "ok", "scheduler": "ok"}
+        assert probe(f"{base}/healthz") == (200, {"status": "ok"})
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, log.read_text()[-2000:]
