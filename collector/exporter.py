@@ -8,18 +8,21 @@ and every decision exported is the verdict's own (status, each metric's ``signif
 the trend decision): this module draws no line of its own.
 
 Emits (all prefixed ``collapse_watch_``); ``detail="summary"`` (the default, a series budget of
-<= 300 per model) keeps the per-metric families to each model's latest version and its change vs
-the baseline, ``detail="full"`` exports every family for every exported version::
+<= 300 per model) keeps the per-metric families to each model's latest version: every metric's
+value, change vs the baseline and ``declined`` flag, the ``within`` trend slopes, and for the
+``HEADLINE_METRICS`` (what the dashboards' per-metric panels show) the intervals, the p-value, the
+change vs the previous version, the ``across`` slopes and the trend p-values as well;
+``detail="full"`` exports every family for every metric of every exported version::
 
-    diversity{model,version,metric,scope}                    + _ci_lower, _ci_upper (full)
-    diversity_change_ratio{model,version,metric,scope,reference}
-        + diversity_change_ci_lower_ratio, _ci_upper_ratio, _p_value (full)
+    diversity{model,version,metric,scope}                    + _ci_lower, _ci_upper (headline)
+    diversity_change_ratio{model,version,metric,scope,reference}   reference="previous" (headline)
+        + diversity_change_ci_lower_ratio, _ci_upper_ratio, _p_value (headline; previous: full)
     diversity_declined{model,version,metric,scope}
     verdict{model,version,verdict}   model_version_info{model,version,baseline_version}
-    version_ordinal  latest_version_ordinal
+    version_ordinal  latest_version_ordinal  version_first_seen_timestamp_seconds{model,version}
     collapse_suspected{model,version,worst}  diversity_watch{model,version,worst}
     trend_declining{model,version,worst}
-    trend_slope{model,metric,scope}  trend_p_value (full)  trend_versions (full)
+    trend_slope{model,metric,scope} (across: headline)  trend_p_value (headline)  trend_versions (full)
     runs_total{model,status}  samples_total  sample_errors_total  last_run_timestamp_seconds
     last_success_timestamp_seconds  last_run_duration_seconds  run_duration_seconds (histogram)
     schedule_interval_seconds{model}  up  scrape_duration_seconds  snapshot_age_seconds  build_info{version}
@@ -48,6 +51,14 @@ DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 Detail = Literal["summary", "full"]
 DETAILS: tuple[str, ...] = ("summary", "full")
 WORST_SHOWN = 3  # metrics named in a decision's ``worst`` label
+# Metrics whose detail families the summary exports too (the dashboards' default per-metric panels).
+HEADLINE_METRICS: tuple[str, ...] = (
+    "distinct_2",
+    "self_bleu",
+    "embedding_mean_distance",
+    "vendi_score",
+    "compression_ratio",
+)
 
 
 @dataclass
@@ -76,6 +87,11 @@ def latest_versions(snap: Overview) -> dict[str, VersionState]:
     return newest
 
 
+def _detailed(snap: Snapshot, metric: str) -> bool:
+    """Whether ``metric``'s detail families (intervals, p-values, vs previous, trend p) are exported."""
+    return snap.detail == "full" or metric in HEADLINE_METRICS
+
+
 def _exported(snap: Snapshot) -> set[tuple[str, str]]:
     """(model, version) pairs whose per-metric series this detail level exports."""
     if snap.detail == "full":
@@ -90,11 +106,11 @@ def value_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         "lo": _gauge("diversity_ci_lower", "Lower end of the value's bootstrap 95% interval.", labels),
         "hi": _gauge("diversity_ci_upper", "Upper end of the value's bootstrap 95% interval.", labels),
     }
-    parts = ("value", "lo", "hi") if snap.detail == "full" else ("value",)
     keep = _exported(snap)
     for r in snap.values:
         if (r.model, r.version) not in keep:
             continue
+        parts = ("value", "lo", "hi") if _detailed(snap, r.metric) else ("value",)
         key = [r.model, r.version, r.metric, r.scope]
         for part, x in zip(("value", "lo", "hi"), (r.value, r.ci_low, r.ci_high), strict=True):
             if part in parts and _finite(x):
@@ -121,11 +137,14 @@ def change_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     full = snap.detail == "full"
     keep = _exported(snap)
     for r in snap.changes:
-        if (r.model, r.version) not in keep or (not full and r.reference != "baseline"):
+        detailed = _detailed(snap, r.metric)
+        if (r.model, r.version) not in keep or (r.reference != "baseline" and not detailed):
             continue
+        # the summary's detail of a change: its interval and p-value vs the baseline only
+        parts = (change, lo, hi, p) if full or (detailed and r.reference == "baseline") else (change,)
         key = [r.model, r.version, r.metric, r.scope, r.reference]
         for fam, x in ((change, r.change), (lo, r.ci_low), (hi, r.ci_high), (p, r.p_value)):
-            if (full or fam is not p) and _finite(x):
+            if fam in parts and _finite(x):
                 fam.add_metric(key, x)
         if r.reference == "baseline":
             declined.add_metric(key[:4], 1.0 if r.significant_decline else 0.0)
@@ -179,9 +198,16 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         "version_ordinal", "Position of the version in the model's order (0 = oldest).", ["model", "version"]
     )
     latest = _gauge("latest_version_ordinal", "Ordinal of the model's latest version.", ["model"])
+    first_seen = _gauge(
+        "version_first_seen_timestamp_seconds",
+        "When the store first saw the version (Unix seconds): the dashboards' version annotations.",
+        ["model", "version"],
+    )
     for v in snap.versions:
         info.add_metric([v.model, v.version, snap.baselines.get(v.model, "")], 1.0)
         ordinal.add_metric([v.model, v.version], float(v.ordinal - 1))
+        if _finite(v.first_seen):
+            first_seen.add_metric([v.model, v.version], float(v.first_seen))  # type: ignore[arg-type]
         if v.verdict is not None:
             for name in VERDICTS:
                 verdict.add_metric([v.model, v.version, name], 1.0 if v.verdict == name else 0.0)
@@ -200,7 +226,7 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         )
         if v.trend_declining is not None:
             trending.add_metric([model, v.version, ",".join(trend_worst)], 1.0 if v.trend_declining else 0.0)
-    yield from (verdict, suspected, watch, trending, info, ordinal, latest)
+    yield from (verdict, suspected, watch, trending, info, ordinal, latest, first_seen)
 
 
 def trend_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
@@ -210,12 +236,13 @@ def trend_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     n = _gauge("trend_versions", "Number of versions the trend was fitted on.", labels)
     full = snap.detail == "full"
     for r in snap.trends:
-        if r.n_versions < MIN_TREND_VERSIONS or (not full and r.scope != "within"):
+        detailed = _detailed(snap, r.metric)
+        if r.n_versions < MIN_TREND_VERSIONS or (r.scope != "within" and not detailed):
             continue
         key = [r.model, r.metric, r.scope]
         if _finite(r.slope):
             slope.add_metric(key, r.slope)
-        if full and _finite(r.p_value):
+        if detailed and _finite(r.p_value):
             p.add_metric(key, r.p_value)
         if full:
             n.add_metric(key, float(r.n_versions))

@@ -1,4 +1,5 @@
-"""The collector's HTTP server: ``GET /metrics`` for Prometheus and ``POST /alerts`` for Alertmanager.
+"""The collector's HTTP server: ``GET /metrics`` for Prometheus and ``POST /alerts`` for Alertmanager
+(and ``GET /healthz`` / ``GET /readyz`` for orchestrators: ``collector.health``).
 
 * ``/metrics``: the store's state (read at scrape time through ``SnapshotReader``: no write lock,
   an answer within a bounded time) plus this process's own metrics.
@@ -26,6 +27,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from collector.exporter import Detail, StoreCollector
 from collector.exposition import CONTENT_TYPE, render
+from collector.health import HEALTH_PATHS, SchedulerProbe, health_app
 from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
@@ -105,12 +107,21 @@ def metrics_app(registry: CollectorRegistry) -> Callable[[dict[str, Any], StartR
     return app
 
 
-def collector_app(store: Store, registry: CollectorRegistry) -> Callable[..., Iterable[bytes]]:
+def collector_app(
+    store: Store, registry: CollectorRegistry, scheduler: SchedulerProbe | None = None
+) -> Callable[..., Iterable[bytes]]:
     """``/alerts`` to the alert history, everything else to the Prometheus exposition."""
+    from collector.snapshot import read_only_store
+
     metrics = metrics_app(registry)
     alerts = alerts_app(AlertHistory(store.engine))
+    health = health_app(read_only_store(store), scheduler)
 
     def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        # --- health probes (collector/health.py): unauthenticated, as kubelet probes expect ---
+        if environ.get("PATH_INFO", "").rstrip("/") in HEALTH_PATHS:
+            return health(environ, start)
+        # ---
         if environ.get("PATH_INFO", "").rstrip("/") == "/alerts":
             return alerts(environ, start)
         return metrics(environ, start)
@@ -131,11 +142,18 @@ def serve_store_metrics(
     intervals: dict[str, float] | None = None,
     max_versions: int | None = None,
     detail: Detail = "summary",
+    scheduler: SchedulerProbe | None = None,
 ) -> Any:
-    """Start serving in a daemon thread; returns the HTTP server (``.server_port``, ``.shutdown()``)."""
+    """Start serving in a daemon thread; returns the HTTP server (``.server_port``, ``.shutdown()``).
+
+    ``scheduler``: ``collapse-watch run``'s, for ``/readyz`` (None: no scheduler to check)."""
     registry = store_registry(store, intervals, max_versions, detail)
     server = make_server(
-        host, port, collector_app(store, registry), ThreadingWSGIServer, handler_class=_QuietHandler
+        host,
+        port,
+        collector_app(store, registry, scheduler),
+        ThreadingWSGIServer,
+        handler_class=_QuietHandler,
     )
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
     return server

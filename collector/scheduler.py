@@ -133,6 +133,11 @@ class CollectorScheduler:
     def start(self) -> None:
         self.scheduler.start()
 
+    @property
+    def running(self) -> bool:
+        """Started and not asked to stop (what ``/readyz`` reports as the scheduler's state)."""
+        return bool(self.scheduler.running) and not self.stop_event.is_set()
+
     def stop_within(self, grace: float) -> bool:
         """Ask running jobs to stop and wait at most ``grace`` seconds; True if all of them ended.
 

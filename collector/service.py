@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from collector.config import Config, EmbeddingServerConfig, ModelConfig
+from collector.health import SchedulerProbe
 from collector.store import Store
 from collector.store.leases import Leases
 
@@ -103,9 +104,14 @@ def schedule_intervals(cfg: Config) -> dict[str, float]:
 
 
 def start_metrics_server(
-    store: Store, cfg: Config | None, host: str | None = None, port: int | None = None
+    store: Store,
+    cfg: Config | None,
+    host: str | None = None,
+    port: int | None = None,
+    scheduler: SchedulerProbe | None = None,
 ) -> Any:
-    """``/metrics`` read from ``store`` at scrape time, on the config's address unless overridden."""
+    """``/metrics`` read from ``store`` at scrape time, on the config's address unless overridden;
+    ``/readyz`` checks ``scheduler`` too when given (``run``)."""
     from collector.metrics_server import serve_store_metrics
 
     host = host or (cfg.metrics_host if cfg else "0.0.0.0")
@@ -117,6 +123,7 @@ def start_metrics_server(
             port=port,
             intervals=schedule_intervals(cfg) if cfg else None,
             detail=cfg.metrics_detail if cfg else "summary",
+            scheduler=scheduler,
         )
     except OSError as exc:  # e.g. the port is in use
         raise MetricsPortError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
@@ -211,8 +218,10 @@ class Collector:
         with self.leases.hold(name):
             return self.runner.run(self.config.model(name), progress=progress)
 
-    def start_metrics_server(self, host: str | None = None, port: int | None = None) -> Any:
-        return start_metrics_server(self.store, self.config, host=host, port=port)
+    def start_metrics_server(
+        self, host: str | None = None, port: int | None = None, scheduler: SchedulerProbe | None = None
+    ) -> Any:
+        return start_metrics_server(self.store, self.config, host=host, port=port, scheduler=scheduler)
 
     def prune(self) -> int:
         """Run the retention job if the config asks for one."""
@@ -247,10 +256,12 @@ class Collector:
             run_model = job or (lambda m, stop: self.runner.run(m, stop))
             if self.leases is not None:
                 run_model = leased(self.leases, run_model, on_claimed=lambda _m: self.mark_interrupted())
-            server = self.start_metrics_server(port=metrics_port)
+            probe = SchedulerProbe()  # /readyz: not ready until the scheduler runs
+            server = self.start_metrics_server(port=metrics_port, scheduler=probe)
             sched = CollectorScheduler(self.config, run_model, aligned=self.leases is not None)
             try:
                 sched.start()
+                probe.attach(sched)
                 log.info(
                     "collecting %s%s; /metrics on http://%s:%d/metrics",
                     ", ".join(sched.model_names) or "nothing (no model has a schedule)",

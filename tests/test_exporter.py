@@ -18,12 +18,15 @@ def snapshot(detail: str = "full") -> Snapshot:
         intervals={"bot": 1800.0},
         baselines={"bot": "v1"},
         versions=[
-            VersionState("bot", "v1", 11, 1, "ok"),
-            VersionState("bot", "v2", 12, 2, "collapse_suspected", False, ("distinct_2",)),
+            VersionState("bot", "v1", 11, 1, "ok", first_seen=1_699_000_000.0),
+            VersionState(
+                "bot", "v2", 12, 2, "collapse_suspected", False, ("distinct_2",), first_seen=1_699_500_000.0
+            ),
         ],
         values=[
             ValueRow("bot", "v1", "distinct_2", "within", 0.8, 0.75, 0.85),
             ValueRow("bot", "v2", "distinct_2", "within", 0.5, 0.45, float("nan")),
+            ValueRow("bot", "v2", "ngram_entropy_1", "within", 4.0, 3.9, 4.1),
         ],
         changes=[
             ChangeRow("bot", "v2", "distinct_2", "within", "baseline", -0.375, -0.42, -0.33, 0.001, True),
@@ -32,8 +35,15 @@ def snapshot(detail: str = "full") -> Snapshot:
             ChangeRow(
                 "bot", "v2", "ngram_entropy_1", "within", "baseline", -0.047, -0.06, -0.03, 0.01, False
             ),
+            ChangeRow("bot", "v2", "distinct_2", "within", "previous", -0.375, -0.42, -0.33, 0.001, True),
+            ChangeRow("bot", "v2", "ngram_entropy_1", "within", "previous", -0.05, -0.06, -0.03, 0.01, False),
         ],
-        trends=[TrendRow("bot", "distinct_2", "within", -0.3, 0.04, 3)],
+        trends=[
+            TrendRow("bot", "distinct_2", "within", -0.3, 0.04, 3),
+            TrendRow("bot", "distinct_2", "across", -0.2, 0.03, 3),
+            TrendRow("bot", "ngram_entropy_1", "within", -0.1, 0.2, 3),
+            TrendRow("bot", "ngram_entropy_1", "across", -0.1, 0.2, 3),
+        ],
         health=[
             ModelHealth(
                 "bot",
@@ -94,22 +104,41 @@ def test_values_changes_verdicts_and_health() -> None:
     assert get("collapse_watch_snapshot_age_seconds") == 0
 
 
-def test_summary_detail_keeps_only_the_latest_version_and_its_change_vs_baseline() -> None:
+def test_summary_detail_keeps_the_latest_version_and_the_headline_metrics_detail() -> None:
+    """summary: every metric's value, change vs baseline and trend (within) of the latest version;
+    the headline metrics (what the dashboards show) also with intervals, p-values, the change vs
+    the previous version and trends in both scopes; a non-headline metric without them."""
     get = registry_for(lambda: snapshot("summary")).get_sample_value
     v2 = {"model": "bot", "version": "v2", "metric": "distinct_2", "scope": "within"}
+    other = {**v2, "metric": "ngram_entropy_1"}
     assert get("collapse_watch_diversity", v2) == 0.5
     assert get("collapse_watch_diversity", {**v2, "version": "v1"}) is None
-    assert get("collapse_watch_diversity_ci_lower", v2) is None
+    assert get("collapse_watch_diversity_ci_lower", v2) == 0.45
+    assert get("collapse_watch_diversity", other) == 4.0
+    assert get("collapse_watch_diversity_ci_lower", other) is None
     assert get("collapse_watch_diversity_change_ci_upper_ratio", {**v2, "reference": "baseline"}) == -0.33
-    assert get("collapse_watch_diversity_change_p_value", {**v2, "reference": "baseline"}) is None
-    assert (
-        get("collapse_watch_trend_slope", {"model": "bot", "metric": "distinct_2", "scope": "within"}) == -0.3
-    )
-    assert (
-        get("collapse_watch_trend_p_value", {"model": "bot", "metric": "distinct_2", "scope": "within"})
-        is None
-    )
+    assert get("collapse_watch_diversity_change_p_value", {**v2, "reference": "baseline"}) == 0.001
+    assert get("collapse_watch_diversity_change_ratio", {**other, "reference": "baseline"}) == -0.047
+    for fam in ("ci_upper_ratio", "ci_lower_ratio", "p_value"):
+        assert get(f"collapse_watch_diversity_change_{fam}", {**other, "reference": "baseline"}) is None
+    # vs previous: the headline change alone (its interval and p-value only at full)
+    assert get("collapse_watch_diversity_change_ratio", {**v2, "reference": "previous"}) == -0.375
+    assert get("collapse_watch_diversity_change_p_value", {**v2, "reference": "previous"}) is None
+    assert get("collapse_watch_diversity_change_ratio", {**other, "reference": "previous"}) is None
+    trend = {"model": "bot", "metric": "distinct_2", "scope": "within"}
+    assert get("collapse_watch_trend_slope", trend) == -0.3
+    assert get("collapse_watch_trend_p_value", trend) == 0.04
+    assert get("collapse_watch_trend_slope", {**trend, "scope": "across"}) == -0.2
+    assert get("collapse_watch_trend_p_value", {**trend, "scope": "across"}) == 0.03
+    assert get("collapse_watch_trend_versions", trend) is None
+    other_trend = {**trend, "metric": "ngram_entropy_1"}
+    assert get("collapse_watch_trend_slope", other_trend) == -0.1
+    assert get("collapse_watch_trend_p_value", other_trend) is None
+    assert get("collapse_watch_trend_slope", {**other_trend, "scope": "across"}) is None
     assert get("collapse_watch_verdict", {"model": "bot", "version": "v1", "verdict": "ok"}) == 1
+    first_seen = "collapse_watch_version_first_seen_timestamp_seconds"
+    assert get(first_seen, {"model": "bot", "version": "v1"}) == 1_699_000_000.0
+    assert get(first_seen, {"model": "bot", "version": "v2"}) == 1_699_500_000.0
 
 
 def test_unreadable_store_exports_up_zero_and_no_model_series() -> None:

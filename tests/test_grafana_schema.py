@@ -156,13 +156,42 @@ def _unknown_keys(given: Any, encoded: Any, path: str, errors: list[str]) -> Non
         errors.append(f"{path}: {given!r} is read by the schema as {encoded!r}")
 
 
+# Options of a Prometheus annotation query that the Prometheus data source plugin reads from the
+# annotation itself (public/app/plugins/datasource/prometheus/annotations.ts: ``step`` becomes the
+# query's interval, the others shape the events), so the dashboard kind does not list them.
+PROMETHEUS_ANNOTATION_OPTIONS: dict[str, type] = {
+    "step": str,
+    "useValueForTime": bool,
+    "titleFormat": str,
+    "textFormat": str,
+    "tagKeys": str,
+}
+
+
+def _prometheus_annotation_errors(dashboard: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """The plugin options of Prometheus annotations: the paths they take, and their type errors."""
+    allowed: set[str] = set()
+    errors: list[str] = []
+    for i, note in enumerate(dashboard.get("annotations", {}).get("list", [])):
+        if (note.get("datasource") or {}).get("type") != "prometheus":
+            continue
+        for key, tp in PROMETHEUS_ANNOTATION_OPTIONS.items():
+            if key in note:
+                path = f"dashboard.annotations.list[{i}].{key}"
+                allowed.add(f"{path}: not in the schema")
+                if not isinstance(note[key], tp):
+                    errors.append(f"{path}: expected {tp.__name__}, got {note[key]!r}")
+    return allowed, errors
+
+
 def schema_errors(dashboard: dict[str, Any]) -> list[str]:
     """What Grafana's published dashboard schema (Grafana 10.4 kinds) rejects in this dashboard."""
     model = gd.Dashboard.from_json(dashboard)
     errors: list[str] = []
     _check_model(model, "dashboard", errors)
     _unknown_keys(dashboard, _encode(model), "dashboard", errors)
-    return errors
+    plugin_options, plugin_errors = _prometheus_annotation_errors(dashboard)
+    return [e for e in errors if e not in plugin_options] + plugin_errors
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -321,3 +350,15 @@ def test_broken_provisioning_is_rejected():
     ds["datasources"][0]["access"] = "server"
     del ds["datasources"][0]["name"]
     assert len(provisioning_errors("datasources", ds)) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where"),
+    [("useValueForTime", "yes", "useValueForTime: expected bool"), ("titelFormat", "v", "titelFormat")],
+)
+def test_broken_annotation_is_rejected(key, value, where):
+    dashboard = copy.deepcopy(_load(ROOT / "dashboards/grafana/dashboards/collapse-watch-model.json"))
+    assert schema_errors(dashboard) == []
+    dashboard["annotations"]["list"][0][key] = value
+    errors = schema_errors(dashboard)
+    assert errors and all(where in e for e in errors), errors

@@ -368,6 +368,30 @@ def test_overview_shows_every_headline_change_worst_first() -> None:
     assert any(e.startswith("bottomk(") for e in exprs)
 
 
+def test_verdict_table_links_each_model_to_its_history() -> None:
+    """A data link from the overview's verdict table to the model dashboard, for that row's model."""
+    board = gd.overview_dashboard()
+    table = next(p for p in gd.iter_panels(board) if p["title"] == "Verdict per model and version")
+    links = [
+        link
+        for o in table["fieldConfig"]["overrides"]
+        if o["matcher"] == {"id": "byName", "options": "model"}
+        for prop in o["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+    ]
+    assert [link["url"].split("?")[0] for link in links] == [
+        f"/d/{gd.model_dashboard()['uid']}/collapse-watch-model"
+    ]
+    assert "var-model=${__data.fields.model}" in links[0]["url"]
+
+
+def test_model_dashboard_marks_each_version_where_it_appeared() -> None:
+    (note,) = gd.model_dashboard()["annotations"]["list"]
+    assert note["expr"].startswith('collapse_watch_version_first_seen_timestamp_seconds{model="$model"}')
+    assert note["useValueForTime"] is True and note["expr"].endswith("* 1000")  # Grafana wants ms
+
+
 def test_grafana_provisioning_points_at_compose_services() -> None:
     ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     source = ds["datasources"][0]

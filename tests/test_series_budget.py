@@ -8,6 +8,7 @@ from pathlib import Path
 from file_module import load_module
 from store_helpers import migrated_store
 
+from collector.exporter import HEADLINE_METRICS
 from collector.metrics.registry import all_metrics
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "exporter_bench.py"
@@ -28,6 +29,15 @@ def test_default_detail_stays_within_300_series_per_model(tmp_path: Path) -> Non
         for scope in ("within", "across"):
             assert (
                 f'collapse_watch_diversity{{metric="{m.name}",model="model-000",scope="{scope}",version="v12"}}'
+                in text
+            )
+    # what the dashboards show of the headline metrics is in the budget too (docs/metrics.md)
+    for m in HEADLINE_METRICS:
+        for scope in ("within", "across"):
+            where = f'metric="{m}",model="model-000"'
+            assert f'collapse_watch_diversity_ci_lower{{{where},scope="{scope}",version="v12"}}' in text
+            assert (
+                f'collapse_watch_diversity_change_p_value{{{where},reference="baseline",scope="{scope}",version="v12"}}'
                 in text
             )
     assert min(full.values()) > 10 * BUDGET  # "full" is the old, unbounded export

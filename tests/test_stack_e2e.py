@@ -12,8 +12,9 @@ Nothing is stubbed:
 3. ``prometheus`` (the shipped config and rules, rendered for loopback by ``tests/ops_config.py`` with
    1 s intervals and every alert's ``for:`` shortened to 1 s) and ``prometheus-alertmanager`` (shipped
    routes and inhibitions, 1 s grouping) deliver to a webhook recorder in this test.
-4. Every query of every panel of every generated Grafana dashboard runs against that Prometheus, for
-   each model, scope and headline metric, and must return data. Counters only have an ``increase``
+4. Every query of every panel (and every annotation) of every generated Grafana dashboard runs
+   against that Prometheus, for each model, scope and headline metric, and must return data, with
+   the exporter at its default ``metrics_detail`` (summary: the dashboards are complete on the defaults). Counters only have an ``increase``
    while they change, so once Prometheus is scraping, one failed run per model (one sample lost to
    ``connection refused``) is recorded through the real ``Store`` API.
 
@@ -192,7 +193,6 @@ def stack(bins: dict[str, str], store_url: str, tmp_path_factory: pytest.TempPat
     config.write_text(
         json.dumps(
             {
-                "metrics_detail": "full",  # every dashboard panel, including the full-detail ones
                 "models": [
                     {
                         "name": model,
@@ -311,12 +311,15 @@ def test_collapse_alert_reaches_the_webhook_for_the_collapsing_model_only(stack:
 
 
 def _dashboard_queries() -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """(dashboard title, panel title, panel type, target) of every panel, rows' nested panels too."""
+    """(dashboard title, panel title, panel type, target) of every panel, rows' nested panels too,
+    and of every annotation query (type ``annotation``)."""
     for board in (overview_dashboard(), model_dashboard(), health_dashboard()):
         variables = {v["name"] for v in board["templating"]["list"]}
         assert variables <= {"datasource", "model", "scope", "metric"}, (
             f"unknown variables in {board['title']}"
         )
+        for note in board["annotations"]["list"]:
+            yield board["title"], note["name"], "annotation", {"expr": note["expr"], "refId": "annotation"}
         stack = list(board["panels"])
         while stack:
             panel = stack.pop(0)
@@ -361,9 +364,15 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
             checked += 1
             if not _has_data(stack.query(expr, at=now)):
                 failures.append(f"{where}: instant query empty: {expr}")
-            if kind == "timeseries" and not _has_data(stack.query_range(expr, stack.started, now)):
+            if kind in ("timeseries", "annotation") and not _has_data(
+                stack.query_range(expr, stack.started, now)
+            ):
                 failures.append(f"{where}: range query empty: {expr}")
     assert checked > 100
+    # the model dashboard's metric choices (its label_values query) are the metrics checked here
+    for model in MODELS:
+        offered = stack.query(f'group by (metric) (collapse_watch_diversity_ci_lower{{model="{model}"}})')
+        assert {r["metric"]["metric"] for r in offered} == set(HEADLINE_METRICS), model
     assert not failures, f"{len(failures)} of {checked} dashboard queries returned no data:\n" + "\n".join(
         failures
     )

@@ -23,17 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from collector.exporter import HEADLINE_METRICS
+
 Panel = dict[str, Any]
 Dashboard = dict[str, Any]
 
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
-HEADLINE_METRICS: tuple[str, ...] = (
-    "distinct_2",
-    "self_bleu",
-    "embedding_mean_distance",
-    "vendi_score",
-    "compression_ratio",
-)
 UIDS: dict[str, str] = {
     "overview": "collapse-watch-overview",
     "model": "collapse-watch-model",
@@ -44,6 +39,12 @@ SCHEMA_VERSION = 39
 
 # The latest version of each model, as {model, version} series of value 1 (a join target).
 LATEST = "(collapse_watch_version_ordinal == on(model) group_left() collapse_watch_latest_version_ordinal)"
+
+# From a row of a table with a ``model`` column to that model's history (the model dashboard).
+MODEL_LINK: dict[str, Any] = {
+    "title": "History of ${__data.fields.model}",
+    "url": f"/d/{UIDS['model']}/collapse-watch-model?var-model=${{__data.fields.model}}&${{__url_time_range}}",
+}
 
 VERDICT_MAPPINGS: list[dict[str, Any]] = [
     {
@@ -186,7 +187,9 @@ def _variable_scope() -> dict[str, Any]:
 
 
 def _variable_metric() -> dict[str, Any]:
-    query = 'label_values(collapse_watch_diversity{model="$model"}, metric)'
+    # the metrics with every per-metric series (intervals, p-values): the headline metrics at the
+    # default metrics_detail (summary), all of them at full
+    query = 'label_values(collapse_watch_diversity_ci_lower{model="$model"}, metric)'
     headline = list(HEADLINE_METRICS)
     return {
         "name": "metric",
@@ -203,8 +206,30 @@ def _variable_metric() -> dict[str, Any]:
     }
 
 
+def _annotation_versions() -> dict[str, Any]:
+    """A marker where each version of ``$model`` was first seen (its series' value is the time)."""
+    return {
+        "name": "Versions",
+        "datasource": DATASOURCE,
+        "enable": True,
+        "hide": False,
+        "iconColor": "purple",
+        "expr": 'collapse_watch_version_first_seen_timestamp_seconds{model="$model"} * 1000',
+        "useValueForTime": True,
+        "step": "1m",
+        "titleFormat": "version {{version}}",
+        "textFormat": "{{model}} {{version}} first seen",
+        "tagKeys": "model,version",
+    }
+
+
 def _dashboard(
-    key: str, title: str, description: str, variables: list[dict[str, Any]], panels: list[Panel]
+    key: str,
+    title: str,
+    description: str,
+    variables: list[dict[str, Any]],
+    panels: list[Panel],
+    annotations: Sequence[dict[str, Any]] = (),
 ) -> Dashboard:
     return {
         "uid": UIDS[key],
@@ -219,7 +244,7 @@ def _dashboard(
         "refresh": "1m",
         "time": {"from": "now-7d", "to": "now"},
         "templating": {"list": variables},
-        "annotations": {"list": []},
+        "annotations": {"list": list(annotations)},
         "links": [
             {
                 "type": "dashboards",
@@ -279,6 +304,10 @@ def overview_dashboard() -> Dashboard:
         custom={"cellOptions": {"type": "auto"}},
         overrides=[
             {
+                "matcher": {"id": "byName", "options": "model"},
+                "properties": [{"id": "links", "value": [MODEL_LINK]}],
+            },
+            {
                 "matcher": {"id": "byName", "options": "verdict"},
                 "properties": [
                     {"id": "custom.cellOptions", "value": {"type": "color-background"}},
@@ -297,7 +326,7 @@ def overview_dashboard() -> Dashboard:
                         ],
                     },
                 ],
-            }
+            },
         ],
     )
     declined_count = _panel(
@@ -631,6 +660,7 @@ def model_dashboard() -> Dashboard:
         "trends, runs.",
         [_variable_datasource(), _variable_model(multi=False), _variable_scope(), _variable_metric()],
         _layout(rows),
+        annotations=[_annotation_versions()],
     )
 
 

@@ -50,6 +50,7 @@ class VersionState:
     verdict: str | None
     trend_declining: bool | None = None  # the verdict's trend decision (both families trend down)
     trending: tuple[str, ...] = ()  # the metrics whose trend counted towards it
+    first_seen: float | None = None  # Unix seconds when the store first saw the version
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,14 @@ def unix_seconds(t: datetime | None) -> float | None:
 def _exported_versions(conn: Connection, max_versions: int) -> tuple[dict[str, str], list[tuple]]:
     v, mo = m.ModelVersion, m.Model
     rows = conn.execute(
-        select(mo.name, v.label, v.id, v.ordinal, mo.baseline_version_id)
+        select(
+            mo.name,
+            v.label,
+            v.id,
+            v.ordinal,
+            mo.baseline_version_id,
+            type_coerce(v.first_seen_at, DateTime(timezone=True)),
+        )
         .join(mo, mo.id == v.model_id)
         .order_by(mo.name, v.ordinal)
     ).all()
@@ -235,8 +243,8 @@ class OverviewStore:
     ) -> Overview:
         """The exported state of every model (8 queries, whatever the number of metrics).
 
-        ``latest_metrics_only``: values and comparisons of each model's latest version only, only
-        its comparisons vs the baseline, and ``within`` trends (what the ``summary`` detail renders).
+        ``latest_metrics_only``: values and comparisons of each model's latest version only (the
+        ``summary`` detail; the exporter picks which of their rows it renders).
         """
         with self.engine.connect() as conn:
             baselines, kept = _exported_versions(conn, max_versions)
@@ -259,7 +267,9 @@ class OverviewStore:
             for r in kept:
                 status, details = verdicts.get(r[2], (None, None))
                 declining, trending = trend_decision(details)
-                versions.append(VersionState(r[0], r[1], r[2], r[3], status, declining, trending))
+                versions.append(
+                    VersionState(r[0], r[1], r[2], r[3], status, declining, trending, unix_seconds(r[5]))
+                )
             values: list[ValueRow] = []
             if metric_ids:
                 values = [
@@ -291,8 +301,6 @@ class OverviewStore:
                 .where(c.run_id.in_(_assessed_runs(metric_ids)))
                 .order_by(m.Model.name, v.ordinal, c.metric, c.scope, c.reference)
             )
-            if latest_metrics_only:
-                change_query = change_query.where(c.reference == "baseline")
             changes = [
                 ChangeRow(*row[:5], _f(row[5]), _f(row[6]), _f(row[7]), _f(row[8]), bool(row[9]))
                 for row in conn.execute(change_query)
@@ -303,8 +311,6 @@ class OverviewStore:
                 .join(m.Model, m.Model.id == t.model_id)
                 .order_by(m.Model.name, t.metric, t.scope)
             )
-            if latest_metrics_only:  # the summary exports the within trends only
-                trend_query = trend_query.where(t.scope == "within")
             trends = [
                 TrendRow(row[0], row[1], row[2], _f(row[3]), _f(row[4]), int(row[5]))
                 for row in conn.execute(trend_query)

@@ -1,0 +1,123 @@
+"""Health endpoints for orchestrators (Kubernetes probes, Docker's HEALTHCHECK, compose).
+
+* ``GET /healthz`` (liveness): the process answers HTTP. Nothing else: a database outage must
+  not make Kubernetes restart every replica, it makes them unready instead.
+* ``GET /readyz`` (readiness): the database answers, its schema is at the head revision this
+  build ships (``collapse-watch db upgrade``), and, in ``collapse-watch run``, the scheduler runs.
+  200 when all hold, else 503; the JSON body names each check and what failed.
+
+Both are unauthenticated, as kubelet probes expect; they reveal no data, only the checks' state.
+``liveness`` and ``readiness`` return ``(status code, body)``; ``health_app`` is their WSGI app,
+mounted by ``collector.metrics_server`` on the exporter's port.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+from collector.store.api import Store
+
+HEALTH_PATHS = ("/healthz", "/readyz")
+Answer = tuple[int, dict[str, Any]]
+REASONS = {200: "200 OK", 503: "503 Service Unavailable", 405: "405 Method Not Allowed"}
+
+
+class Scheduler(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+
+@dataclass
+class SchedulerProbe:
+    """The scheduler ``/readyz`` reports on in ``run`` (attached once built; None: not yet)."""
+
+    scheduler: Scheduler | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def attach(self, scheduler: Scheduler) -> None:
+        with self._lock:
+            self.scheduler = scheduler
+
+    def state(self) -> str:
+        with self._lock:
+            scheduler = self.scheduler
+        if scheduler is None:
+            return "not started"
+        return "ok" if scheduler.running else "stopped"
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest shipped migration (fixed for the life of the process)."""
+    from collector.store.migrate import head
+
+    return head()
+
+
+def database_revision(store: Store) -> str:
+    """The database's Alembic revision ('none' when unmigrated); raises when it cannot be reached."""
+    from alembic.runtime.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() or "none"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def liveness() -> Answer:
+    """The process is alive (it answered)."""
+    return 200, {"status": "ok"}
+
+
+def readiness(store: Store, scheduler: SchedulerProbe | None = None) -> Answer:
+    """Database reachable and migrated to head; ``scheduler`` (``run`` only) running."""
+    checks: dict[str, str] = {}
+    try:
+        revision = database_revision(store)
+    except Exception as exc:  # any driver error: the database cannot be read
+        checks["database"] = f"unreachable: {_first_line(exc)}"
+    else:
+        checks["database"] = "ok"
+        want = head_revision()
+        checks["schema"] = (
+            "ok"
+            if revision == want
+            else f"at revision {revision}, this collapse-watch needs {want}: run `collapse-watch db upgrade`"
+        )
+    if scheduler is not None:
+        checks["scheduler"] = scheduler.state()
+    ready = checks.get("schema") == "ok" and all(v == "ok" for v in checks.values())
+    return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks}
+
+
+def health_app(
+    store: Store, scheduler: SchedulerProbe | None = None
+) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """The WSGI app of ``GET /healthz`` and ``GET /readyz`` (``HEAD`` too)."""
+
+    def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            code, body = 405, {"error": f"GET {path}"}
+        else:
+            code, body = liveness() if path == "/healthz" else readiness(store, scheduler)
+        data = json.dumps(body).encode()
+        start(
+            REASONS[code],
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
+
+    return app

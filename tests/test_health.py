@@ -1,0 +1,211 @@
+"""/healthz and /readyz on the real server process (``collapse-watch serve-metrics`` / ``run``).
+
+Faults are injected into the real database the server reads: its schema downgraded under it
+(SQLite and PostgreSQL), and a PostgreSQL database that stops accepting connections. The
+scheduler check runs a real ``CollectorScheduler``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_process import cli
+from conftest import PG_BASE, _pg_admin
+from ops_stack import free_port, wait_for
+from sqlalchemy import text
+
+from collector.config import Config
+from collector.health import SchedulerProbe, readiness
+from collector.scheduler import CollectorScheduler
+from collector.store import Store
+from collector.store.migrate import downgrade, head, upgrade
+
+pytestmark = pytest.mark.integration
+
+
+def probe(url: str) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of a GET, 5xx included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def start_server(url: str, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collector",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for("the server's /healthz", lambda: probe(f"{base}/healthz")[0] == 200, timeout=60)
+    return proc, base
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_readyz_follows_the_schema_revision(db_url: str, tmp_path: Path) -> None:
+    """200 at head; 503 naming both revisions once the schema is downgraded under the running
+    server; 200 again after ``db upgrade``. /healthz stays 200 throughout."""
+    assert cli("db", "upgrade", "--database-url", db_url).returncode == 0
+    proc, base = start_server(db_url, tmp_path / "server.log", "serve-metrics")
+    try:
+        status, body = probe(f"{base}/readyz")
+        assert (status, body) == (200, {"status": "ready", "checks": {"database": "ok", "schema": "ok"}})
+        downgrade(db_url, "-1")
+        status, body = probe(f"{base}/readyz")
+        assert status == 503 and body["status"] == "not ready", body
+        assert body["checks"]["database"] == "ok"
+        assert head() in body["checks"]["schema"] and "collapse-watch db upgrade" in body["checks"]["schema"]
+        assert probe(f"{base}/healthz") == (200, {"status": "ok"})  # alive: no restart for this
+        assert cli("db", "upgrade", "--database-url", db_url).returncode == 0
+        assert probe(f"{base}/readyz")[0] == 200
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def own_pg_database() -> Iterator[tuple[str, Any]]:
+    """A PostgreSQL database of this test's own (its connections can be refused without touching
+    anyone else's), and the admin engine; dropped after."""
+    admin = _pg_admin()
+    name = f"cw_readyz_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {PG_BASE} unreachable: {exc}")
+    try:
+        yield PG_BASE.rsplit("/", 1)[0] + f"/{name}", admin
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_readyz_is_503_while_the_database_refuses_connections(
+    own_pg_database: tuple[str, Any], tmp_path: Path
+) -> None:
+    url, admin = own_pg_database
+    name = url.rsplit("/", 1)[1]
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    proc, base = start_server(url, tmp_path / "server.log", "serve-metrics")
+    try:
+        assert probe(f"{base}/readyz")[0] == 200
+        with admin.connect() as conn:  # the database goes away: new connections refused, open ones cut
+            conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": name}
+            )
+        _, body = wait_for("/readyz 503", lambda: (r := probe(f"{base}/readyz"))[0] == 503 and r)
+        assert body["checks"]["database"].startswith("unreachable: "), body
+        assert "schema" not in body["checks"]
+        assert probe(f"{base}/healthz")[0] == 200
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        wait_for("/readyz 200 again", lambda: probe(f"{base}/readyz")[0] == 200)
+    finally:
+        stop(proc)
+
+
+def test_readyz_needs_the_scheduler_running(tmp_path: Path) -> None:
+    """``run``'s readiness: not started, running, then stopped (a real ``CollectorScheduler``)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    store = Store(url)
+    cfg = Config.model_validate(
+        {
+            "database_url": url,
+            "models": [
+                {
+                    "name": "bot",
+                    "source": {"type": "jsonl", "path": str(tmp_path / "none.jsonl")},
+                    "schedule": {"every": "1h"},
+                }
+            ],
+        }
+    )
+    scheduler = SchedulerProbe()
+    status, body = readiness(store, scheduler)
+    assert status == 503 and body["checks"]["scheduler"] == "not started"
+    sched = CollectorScheduler(cfg, lambda model, stop: None, run_at_start=False)
+    sched.start()
+    scheduler.attach(sched)
+    assert readiness(store, scheduler) == (
+        200,
+        {"status": "ready", "checks": {"database": "ok", "schema": "ok", "scheduler": "ok"}},
+    )
+    sched.stop()
+    status, body = readiness(store, scheduler)
+    assert status == 503 and body["checks"]["scheduler"] == "stopped"
+
+
+def test_run_is_ready_with_its_scheduler_and_alive_on_one_port(tmp_path: Path) -> None:
+    """The real ``collapse-watch run``: /readyz names the scheduler and answers 200 once it runs."""
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": f"sqlite:///{tmp_path / 'store.db'}",
+                "metrics_host": "127.0.0.1",
+                "metrics_port": port,
+                "models": [
+                    {
+                        "name": "bot",
+                        "source": {"type": "jsonl", "path": str(tmp_path / "outputs.jsonl")},
+                        "schedule": {"every": "1h"},
+                    }
+                ],
+            }
+        )
+    )
+    (tmp_path / "outputs.jsonl").write_text("")
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("run's /readyz", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120)
+        assert probe(f"{base}/readyz")[1]["checks"] == {"database": "ok", "schema": "ok", "scheduler": "ok"}
+        assert probe(f"{base}/healthz") == (200, {"status": "ok"})
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, log.read_text()[-2000:]
