@@ -454,9 +454,14 @@ def load_config_or_fail(path: Path) -> Config:
 
 def build_collector(cfg: Config) -> Collector:
     """The configured collector (store migrated, embedder, runner), or a usage error naming the database."""
+    from collector.remote_embeddings import EmbeddingError
     from collector.service import Collector
 
-    return Collector.build(cfg, store=open_store(cfg.database_url), on_verdict=print_verdict)
+    store = open_store(cfg.database_url)
+    try:
+        return Collector.build(cfg, store=store, on_verdict=print_verdict)
+    except EmbeddingError as exc:  # e.g. the embedding server's key variable is unset
+        raise fail(str(exc)) from None
 
 
 @app.command()
