@@ -401,8 +401,13 @@ def history(
 
     if scope not in ("within", "across"):
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
+    from collector.store.errors import StoreError
+
     store = open_store(database_url, must_exist=True)
-    columns, rows = history_table(store, model, scope)
+    try:
+        columns, rows = history_table(store, model, scope)
+    except StoreError as exc:  # e.g. no such model
+        raise fail(f"{exc} in {redact(resolve_url(database_url))}") from None
     if not rows:
         raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
     title = Text(f"{model}: {scope} values by version")

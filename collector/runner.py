@@ -213,7 +213,15 @@ class Runner:
                 f" error={redact(report.error, secrets)!r}" if report.error else "",
             )
             if self.on_finished is not None and report.run_id is not None:
-                self.on_finished(model, report)
+                try:
+                    self.on_finished(model, report)
+                except Exception as exc:  # the run is stored; its assessment failing must not end the pass
+                    log.warning(
+                        "assessing %s after run %s failed: %s",
+                        model.name,
+                        report.run_id,
+                        redact(_describe(exc), secrets),
+                    )
         return reports
 
     def _fallback_version(self, model: ModelConfig) -> str | None:

@@ -42,7 +42,9 @@ def test_config_version_applies_to_lines_without_one(db_url: str, tmp_path: Path
     res = cli("collect", "-c", str(cfg))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "AssertionError" not in res.stdout + res.stderr and "Traceback" not in res.stderr
-    rows = q(Store(db_url), "SELECT v.label, r.status FROM runs r JOIN model_versions v ON v.id = r.version_id")
+    rows = q(
+        Store(db_url), "SELECT v.label, r.status FROM runs r JOIN model_versions v ON v.id = r.version_id"
+    )
     assert rows == [{"label": "v1", "status": "succeeded"}]
     assert q(Store(db_url), "SELECT count(*) AS n FROM samples")[0]["n"] == 6
 
@@ -66,7 +68,9 @@ def test_config_check_names_what_collect_and_run_would_fail_on(db_url: str, tmp_
     models = [
         openai_model("empty-probes", "http://127.0.0.1:9/v1", empty),
         jsonl_model("long-label", log, version="v" * 201),
-        openai_model("no-key", "http://127.0.0.1:9/v1", probes_file(tmp_path), api_key_env="CW_TEST_UNSET_KEY"),
+        openai_model(
+            "no-key", "http://127.0.0.1:9/v1", probes_file(tmp_path), api_key_env="CW_TEST_UNSET_KEY"
+        ),
     ]
     cfg = write_config(
         tmp_path / "c.yml",
@@ -125,7 +129,9 @@ def test_an_address_not_on_this_machine_is_refused_before_the_database_exists(
 @SQLITE
 def test_run_refuses_an_unset_key_variable_with_exit_2(db_url: str, tmp_path: Path) -> None:
     db = Path(db_url.removeprefix("sqlite:///"))
-    model = openai_model("bot", "http://127.0.0.1:9/v1", probes_file(tmp_path), api_key_env="CW_TEST_UNSET_KEY")
+    model = openai_model(
+        "bot", "http://127.0.0.1:9/v1", probes_file(tmp_path), api_key_env="CW_TEST_UNSET_KEY"
+    )
     model["schedule"] = {"every": "1h"}
     cfg = write_config(tmp_path / "c.yml", db_url, [model])
     res = cli("run", "-c", str(cfg), timeout=60)
@@ -133,7 +139,9 @@ def test_run_refuses_an_unset_key_variable_with_exit_2(db_url: str, tmp_path: Pa
     assert "CW_TEST_UNSET_KEY is not set" in res.stderr and not db.exists()
 
 
-def test_config_check_connect_finds_a_missing_table_and_wrong_column_types(db_url: str, tmp_path: Path) -> None:
+def test_config_check_connect_finds_a_missing_table_and_wrong_column_types(
+    db_url: str, tmp_path: Path
+) -> None:
     engine = create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE logged (id INTEGER PRIMARY KEY, prompt TEXT, output INTEGER)"))
