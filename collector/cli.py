@@ -19,6 +19,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from collector.comparison import ScoredBatch
 from collector.inputs import InputError, Record, read_records
@@ -86,7 +87,7 @@ def main_options(
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
     return typer.Exit(code)
 
 
@@ -143,11 +144,11 @@ def score(
     ).result
     if target is not None and history is not None:
         run_id = store_file_run(history, target, records, result, embed)
-        err.print(f"stored as run {run_id} of {target[0]}@{target[1]}", highlight=False)
+        err.print(f"stored as run {run_id} of {target[0]}@{target[1]}", highlight=False, markup=False)
     if as_json:
         out.print_json(json.dumps(suite_json(result)))
         return
-    title = f"{file}: {result.n_samples} outputs, {result.n_prompts} prompts"
+    title = f"{file}: {result.n_samples} outputs, {result.n_prompts} prompts"  # plain text (render.tables)
     out.print(suite_table(result, title=title))
     if result.n_blank:
         out.print(f"[yellow]{result.n_blank} blank output(s)[/] were scored as empty text.")
@@ -223,7 +224,7 @@ def store_file_run(
 
 
 def print_verdict(model: str, verdict: Verdict) -> None:
-    err.print(f"{model}: [{VERDICT_STYLE[verdict.status]}]{verdict.status}[/]")
+    err.print(Text.assemble(f"{model}: ", (verdict.status, VERDICT_STYLE[verdict.status])))
 
 
 def is_stored_spec(spec: str) -> bool:
@@ -334,9 +335,9 @@ def compare(
     else:
         out.print(comparison_table(result))
         status = result.verdict.status
-        out.print(f"verdict: [{VERDICT_STYLE[status]}]{status}[/]")
+        out.print(Text.assemble("verdict: ", (status, VERDICT_STYLE[status])))
         for reason in result.verdict.reasons:
-            out.print(f"  • {reason}", highlight=False)
+            out.print(f"  • {reason}", highlight=False, markup=False)
     raise typer.Exit(EXIT_CODES[result.verdict.status])
 
 
@@ -354,7 +355,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url
         upgrade(url, revision)
     except Exception as exc:
         raise fail(f"upgrade of {redact(url)} failed: {exc}") from None
-    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False)
+    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False, markup=False)
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -370,13 +371,13 @@ def db_downgrade(
         downgrade(url, revision)
     except Exception as exc:
         raise fail(f"downgrade of {redact(url)} failed: {exc}") from None
-    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False)
+    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False, markup=False)
 
 
 @db_app.command("current")
 def db_current(database_url: DatabaseUrl = None) -> None:
     """Print the database's current revision ('none' when it was never migrated)."""
-    out.print(current_revision(resolve_url(database_url)), highlight=False)
+    out.print(current_revision(resolve_url(database_url)), highlight=False, markup=False)
 
 
 def current_revision(url: str) -> str:
@@ -400,18 +401,25 @@ def history(
 
     if scope not in ("within", "across"):
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
+    from collector.store.errors import StoreError
+
     store = open_store(database_url, must_exist=True)
-    columns, rows = history_table(store, model, scope)
+    try:
+        columns, rows = history_table(store, model, scope)
+    except StoreError as exc:  # e.g. no such model
+        raise fail(f"{exc} in {redact(resolve_url(database_url))}") from None
     if not rows:
         raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
-    table = Table(title=f"{model}: {scope} values by version", title_justify="left", box=box.SIMPLE_HEAD)
-    for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right")
+    title = Text(f"{model}: {scope} values by version")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for i, col in enumerate(columns):  # version labels as headers: plain text, never markup
+        table.add_column(Text(col), justify="left" if i == 0 else "right")
     for row in rows:
         if row[0] == "verdict":
             table.add_section()
-            row = [row[0], *(f"[{VERDICT_STYLE.get(v, '')}]{v}[/]" if v else "" for v in row[1:])]
-        table.add_row(*row)
+            table.add_row(Text(row[0]), *(Text(v or "", style=VERDICT_STYLE.get(v, "")) for v in row[1:]))
+        else:
+            table.add_row(*(Text(cell) for cell in row))
     out.print(table)
     print_alert_history(store, model)
 
@@ -427,6 +435,15 @@ def print_alert_history(store: Store, model: str, limit: int = 20) -> None:
 
 
 ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="The collector's YAML configuration.")]
+WebConfigFile = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--web.config.file",
+        "--web-config-file",
+        help="Exporter-toolkit web config (TLS, basic_auth_users); overrides the config's web_config_file.",
+        show_default=False,
+    ),
+]
 
 
 def load_config_or_fail(path: Path) -> Config:
@@ -442,9 +459,14 @@ def load_config_or_fail(path: Path) -> Config:
 
 def build_collector(cfg: Config) -> Collector:
     """The configured collector (store migrated, embedder, runner), or a usage error naming the database."""
+    from collector.remote_embeddings import EmbeddingError
     from collector.service import Collector
 
-    return Collector.build(cfg, store=open_store(cfg.database_url), on_verdict=print_verdict)
+    store = open_store(cfg.database_url)
+    try:
+        return Collector.build(cfg, store=store, on_verdict=print_verdict)
+    except EmbeddingError as exc:  # e.g. the embedding server's key variable is unset
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -467,6 +489,7 @@ def collect(
     from collector.render.tables import runs_table
 
     cfg = load_config_or_fail(config)
+    setup_logging(logging.WARNING, cfg)
     wanted = model or cfg.model_names
     unknown = sorted(set(wanted) - set(cfg.model_names))
     if unknown:
@@ -488,20 +511,29 @@ def run(
         Optional[int],
         typer.Option(min=0, max=65535, help="Port of /metrics (default: the config's; 0: any free port)."),
     ] = None,
+    web_config_file: WebConfigFile = None,
 ) -> None:
     """Run the collector: every model on its schedule, and /metrics for Prometheus, until stopped.
 
     On PostgreSQL several replicas may run with one config (each model tick is collected once, see
-    docs/replicas.md); on SQLite a second `run` on the same file is refused (exit 2).
+    docs/replicas.md); on SQLite a second `run` on the same file is refused (exit 2).  A config that
+    can never collect (an unset key variable, an empty probe file, an address not on this machine, a
+    missing checkpoint) is refused before the database is touched (exit 2; `config check` lists it).
+    SIGTERM, SIGINT and SIGHUP stop it gracefully (runs in flight get `shutdown_grace_seconds`).
     """
     import signal
     import threading
 
-    from collector.service import MetricsPortError
+    from collector.service import MetricsPortError, listener_security
     from collector.store.run_lock import AlreadyCollecting
 
     cfg = load_config_or_fail(config)
-    setup_logging()
+    setup_logging(logging.INFO, cfg)
+    refuse_fatal_problems(config, cfg)
+    try:
+        listener_security(cfg, str(web_config_file) if web_config_file else None)
+    except MetricsPortError as exc:
+        raise fail(str(exc)) from None
     collector = build_collector(cfg)
     stopped = threading.Event()
 
@@ -509,10 +541,18 @@ def run(
         log.info("received %s: finishing runs in progress, then stopping", signal.Signals(signum).name)
         stopped.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in (
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+    ):  # SIGHUP: a graceful stop (docs/reliability.md)
+        signal.signal(sig, on_signal)
     try:
-        collector.serve(stopped, metrics_port=metrics_port)
+        collector.serve(
+            stopped,
+            metrics_port=metrics_port,
+            web_config_file=str(web_config_file) if web_config_file else None,
+        )
     except (AlreadyCollecting, MetricsPortError) as exc:
         raise fail(str(exc)) from None
     # Everything is stored (a run still blocked was marked interrupted). Skip interpreter
@@ -525,8 +565,12 @@ def run(
 
 @app.command("serve-metrics")
 def serve_metrics(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+    host: Annotated[
+        Optional[str],
+        typer.Option(help="Interface to listen on (default: the config's metrics_host, else 127.0.0.1)."),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9108,
+    web_config_file: WebConfigFile = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", "-c", help="Config (for the database URL and schedules).")
     ] = None,
@@ -535,14 +579,22 @@ def serve_metrics(
     """Serve /metrics from the database alone, for setups where collection runs elsewhere."""
     import threading
 
+    from collector.config import valid_host
+
     cfg = load_config_or_fail(config) if config else None
     url = database_url or (cfg.database_url if cfg else None)
-    setup_logging()
-    from collector.service import MetricsPortError, start_metrics_server
+    setup_logging(logging.INFO, cfg)
+    from collector.service import MetricsPortError, listener_security, start_metrics_server
 
+    web = str(web_config_file) if web_config_file else None
+    try:
+        host = valid_host(host or (cfg.metrics_host if cfg else "127.0.0.1"))
+        listener_security(cfg, web)  # a bad web config or token is refused before the database is opened
+    except (ValueError, MetricsPortError) as exc:
+        raise fail(str(exc)) from None
     store = open_store(url, must_exist=True)
     try:
-        server = start_metrics_server(store, cfg, host=host, port=port)
+        server = start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)
     except MetricsPortError as exc:
         raise fail(str(exc)) from None
     log.info("serving http://%s:%d/metrics from %s", host, server.server_port, redact(resolve_url(url)))
@@ -555,10 +607,28 @@ def serve_metrics(
 log = logging.getLogger("collapse_watch")
 
 
-def setup_logging() -> None:
+def setup_logging(level: int = logging.INFO, cfg: Config | None = None) -> None:
+    """Log lines on stderr, with every credential the config names redacted (collector.redaction)."""
+    from collector.credentials import config_secrets
+    from collector.redaction import redact_logs
+
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if cfg is not None:
+        redact_logs(config_secrets(cfg))
+
+
+def refuse_fatal_problems(path: Path, cfg: Config) -> None:
+    """Exit 2 listing what can never succeed (``collector.preflight``), before the database is touched."""
+    from collector.preflight import environment_problems
+
+    fatal = [p.text for p in environment_problems(cfg) if p.fatal]
+    if fatal:
+        raise fail(
+            f"{path}: {len(fatal)} problem(s) no run can get past (see `config check`):\n  "
+            + "\n  ".join(fatal)
+        )
 
 
 @app.command()
@@ -575,7 +645,7 @@ def report(
         path = write_report(store, model, out_dir)
     except ReportError as exc:
         raise fail(str(exc)) from None
-    out.print(f"wrote {path}", highlight=False)
+    out.print(f"wrote {path}", highlight=False, markup=False)
 
 
 @app.command()
@@ -606,7 +676,7 @@ def demo(
         err.print(f"[bold]▶ {name}[/] …")
         yield
         phases[name] = time.monotonic() - t0
-        err.print(f"  done in {phases[name]:.1f}s", highlight=False)
+        err.print(f"  done in {phases[name]:.1f}s", highlight=False, markup=False)
 
     opts = DemoOptions(directory=directory.resolve(), port=port, versions=versions)
     with Live(console=out, refresh_per_second=4, transient=False, auto_refresh=out.is_terminal) as live:
@@ -629,31 +699,35 @@ def demo(
     out.rule("result")
     for model in (COLLAPSING, CONTROL):
         status = result.verdicts.get(model, "unknown")
-        out.print(f"[bold]{model}[/]: [{VERDICT_STYLE.get(status, '')}]{status}[/]")
+        out.print(Text.assemble((model, "bold"), ": ", (status, VERDICT_STYLE.get(status, ""))))
         for reason in result.reasons.get(model, [])[:6]:
-            out.print(f"  • {reason}", highlight=False)
+            out.print(f"  • {reason}", highlight=False, markup=False)
     db = result.database
-    out.print(f"\nHistory (SQLite): {db}", highlight=False)
-    out.print("  Try:", highlight=False)
+    out.print(f"\nHistory (SQLite): {db}", highlight=False, markup=False)
+    out.print("  Try:", highlight=False, markup=False)
     out.print(
         f'    sqlite3 {db} "SELECT model, version, metric, scope, value FROM v_latest_metrics '
         "WHERE metric='distinct_2' ORDER BY model, version_ordinal\"",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     out.print(
         f'    sqlite3 {db} "SELECT model, version, metric, scope, change_ratio FROM v_metric_vs_baseline '
         'ORDER BY change_ratio LIMIT 10"',
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     out.print(
         f"/metrics was served at {result.metrics_url} while the demo ran; serve it again with:",
         highlight=False,
+        markup=False,
     )
     out.print(
         f"    collapse-watch serve-metrics --database-url sqlite:///{db} --port {port}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     out.print(
@@ -662,12 +736,13 @@ def demo(
         "dashboards/prometheus/prometheus.yml, and `docker compose up -d prometheus alertmanager grafana` "
         "(Grafana on http://localhost:3000; see README).",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     if result.report:
-        out.print(f"Report: {result.report}", highlight=False)
+        out.print(f"Report: {result.report}", highlight=False, markup=False)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
-    out.print(f"\nTook {total:.0f}s: {timings}.", highlight=False, soft_wrap=True)
+    out.print(f"\nTook {total:.0f}s: {timings}.", highlight=False, markup=False, soft_wrap=True)
     if result.verdicts.get(COLLAPSING) != "collapse_suspected" or result.verdicts.get(CONTROL) != "ok":
         raise typer.Exit(1)
 
@@ -713,7 +788,9 @@ def dashboards_push(
             f"pushing dashboards to {grafana_url} failed: {type(exc).__name__}: {exc}", code=1
         ) from None
     for r in results:
-        out.print(f"{r.get('uid')}: {r.get('status', 'ok')} {r.get('url', '')}", highlight=False)
+        out.print(
+            f"{r.get('uid')}: {r.get('status', 'ok')} {r.get('url', '')}", highlight=False, markup=False
+        )
 
 
 config_app = typer.Typer(help="Validate collector configuration files.", no_args_is_help=True)
@@ -723,17 +800,24 @@ app.add_typer(config_app, name="config")
 @config_app.command("check")
 def config_check(
     file: Annotated[Path, typer.Argument(help="The collector's YAML configuration.")],
+    connect: Annotated[
+        bool,
+        typer.Option("--connect", help="Also connect to the database and read one row of every SQL source."),
+    ] = False,
 ) -> None:
-    """Validate a config file: every problem at once, with its path and line in the file."""
+    """Validate a config file: every problem at once, with its path and line in the file (and what
+    `run` would refuse or `collect` fail on: key variables, probe files, the listen address)."""
     from collector.config import check_config
 
-    problems = check_config(file)
+    problems = check_config(file, connect=connect)
     if problems:
-        err.print(f"[bold red]{file}: {len(problems)} problem(s)[/]", highlight=False)
+        err.print(
+            Text(f"{file}: {len(problems)} problem(s)", style="bold red"), highlight=False, markup=False
+        )
         for p in problems:
             err.print(f"  {p}", highlight=False, markup=False)
         raise typer.Exit(EXIT_USAGE)
-    out.print(f"{file}: OK")
+    out.print(f"{file}: OK", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from collector.store.engine import redact_url
+from collector.store.text import LABEL_MAX
 
 DATABASE_URL_ENV = "COLLAPSE_WATCH_DATABASE_URL"
 DEFAULT_STATE_DIRNAME = ".collapse-watch"
@@ -143,6 +144,8 @@ class JsonlSourceConfig(_Strict):
     path: str
     state_file: str | None = None
     fields: JsonlFields = Field(default_factory=JsonlFields)
+    # a longer line is quarantined with its size, never held in memory whole (issue #22)
+    max_line_bytes: int = Field(1_048_576, ge=1024, le=1 << 30)
 
     @field_validator("path", "state_file")
     @classmethod
@@ -265,9 +268,9 @@ PULL_MIN_SAMPLES = 2
 class ModelConfig(_Strict):
     """One watched model: where its outputs come from and how they are scored."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=LABEL_MAX)
     source: SourceConfig
-    version: str | None = None
+    version: str | None = Field(None, min_length=1, max_length=LABEL_MAX)
     version_from: str = "config"
     schedule: Schedule | None = None
     samples_per_prompt: int = Field(4, ge=1)
@@ -275,7 +278,7 @@ class ModelConfig(_Strict):
     decoding: Decoding = Field(default_factory=Decoding)
     metrics: list[str] | Literal["default"] = "default"
     min_samples: int | None = Field(None, ge=1)
-    baseline_version: str | None = None
+    baseline_version: str | None = Field(None, min_length=1, max_length=LABEL_MAX)
     # issue #11: a run's wall-clock budget, and how many samples one run scores at most (pull sources:
     # a uniform reservoir per version; every line is still stored). See docs/reliability.md.
     run_timeout_seconds: float | None = Field(None, gt=0)
@@ -343,12 +346,57 @@ class ModelConfig(_Strict):
         return self.version_from.split(":", 1)[1] if self.version_from.startswith("header:") else None
 
 
+class AlertReceiverConfig(_Strict):
+    """Who may ``POST /alerts`` (docs/security.md): a bearer token read from ``bearer_token_env`` or
+    ``bearer_token_file`` (what Alertmanager's webhook ``http_config.authorization`` sends), and/or
+    the web config's basic-auth users.  With neither, only loopback clients may post."""
+
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+
+    @field_validator("bearer_token_file")
+    @classmethod
+    def _file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return _resolve(v, info)
+
+    @model_validator(mode="after")
+    def _one(self) -> AlertReceiverConfig:
+        if self.bearer_token_env and self.bearer_token_file:
+            raise ValueError("give bearer_token_env or bearer_token_file, not both")
+        return self
+
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
+def valid_host(value: str) -> str:
+    """An IP address or a host name to listen on; ValueError naming it otherwise."""
+    import ipaddress
+
+    v = value.strip()
+    try:
+        ipaddress.ip_address(v.strip("[]"))
+        return v.strip("[]")
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(v):
+        raise ValueError(
+            f"invalid metrics_host {value!r} (expected an IP address such as 127.0.0.1, or a host name)"
+        )
+    return v
+
+
 class Config(_Strict):
     """The whole file."""
 
     database_url: str | None = None
     metrics_port: int = Field(9108, ge=1, le=65535)
-    metrics_host: str = "0.0.0.0"
+    # loopback unless said otherwise: the listener is only put on a network on purpose (docs/security.md)
+    metrics_host: str = "127.0.0.1"
+    web_config_file: str | None = None  # exporter-toolkit web config: TLS, basic_auth_users
+    alert_receiver: AlertReceiverConfig = Field(default_factory=AlertReceiverConfig)
     metrics_detail: Literal["summary", "full"] = Field(
         "summary",
         description="Series exported per model: summary (<= 300: the latest version's metrics and "
@@ -361,10 +409,15 @@ class Config(_Strict):
     shutdown_grace_seconds: float = Field(10.0, gt=0, le=600)  # SIGTERM: runs finish or are marked within
     models: list[ModelConfig] = Field(default_factory=list)
 
-    @field_validator("state_dir")
+    @field_validator("state_dir", "web_config_file")
     @classmethod
     def _state_dir(cls, v: str | None, info: ValidationInfo) -> str | None:
         return _resolve(v, info)
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return valid_host(v)
 
     @field_validator("models")
     @classmethod
@@ -620,57 +673,20 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, source=str(p), base_dir=p.resolve().parent)
 
 
-def check_config(path: str | os.PathLike[str]) -> list[str]:
+def check_config(path: str | os.PathLike[str], *, connect: bool = False) -> list[str]:
     """Every problem with the file, including ones only visible on this machine; [] when fine.
 
-    Beyond validation it checks that API-key environment variables are set, that probe files and
-    checkpoint directories exist, that jsonl globs match something and that metric names are
-    known to the metric suite (when it can be imported).
+    Beyond validation: ``environment_problems`` (key variables, probe files, checkpoints, globs,
+    metric names, the listen address, the web config); with ``connect`` also what needs the
+    database or a SQL source (``collector.preflight``).
     """
     try:
         cfg = load_config(path)
     except ConfigError as e:
         return list(e.errors)
-    problems: list[str] = []
-    known = _known_metrics()
-    for i, m in enumerate(cfg.models):
-        where = f"models[{i}] ({m.name})"
-        src = m.source
-        if isinstance(src, OpenAISourceConfig) and src.api_key_env and not os.environ.get(src.api_key_env):
-            problems.append(f"{where}.source.api_key_env: environment variable {src.api_key_env} is not set")
-        elif isinstance(src, OpenAISourceConfig) and src.api_key_env:
-            key = os.environ[src.api_key_env].strip()
-            if not key or any(c.isspace() or ord(c) < 32 for c in key):
-                problems.append(
-                    f"{where}.source.api_key_env: environment variable {src.api_key_env} holds whitespace or "
-                    "control characters inside the key (surrounding whitespace is stripped; the value is "
-                    "not shown)"
-                )
-        if isinstance(src, TransformersSourceConfig) and not Path(src.path).is_dir():
-            problems.append(f"{where}.source.path: no checkpoint directory at {src.path}")
-        if isinstance(src, JsonlSourceConfig):
-            import glob
+    from collector.preflight import environment_problems
 
-            if not glob.glob(src.path):
-                problems.append(f"{where}.source.path: no file matches {src.path}")
-        if known is not None and m.metrics != "default":
-            unknown = [n for n in m.metrics if n not in known]
-            if unknown:
-                names = ", ".join(sorted(known))
-                problems.append(f"{where}.metrics: unknown metric(s) {', '.join(unknown)}; known: {names}")
-        if m.probes != "default" and not Path(m.probes).is_file():
-            problems.append(f"{where}.probes: no probe file at {m.probes}")
-    return problems
-
-
-def _known_metrics() -> set[str] | None:
-    """Names of the metric suite, or None when the metrics package cannot be imported here."""
-    try:
-        from collector.metrics.registry import metric_names
-
-        return set(metric_names())
-    except ImportError:
-        return None
+    return [p.text for p in environment_problems(cfg, connect=connect)]
 
 
 def config_hash(cfg: Config | ModelConfig) -> str:
@@ -691,7 +707,15 @@ def config_hash(cfg: Config | ModelConfig) -> str:
             src["url"] = redact_url(src["url"])
 
     if isinstance(cfg, Config):
-        for key in ("database_url", "metrics_port", "metrics_host", "retention_days", "state_dir"):
+        for key in (
+            "database_url",
+            "metrics_port",
+            "metrics_host",
+            "retention_days",
+            "state_dir",
+            "web_config_file",
+            "alert_receiver",
+        ):
             data.pop(key, None)
         for m in data["models"]:
             scrub_model(m)

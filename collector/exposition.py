@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from collector.store.text import REPLACEMENT, safe_label
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 
@@ -48,4 +50,10 @@ def render(collectors: Iterable[Collector]) -> bytes:
                     out.append(f"{s.name}{{{labels}}} {floatToGoString(s.value)}\n")
                 else:
                     out.append(f"{s.name} {floatToGoString(s.value)}\n")
-    return "".join(out).encode()
+    text = "".join(out)
+    if "\x00" in text:  # a NUL is no valid exposition; text from outside never breaks the scrape
+        text = text.replace("\x00", REPLACEMENT)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in a label value
+        return safe_label(text).encode()

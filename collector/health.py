@@ -7,15 +7,13 @@
   200 when all hold, else 503; the JSON body names each check and what failed.
 
 Both are unauthenticated, as kubelet probes expect; they reveal no data, only the checks' state.
-``liveness`` and ``readiness`` return ``(status code, body)``; ``health_app`` is their WSGI app,
-mounted by ``collector.metrics_server`` on the exporter's port.
+``liveness`` and ``readiness`` return ``(status code, body)``; ``collector.metrics_server`` mounts
+them on the exporter's port as routes of access ``open``.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -24,7 +22,6 @@ from collector.store.api import Store
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 Answer = tuple[int, dict[str, Any]]
-REASONS = {200: "200 OK", 503: "503 Service Unavailable", 405: "405 Method Not Allowed"}
 
 
 class Scheduler(Protocol):
@@ -96,28 +93,3 @@ def readiness(store: Store, scheduler: SchedulerProbe | None = None) -> Answer:
         checks["scheduler"] = scheduler.state()
     ready = checks.get("schema") == "ok" and all(v == "ok" for v in checks.values())
     return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks}
-
-
-def health_app(
-    store: Store, scheduler: SchedulerProbe | None = None
-) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    """The WSGI app of ``GET /healthz`` and ``GET /readyz`` (``HEAD`` too)."""
-
-    def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "").rstrip("/")
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            code, body = 405, {"error": f"GET {path}"}
-        else:
-            code, body = liveness() if path == "/healthz" else readiness(store, scheduler)
-        data = json.dumps(body).encode()
-        start(
-            REASONS[code],
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(data))),
-                ("Cache-Control", "no-store"),
-            ],
-        )
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
-
-    return app

@@ -5,38 +5,124 @@
   an answer within a bounded time) plus this process's own metrics.
 * ``/alerts``: Alertmanager's webhook receiver (``webhook_configs`` in
   dashboards/alertmanager/alertmanager.yml).  Every notification, firing and resolved, is stored
-  in the alert history (``collector.store.alerts``) before the answer: 200 once stored, 400 with
-  the reason for a body that is not a notification (Alertmanager does not retry a 4xx), 500 when
-  the database cannot take it (Alertmanager retries).
+  in the alert history (``collector.store.alerts``) before the answer: 200 once stored (values cut
+  and sanitised to fit), 4xx with the reason for a body that is not a notification (Alertmanager
+  does not retry a 4xx), 503 only when the database is unreachable (Alertmanager retries).
+
+Routes live in one table (``ROUTES``-style list built by ``collector_routes``); each declares its
+access (docs/security.md):
+
+* ``read``  -- open, unless the web config file has ``basic_auth_users`` (then basic auth);
+* ``write`` -- a bearer token (``alert_receiver.bearer_token_env``) or the web config's basic auth;
+  with neither configured, only clients on the loopback interface;
+* ``open``  -- never authenticated (health probes).
+
+The server is built for an untrusted network: TLS from the exporter-toolkit web config file
+(``collector.web_config``), a bounded pool of ``WORKERS`` threads with a queue of ``QUEUE`` accepted
+connections (beyond it: 503 at once), a listen backlog of ``BACKLOG``, and a total deadline of
+``READ_TIMEOUT`` seconds for the TLS handshake, the request line, the headers and the body together
+(a client dripping bytes is cut at the deadline, never holding a thread longer).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import logging
+import socket
+import socketserver
+import ssl
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from collector.exporter import Detail, StoreCollector
 from collector.exposition import CONTENT_TYPE, render
-from collector.health import HEALTH_PATHS, SchedulerProbe, health_app
+from collector.health import HEALTH_PATHS, SchedulerProbe, liveness, readiness
 from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
 from collector.store.errors import StoreError
+from collector.web_config import BasicAuth, WebConfig, bearer_matches, ssl_context
 
 log = logging.getLogger("collapse_watch.http")
 MAX_ALERT_BODY = 4 * 1024 * 1024  # bytes; Alertmanager batches at most a few hundred alerts
+READ_TIMEOUT = 10.0  # seconds for handshake + request line + headers + body, in total
+WORKERS = 8  # requests handled at once
+QUEUE = 32  # accepted connections waiting for a worker; beyond: 503 at once
+BACKLOG = 128  # the kernel's listen queue
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+Access = Literal["read", "write", "open"]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    client: str
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, data: dict[str, Any], **headers: str) -> Response:
+        return cls(status, json.dumps(data).encode(), headers=headers)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: ``handler(request)`` for ``method path``, with its access rule and body limit."""
+
+    method: str
+    path: str
+    handler: Callable[[Request], Response]
+    access: Access = "read"
+    max_body: int = 0
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who may call what: the web config's basic-auth users and the receiver's bearer token."""
+
+    basic: BasicAuth | None = None
+    bearer_token: str | None = None
+
+    def allows(self, access: Access, request: Request) -> bool:
+        header = request.headers.get("authorization")
+        if access == "open":
+            return True
+        if access == "read":
+            return not self.basic or self.basic.check(header)
+        if self.bearer_token and bearer_matches(header, self.bearer_token):
+            return True
+        if self.basic:
+            return self.basic.check(header)
+        return not self.bearer_token and is_loopback(request.client)
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def store_registry(
@@ -61,77 +147,239 @@ def store_registry(
     return registry
 
 
-def alerts_app(history: AlertHistory) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """The WSGI app of ``POST /alerts``."""
+def alerts_handler(history: AlertHistory) -> Callable[[Request], Response]:
+    """``POST /alerts``: store one Alertmanager notification."""
 
-    def answer(start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
-        data = json.dumps(body).encode()
-        start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-        return [data]
-
-    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            return answer(start, "405 Method Not Allowed", {"error": "POST an Alertmanager notification"})
+    def handle(request: Request) -> Response:
         try:
-            size = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = -1
-        if size <= 0 or size > MAX_ALERT_BODY:
-            return answer(start, "400 Bad Request", {"error": f"body must be 1..{MAX_ALERT_BODY} bytes"})
-        raw = environ["wsgi.input"].read(size)
-        try:
-            payload = json.loads(raw)
+            payload = json.loads(request.body)
+        except RecursionError:
+            return Response.json(400, {"error": "body is not a notification: JSON nested too deeply"})
         except ValueError as exc:
-            return answer(start, "400 Bad Request", {"error": f"body is not JSON: {exc}"})
+            return Response.json(400, {"error": f"body is not JSON: {exc}"})
         try:
             stored = history.record(payload)
         except StoreError as exc:
             log.warning("rejected an alert notification: %s", exc)
-            return answer(start, "400 Bad Request", {"error": str(exc)})
-        except Exception as exc:  # the database: Alertmanager retries a 5xx
+            return Response.json(400, {"error": str(exc)})
+        except RecursionError:
+            return Response.json(400, {"error": "body is not a notification: nested too deeply"})
+        except Exception as exc:  # the database is unreachable: Alertmanager retries a 5xx
             log.error("cannot store an alert notification: %s", exc)
-            return answer(start, "500 Internal Server Error", {"error": "cannot store the notification"})
-        return answer(start, "200 OK", {"stored": stored})
+            return Response.json(503, {"error": "cannot store the notification now"}, **{"Retry-After": "30"})
+        return Response.json(200, {"stored": stored})
 
-    return app
-
-
-def metrics_app(registry: CollectorRegistry) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """The WSGI app of ``GET /metrics`` (``collector.exposition``: the text format, written fast)."""
-
-    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        body = render([registry])
-        start("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
-        return [body]
-
-    return app
+    return handle
 
 
-def collector_app(
-    store: Store, registry: CollectorRegistry, scheduler: SchedulerProbe | None = None
-) -> Callable[..., Iterable[bytes]]:
-    """``/alerts`` to the alert history, everything else to the Prometheus exposition."""
+def metrics_handler(registry: CollectorRegistry) -> Callable[[Request], Response]:
+    """``GET /metrics`` (``collector.exposition``: the text format, written fast)."""
+
+    def handle(_request: Request) -> Response:
+        return Response(200, render([registry]), CONTENT_TYPE)
+
+    return handle
+
+
+def health_routes(store: Store, scheduler: SchedulerProbe | None = None) -> list[Route]:
+    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect."""
     from collector.snapshot import read_only_store
 
-    metrics = metrics_app(registry)
-    alerts = alerts_app(AlertHistory(store.engine))
-    health = health_app(read_only_store(store), scheduler)
+    reader = read_only_store(store)
+    answers: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {
+        "/healthz": liveness,
+        "/readyz": lambda: readiness(reader, scheduler),
+    }
 
-    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        # --- health probes (collector/health.py): unauthenticated, as kubelet probes expect ---
-        if environ.get("PATH_INFO", "").rstrip("/") in HEALTH_PATHS:
-            return health(environ, start)
-        # ---
-        if environ.get("PATH_INFO", "").rstrip("/") == "/alerts":
-            return alerts(environ, start)
-        return metrics(environ, start)
+    def route(method: str, path: str) -> Route:
+        def handle(_request: Request) -> Response:
+            status, body = answers[path]()
+            return Response.json(status, body, **{"Cache-Control": "no-store"})
 
-    return app
+        return Route(method, path, handle, "open")
+
+    return [route(m, p) for p in HEALTH_PATHS for m in ("GET", "HEAD")]
 
 
-class _QuietHandler(WSGIRequestHandler):
+def collector_routes(
+    store: Store, registry: CollectorRegistry, scheduler: SchedulerProbe | None = None
+) -> list[Route]:
+    """The collector's routes; add an entry here for a new endpoint (with its access)."""
+    return [
+        Route("GET", "/metrics", metrics_handler(registry), "read"),
+        Route("POST", "/alerts", alerts_handler(AlertHistory(store.engine)), "write", MAX_ALERT_BODY),
+        *health_routes(store, scheduler),
+    ]
+
+
+class _Deadline:
+    """Shuts a connection's socket once its total read deadline passes (unblocks any recv)."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire, args=(sock,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self, sock: socket.socket) -> None:
+        self.expired = True
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HttpServer
+    protocol_version = "HTTP/1.1"
+    server_version = "collapse-watch"
+    sys_version = ""
+
+    def setup(self) -> None:
+        self.request.settimeout(self.server.read_timeout)
+        self.deadline = _Deadline(self.request, self.server.read_timeout)
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # within the deadline, in this worker (not the accept loop)
+        super().setup()
+
+    def finish(self) -> None:
+        self.deadline.cancel()
+        with contextlib.suppress(OSError):
+            super().finish()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def _dispatch(self) -> None:
+        self.close_connection = True  # one request per connection: a worker is never parked
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        routes = [r for r in self.server.routes if r.path == path]
+        route = next((r for r in routes if r.method == self.command), None)
+        if not routes:
+            return self._send(Response.json(404, {"error": f"no such endpoint; try {self.server.paths}"}))
+        if route is None:
+            allow = ", ".join(r.method for r in routes)
+            return self._send(Response.json(405, {"error": f"use {allow}"}, Allow=allow))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        client = self.client_address[0] if isinstance(self.client_address, tuple) else ""
+        probe = Request(self.command, path, headers, b"", client)
+        if not self.server.auth.allows(route.access, probe):
+            return self._send(
+                Response.json(401, {"error": "authentication required"}, **{"WWW-Authenticate": "Basic"})
+            )
+        body = b""
+        if route.max_body:
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                return self._send(Response.json(411, {"error": "send a Content-Length"}))
+            try:
+                size = int(headers.get("content-length", ""))
+            except ValueError:
+                size = -1
+            if size <= 0 or size > route.max_body:
+                return self._send(Response.json(400, {"error": f"body must be 1..{route.max_body} bytes"}))
+            body = self.rfile.read(size)
+            if len(body) < size:
+                return  # the client went away, or the deadline cut it: nothing to answer
+        self.deadline.cancel()  # the request is read; answering may take as long as it takes
+        try:
+            response = route.handler(Request(self.command, path, headers, body, client))
+        except Exception:
+            log.exception("%s %s failed", self.command, path)
+            response = Response.json(500, {"error": "internal error"})
+        self._send(response)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+    def _send(self, response: Response) -> None:
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.send_header("Connection", "close")
+            for k, v in {**self.server.extra_headers, **response.headers}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except OSError:
+            pass
+
+
+class HttpServer(socketserver.TCPServer):
+    """A TCP server with a bounded worker pool, a read deadline and optional TLS."""
+
+    allow_reuse_address = True
+    request_queue_size = BACKLOG
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: list[Route],
+        *,
+        auth: Auth | None = None,
+        tls: ssl.SSLContext | None = None,
+        extra_headers: dict[str, str] | None = None,
+        read_timeout: float = READ_TIMEOUT,
+        workers: int = WORKERS,
+        queue: int = QUEUE,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.routes = routes
+        self.paths = ", ".join(sorted({r.path for r in routes}))
+        self.auth = auth or Auth()
+        self.tls = tls
+        self.extra_headers = extra_headers or {}
+        self.read_timeout = read_timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics-http")
+        self._slots = threading.BoundedSemaphore(workers + queue)
+        super().__init__(address, _Handler)
+
+    @property
+    def server_port(self) -> int:
+        return int(self.server_address[1])
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._busy(request)
+            return
+        try:
+            self._pool.submit(self._work, request, client_address)
+        except RuntimeError:  # shutting down
+            self._slots.release()
+            self.shutdown_request(request)
+
+    def _work(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception as exc:  # a reset, a failed handshake, a cut deadline: the client's problem
+            log.debug("connection from %s ended: %s", client_address, exc)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def _busy(self, request: Any) -> None:
+        try:
+            if not isinstance(request, ssl.SSLSocket):
+                request.settimeout(1.0)
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+                    b"Retry-After: 1\r\n\r\n"
+                )
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def serve_store_metrics(
@@ -143,17 +391,22 @@ def serve_store_metrics(
     max_versions: int | None = None,
     detail: Detail = "summary",
     scheduler: SchedulerProbe | None = None,
-) -> Any:
+    web: WebConfig | None = None,
+    alerts_token: str | None = None,
+) -> HttpServer:
     """Start serving in a daemon thread; returns the HTTP server (``.server_port``, ``.shutdown()``).
 
-    ``scheduler``: ``collapse-watch run``'s, for ``/readyz`` (None: no scheduler to check)."""
+    ``web``: the exporter-toolkit web config (TLS, basic auth); ``alerts_token``: the bearer token
+    ``POST /alerts`` accepts (docs/security.md); ``scheduler``: ``collapse-watch run``'s, for
+    ``/readyz`` (None: no scheduler to check).
+    """
     registry = store_registry(store, intervals, max_versions, detail)
-    server = make_server(
-        host,
-        port,
-        collector_app(store, registry, scheduler),
-        ThreadingWSGIServer,
-        handler_class=_QuietHandler,
+    server = HttpServer(
+        (host, port),
+        collector_routes(store, registry, scheduler),
+        auth=Auth(BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None, alerts_token),
+        tls=ssl_context(web) if web else None,
+        extra_headers=dict(web.http_server_config.headers) if web else None,
     )
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
     return server

@@ -26,6 +26,7 @@ import numpy as np
 
 from collector.config import EmbeddingServerConfig
 from collector.embeddings import Embedder, canonical_model
+from collector.redaction import redact
 from collector.sources.openai import RETRYABLE_STATUS, SNIPPET, TokenBucket, parse_retry_after
 
 if TYPE_CHECKING:
@@ -72,13 +73,17 @@ class RemoteEncoder:
         self.backoff = (backoff_base, backoff_cap, retry_after_cap)
         self.dimension: int | None = None
         headers = {"Content-Type": "application/json"}
-        self._secret = ""
+        self._secrets: list[str] = []
         if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise EmbeddingError(f"embeddings {self.url}: environment variable {api_key_env} is not set")
+            from collector.credentials import KeyProblem, read_key
+
+            self._secrets += [v for v in (os.environ.get(api_key_env) or "",) if v]
+            try:
+                key = read_key(api_key_env)  # the same strip/refuse rule as every key variable
+            except KeyProblem as exc:
+                raise EmbeddingError(f"embeddings {self.url}: {exc} (embedding_server.api_key_env)") from None
             headers["Authorization"] = f"Bearer {key}"
-            self._secret = key
+            self._secrets.append(key)
         self._bucket = TokenBucket(rate_limit_per_second) if rate_limit_per_second else None
         self._client = httpx.Client(
             headers=headers,
@@ -121,7 +126,8 @@ class RemoteEncoder:
             else:
                 if resp.is_success:
                     return self._parse(resp, number, len(texts))
-                what, detail = f"HTTP {resp.status_code}", resp.text[:SNIPPET].strip() or resp.reason_phrase
+                body = redact(resp.text, self._secrets)[:SNIPPET].strip()  # redact, then cut
+                what, detail = f"HTTP {resp.status_code}", body or resp.reason_phrase
                 retryable = resp.status_code in RETRYABLE_STATUS
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if not retryable or attempt == self.max_retries:
@@ -134,14 +140,16 @@ class RemoteEncoder:
             )
             time.sleep(delay)
         message = f"{what} from {self.url} for batch {number} ({len(texts)} texts) after {attempt} retries: {detail}"
-        raise EmbeddingError(message.replace(self._secret, "***") if self._secret else message)
+        raise EmbeddingError(redact(message, self._secrets))
 
     def _parse(self, resp: httpx.Response, number: int, n_texts: int) -> np.ndarray:
         where = f"response from {self.url} for batch {number}"
         try:
             data: Any = resp.json()
         except ValueError as e:
-            raise EmbeddingError(f"malformed JSON in {where}: {e}; body starts {resp.text[:120]!r}") from e
+            raise EmbeddingError(
+                f"malformed JSON in {where}: {e}; body starts {redact(resp.text, self._secrets)[:120]!r}"
+            ) from e
         rows = data.get("data") if isinstance(data, dict) else None
         if not isinstance(rows, list) or len(rows) != n_texts:
             got = len(rows) if isinstance(rows, list) else "no"

@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
 from collector.config import JsonlSourceConfig, ModelConfig, SqlSourceConfig, config_hash
+from collector.credentials import model_secrets, unique
 from collector.failfast import ConsecutiveFailures
 from collector.metrics.base import Sample
 from collector.owner import current_owner
-from collector.probes import Probe, load_probes, probe_set_hash
+from collector.probes import Probe, ProbeError, load_probes, probe_set_hash
 from collector.redaction import redact
 from collector.scored_subset import BottomK
 from collector.scoring import EmbedFn, score_batch, scored_identity
@@ -48,7 +49,7 @@ from collector.sources.base import SampleOutcome, SampleRequest
 from collector.store.api import SampleRecord, Store
 from collector.store.errors import StoreError
 from collector.store.pulls import OffsetConflict, PullBatch, Quarantined
-from collector.vetting import Rejected, excerpt, vet
+from collector.vetting import Rejected, excerpt, safe_label, vet
 
 if TYPE_CHECKING:
     from collector.embeddings import EmbeddingIdentity
@@ -136,8 +137,10 @@ class Runner:
         n_boot: int = 200,
         seed: int = 0,
         on_finished: Callable[[ModelConfig, RunReport], None] | None = None,
+        secrets: list[str] | None = None,
     ) -> None:
         self.store = store
+        self.secrets = list(secrets or [])  # every credential the config names (collector.credentials)
         self.embed = embed
         self.n_boot = n_boot
         self.seed = seed
@@ -177,13 +180,13 @@ class Runner:
         stop = stop or threading.Event()
         start = time.monotonic()
         deadline = start + model.run_timeout_seconds if model.run_timeout_seconds else None
-        secrets: list[str] = []
+        secrets = unique([*self.secrets, *model_secrets(model)])
         try:
             source = make_source(model)
         except Exception as exc:
             reports = [self._failed_run(model, f"cannot open the source: {_describe(exc)}", start, secrets)]
         else:
-            secrets = list(getattr(source, "secrets", []))
+            secrets = unique([*secrets, *getattr(source, "secrets", [])])
             try:
                 if is_pull(source):
                     reports = self._pull(model, source, stop, deadline, secrets)  # type: ignore[arg-type]
@@ -210,7 +213,15 @@ class Runner:
                 f" error={redact(report.error, secrets)!r}" if report.error else "",
             )
             if self.on_finished is not None and report.run_id is not None:
-                self.on_finished(model, report)
+                try:
+                    self.on_finished(model, report)
+                except Exception as exc:  # the run is stored; its assessment failing must not end the pass
+                    log.warning(
+                        "assessing %s after run %s failed: %s",
+                        model.name,
+                        report.run_id,
+                        redact(_describe(exc), secrets),
+                    )
         return reports
 
     def _fallback_version(self, model: ModelConfig) -> str | None:
@@ -260,7 +271,10 @@ class Runner:
         secrets: list[str],
     ) -> RunReport:
         start = time.monotonic()
-        probes = load_probes(model.probes)
+        try:
+            probes = load_probes(model.probes)
+        except (ProbeError, OSError, UnicodeDecodeError) as exc:  # `config check` names it too
+            return self._failed_run(model, f"cannot load the probes: {exc}", start, secrets)
         probe_set = self.store.ensure_probe_set(
             f"{model.name}:{probe_set_hash(probes)[:12]}", [(p.id, p.text) for p in probes]
         )
@@ -353,7 +367,11 @@ class Runner:
                 q = Quarantined(where, redact(str(exc), secrets), excerpt(o.excerpt), o.source_key)
                 entries.append(_Entry(None, o, q, version))
                 continue
-            label = o.version if version is not None else (self._fallback_version(model) or "unknown")
+            # the config's version (or the record's, vetted) names the run; a record without one files
+            # under the latest known version (issue #22: config version + lines without one)
+            label = (
+                safe_label(version) if version is not None else (self._fallback_version(model) or "unknown")
+            )
             run = runs.get(label)
             if run is None:
                 kind = getattr(source, "kind", "pull")

@@ -109,13 +109,16 @@ def start_metrics_server(
     host: str | None = None,
     port: int | None = None,
     scheduler: SchedulerProbe | None = None,
+    web_config_file: str | None = None,
 ) -> Any:
-    """``/metrics`` read from ``store`` at scrape time, on the config's address unless overridden;
+    """``/metrics`` and ``/alerts`` read from ``store``, on the config's address unless overridden,
+    secured by the web config file and the receiver's bearer token (docs/security.md);
     ``/readyz`` checks ``scheduler`` too when given (``run``)."""
     from collector.metrics_server import serve_store_metrics
 
-    host = host or (cfg.metrics_host if cfg else "0.0.0.0")
+    host = host or (cfg.metrics_host if cfg else "127.0.0.1")
     port = port if port is not None else (cfg.metrics_port if cfg else 9108)
+    web, token = listener_security(cfg, web_config_file)
     try:
         return serve_store_metrics(
             store,
@@ -124,9 +127,29 @@ def start_metrics_server(
             intervals=schedule_intervals(cfg) if cfg else None,
             detail=cfg.metrics_detail if cfg else "summary",
             scheduler=scheduler,
+            web=web,
+            alerts_token=token,
         )
-    except OSError as exc:  # e.g. the port is in use
+    except OSError as exc:  # e.g. the port is in use, or the address is not this machine's
         raise MetricsPortError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def listener_security(cfg: Config | None, web_config_file: str | None = None) -> tuple[Any, str | None]:
+    """The web config (``--web.config.file`` over the config's ``web_config_file``) and the bearer
+    token of ``POST /alerts``; ``MetricsPortError`` naming what cannot be used."""
+    from collector.credentials import KeyProblem, alerts_token
+    from collector.web_config import WebConfigError, load_web_config
+
+    path = web_config_file or (cfg.web_config_file if cfg else None)
+    try:
+        web = load_web_config(path) if path else None
+    except WebConfigError as exc:
+        raise MetricsPortError(str(exc)) from None
+    try:
+        token = alerts_token(cfg) if cfg else None
+    except KeyProblem as exc:
+        raise MetricsPortError(f"alert_receiver: {exc}") from None
+    return web, token
 
 
 def leased(
@@ -198,7 +221,14 @@ class Collector:
 
         store = store or open_store(cfg.database_url)
         embedder = embedder or build_embedder(cfg.embedding_model, cfg.embedding_server, store)
-        runner = Runner(store, embedder, on_finished=after_run_hook(store, embedder, on_verdict))
+        from collector.credentials import config_secrets
+
+        runner = Runner(
+            store,
+            embedder,
+            on_finished=after_run_hook(store, embedder, on_verdict),
+            secrets=config_secrets(cfg),
+        )
         return cls(cfg, store, embedder, runner, Leases.for_url(cfg.database_url))
 
     def mark_interrupted(self) -> int:
@@ -219,9 +249,20 @@ class Collector:
             return self.runner.run(self.config.model(name), progress=progress)
 
     def start_metrics_server(
-        self, host: str | None = None, port: int | None = None, scheduler: SchedulerProbe | None = None
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        scheduler: SchedulerProbe | None = None,
+        web_config_file: str | None = None,
     ) -> Any:
-        return start_metrics_server(self.store, self.config, host=host, port=port, scheduler=scheduler)
+        return start_metrics_server(
+            self.store,
+            self.config,
+            host=host,
+            port=port,
+            scheduler=scheduler,
+            web_config_file=web_config_file,
+        )
 
     def prune(self) -> int:
         """Run the retention job if the config asks for one."""
@@ -233,6 +274,7 @@ class Collector:
         stopped: threading.Event,
         *,
         metrics_port: int | None = None,
+        web_config_file: str | None = None,
         job: RunModel | None = None,
         on_started: Callable[[list[str], Any], None] | None = None,
     ) -> bool:
@@ -257,7 +299,9 @@ class Collector:
             if self.leases is not None:
                 run_model = leased(self.leases, run_model, on_claimed=lambda _m: self.mark_interrupted())
             probe = SchedulerProbe()  # /readyz: not ready until the scheduler runs
-            server = self.start_metrics_server(port=metrics_port, scheduler=probe)
+            server = self.start_metrics_server(
+                port=metrics_port, scheduler=probe, web_config_file=web_config_file
+            )
             sched = CollectorScheduler(self.config, run_model, aligned=self.leases is not None)
             try:
                 sched.start()

@@ -16,11 +16,10 @@ import hashlib
 import re
 
 from collector.sources.base import SampleOutcome
-from collector.store.text import REPLACEMENT, safe_label
+from collector.store.text import LABEL_MAX, REPLACEMENT, safe_label
 
 __all__ = ["Rejected", "excerpt", "safe_key", "safe_label", "safe_output", "vet"]
 
-LABEL_MAX = 200
 KEY_MAX = 200
 EXCERPT_MAX = 200
 _UNESCAPABLE = re.compile("[\ud800-\udc7f\udd00-\udfff]")

@@ -86,11 +86,13 @@ def render_alertmanager_config(
     webhook_url: str,
     group_wait: str = "1s",
     group_interval: str = "1s",
+    token_file: Path | None = None,
 ) -> Path:
     """Write ``out_dir/alertmanager.yml`` with every webhook pointed at ``webhook_url``.
 
-    Routes and inhibit rules stay as shipped; only the timings shrink so a test sees notifications
-    within seconds. Returns the config path.
+    Routes, inhibit rules and the webhooks' bearer-token ``http_config`` stay as shipped; only the
+    timings shrink so a test sees notifications within seconds, and ``token_file`` (a loopback test)
+    replaces the token's path in the container. Returns the config path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg: dict[str, Any] = yaml.safe_load(ALERTMANAGER_YML.read_text())
@@ -99,6 +101,8 @@ def render_alertmanager_config(
     for receiver in cfg["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = webhook_url
+            if token_file is not None and "http_config" in hook:
+                hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
     path = out_dir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,11 +60,20 @@ def post_alert(am_port: int, *, ends: datetime | None = None) -> None:
 
 
 def test_default_receiver_stores_firing_and_resolved_in_the_alert_history(tmp_path: Path) -> None:
+    """Through the shipped webhook's bearer token: the receiver requires it (issue #22)."""
     bins = binaries("alertmanager")
     store = migrated_store(f"sqlite:///{tmp_path / 'history.db'}")
-    server = serve_store_metrics(store, host="127.0.0.1", port=0)
+    token = "am-to-collector-7f3c9a"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")  # as a mounted secret: the newline is stripped
+    server = serve_store_metrics(store, host="127.0.0.1", port=0, alerts_token=token)
     am_port = free_port()
-    cfg = render_alertmanager_config(tmp_path / "am", f"http://127.0.0.1:{server.server_port}/alerts")
+    url = f"http://127.0.0.1:{server.server_port}/alerts"
+    unauthenticated = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(unauthenticated, timeout=10)
+    assert refused.value.code == 401  # even from loopback, once a token is configured
+    cfg = render_alertmanager_config(tmp_path / "am", url, token_file=token_file)
     assert yaml.safe_load(ALERTMANAGER_YML.read_text())["receivers"][1]["webhook_configs"][0]["url"] == (
         "http://collector:9108/alerts"  # the shipped default: the collector's own endpoint
     )

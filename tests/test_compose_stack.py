@@ -62,6 +62,9 @@ def _collector_config() -> dict[str, Any]:
     return {
         "state_dir": "/var/lib/collapse-watch",
         "metrics_port": 9108,
+        # as the shipped dashboards/collector/config.yml: every interface, /alerts behind the token
+        "metrics_host": "0.0.0.0",
+        "alert_receiver": {"bearer_token_file": "/etc/collapse-watch/secrets/alerts_token"},
         "models": [
             {
                 "name": COLLAPSING,

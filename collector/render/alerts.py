@@ -6,6 +6,7 @@ from datetime import datetime
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from collector.store.alerts import AlertEvent
 
@@ -18,19 +19,18 @@ def _when(t: datetime | None) -> str:
 
 def alert_table(model: str, events: list[AlertEvent]) -> Table:
     """Newest first: when received, alert, version, severity, firing/resolved, since, summary."""
-    table = Table(title=f"{model}: alerts received", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=Text(f"{model}: alerts received"), title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("received (UTC)", "alert", "version", "severity", "status", "since"):
         table.add_column(col, no_wrap=True)
     table.add_column("summary", overflow="fold")
     for e in events:
-        style = STATUS_STYLE.get(e.status, "")
-        table.add_row(
+        table.add_row(  # every cell as Text: labels and annotations are never parsed as markup
             _when(e.received_at),
-            e.alertname,
-            e.version or "",
-            e.severity or "",
-            f"[{style}]{e.status}[/]",
+            Text(e.alertname),
+            Text(e.version or ""),
+            Text(e.severity or ""),
+            Text(e.status, style=STATUS_STYLE.get(e.status, "")),
             _when(e.starts_at),
-            e.summary or "",
+            Text(e.summary or ""),
         )
     return table

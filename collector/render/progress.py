@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 Update = Callable[[int, int], None]
@@ -50,5 +51,5 @@ def progress_bar(description: str, console: Console, disable: bool = False) -> I
         transient=True,
     )
     with progress:
-        task = progress.add_task(description, total=None)
+        task = progress.add_task(escape(description), total=None)  # a name is text, not markup
         yield lambda done, total: progress.update(task, completed=done, total=total)

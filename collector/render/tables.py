@@ -15,6 +15,12 @@ from collector.runner import RunReport
 from collector.trends.change import change, clip_value_interval, format_change, format_interval
 
 
+def plain(text: str | None) -> Text | None:
+    """Text from outside (a model, version, file name) as a renderable that is never parsed as
+    markup; None stays None."""
+    return None if text is None else Text(text)
+
+
 def fmt(x: float, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -29,7 +35,7 @@ def fmt_ci(lo: float, hi: float) -> str:
 
 def suite_table(result: SuiteResult, title: str | None = None) -> Table:
     """One row per metric, grouped by family: within and across values with their 95% intervals."""
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    table = Table(title=plain(title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("metric")
     table.add_column("within", justify="right")
     table.add_column("95% CI", justify="right", style="dim")
@@ -108,7 +114,7 @@ def comparison_title(cmp: BatchComparison) -> str:
 def comparison_table(cmp: BatchComparison) -> Table:
     """Per metric and scope: baseline, candidate, the change on the metric's scale, its CI, p."""
     table = Table(
-        title=comparison_title(cmp),
+        title=Text(comparison_title(cmp)),
         title_justify="left",
         header_style="bold",
         caption=CHANGE_CAPTION,
@@ -201,8 +207,8 @@ def runs_table(reports: list[RunReport]) -> Table:
         table.add_column(col, justify="right" if col in ("run", "samples", "errors", "seconds") else "left")
     for r in reports:
         table.add_row(
-            r.model,
-            r.version or "?",
+            Text(r.model),
+            Text(r.version or "?"),
             str(r.run_id) if r.run_id is not None else "–",
             Text(r.status, style=RUN_STYLE.get(r.status, "")),
             str(r.n_samples),
@@ -219,7 +225,7 @@ HEADLINE = ("distinct_2", "self_bleu", "embedding_mean_distance", "vendi_score")
 def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
     """Model, version, headline values (within), their change vs baseline, verdict: what /metrics shows."""
     table = Table(
-        title=title,
+        title=plain(title),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -251,5 +257,7 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
                 text += f" [red]({shown})[/]" if c.significant_decline else f" ({shown})"
             cells.append(text)
         verdict = v.verdict or "…"
-        table.add_row(v.model, v.version, *cells, f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")
+        table.add_row(
+            Text(v.model), Text(v.version), *cells, Text(verdict, style=VERDICT_STYLE.get(verdict, ""))
+        )
     return table

@@ -37,6 +37,7 @@ from collector.state import JsonState
 
 FINGERPRINT_BYTES = 256
 CHUNK = 1 << 20
+EXCERPT_BYTES = 200
 
 
 @dataclass
@@ -173,32 +174,62 @@ class JsonlSource:
             f = open(path, "rb")  # noqa: SIM115 - held open across yields
         except OSError:
             return
+        limit = self.cfg.max_line_bytes
         with f:
             key, cur = self._cursor_for(f, path)
             f.seek(cur.offset)
             buf = b""
+            skipped = 0  # bytes of an over-long line read so far (its head is in ``head``)
+            head = b""
             while True:
                 chunk = f.read(CHUNK)
                 if not chunk:
                     break
+                if skipped:
+                    nl = chunk.find(b"\n")
+                    if nl < 0:
+                        skipped += len(chunk)
+                        continue
+                    yield self._line(head, skipped + nl, path, key, cur, counters)
+                    chunk, skipped, head = chunk[nl + 1 :], 0, b""
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for raw in lines:
-                    start = cur.offset
-                    cur.offset += len(raw) + 1
-                    cur.line += 1
-                    raw = raw.rstrip(b"\r")
-                    if not raw.strip():
-                        continue
-                    source_key = f"jsonl:{key}:{start}:{hashlib.sha1(raw).hexdigest()[:16]}"
-                    try:
-                        out = self._outcome(raw, path, cur.line, source_key, counters)
-                    except Exception as exc:  # one odd record must never stop the pull
-                        msg = f"{path}:{cur.line}: unreadable record ({type(exc).__name__}: {exc})"
-                        self.malformed.append(msg)
-                        out = SampleOutcome("", "", 0, error=msg, source_key=source_key)
-                    out.location = f"{path}:{cur.line}"
-                    yield out
+                    out = self._line(raw, len(raw), path, key, cur, counters)
+                    if out is not None:
+                        yield out
+                if len(buf) > limit:  # an unfinished line already over the limit: stop holding it
+                    skipped, head, buf = len(buf), buf[:EXCERPT_BYTES], b""
+
+    def _line(
+        self, raw: bytes, size: int, path: str, key: str, cur: _Cursor, counters: dict[str, int]
+    ) -> SampleOutcome | None:
+        """The outcome of one complete line of ``size`` bytes (``raw``: it, or its head when over
+        ``max_line_bytes``), advancing the cursor past it; None for a blank line."""
+        start = cur.offset
+        cur.offset += size + 1
+        cur.line += 1
+        source_key = f"jsonl:{key}:{start}:{hashlib.sha1(raw).hexdigest()[:16]}"
+        if size > self.cfg.max_line_bytes:
+            msg = (
+                f"{path}:{cur.line}: line of {size} bytes is over max_line_bytes ({self.cfg.max_line_bytes})"
+            )
+            self.malformed.append(msg)
+            excerpt = raw[:EXCERPT_BYTES].decode("utf-8", "replace")
+            out = SampleOutcome("", "", 0, error=msg, source_key=source_key, excerpt=excerpt)
+            out.location = f"{path}:{cur.line}"
+            return out
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            return None
+        try:
+            out = self._outcome(raw, path, cur.line, source_key, counters)
+        except Exception as exc:  # one odd record must never stop the pull
+            msg = f"{path}:{cur.line}: unreadable record ({type(exc).__name__}: {exc})"
+            self.malformed.append(msg)
+            out = SampleOutcome("", "", 0, error=msg, source_key=source_key)
+        out.location = f"{path}:{cur.line}"
+        return out
 
     def _outcome(
         self, raw: bytes, path: str, line: int, source_key: str, counters: dict[str, int]
@@ -206,7 +237,7 @@ class JsonlSource:
         def bad(reason: str) -> SampleOutcome:
             msg = f"{path}:{line}: {reason}"
             self.malformed.append(msg)
-            excerpt = raw[:200].decode("utf-8", "replace")
+            excerpt = raw[:EXCERPT_BYTES].decode("utf-8", "replace")
             return SampleOutcome("", "", 0, error=msg, source_key=source_key, excerpt=excerpt)
 
         try:
@@ -235,7 +266,15 @@ class JsonlSource:
             prompt,
             index,
             output=output,
-            version=str(version) if version is not None else None,
-            model_reported=str(model) if model is not None else None,
+            version=_label(version),
+            model_reported=_label(model),
             source_key=source_key,
         )
+
+
+def _label(value: Any) -> str | None:
+    """A record's version or model field as text; absent, null or empty means "not given" (the
+    config's ``version`` then applies)."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

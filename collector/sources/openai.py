@@ -118,20 +118,13 @@ class OpenAISource:
         headers = {"Content-Type": "application/json", **cfg.headers}
         self._secrets += [v for k, v in cfg.headers.items() if k.lower() in ("authorization", "api-key")]
         if cfg.api_key_env:
-            raw = os.environ.get(cfg.api_key_env) or ""
-            key = raw.strip()  # a key read from a secret file often ends in a newline
-            if raw:
-                self._secrets.append(raw)
-            if not key:
-                raise SourceError(
-                    f"openai source {self.url}: environment variable {cfg.api_key_env} "
-                    "(api_key_env) is not set"
-                )
-            if any(c.isspace() or ord(c) < 32 for c in key):
-                raise SourceError(
-                    f"openai source {self.url}: the key in {cfg.api_key_env} contains whitespace or control "
-                    "characters (value not shown)"
-                )
+            from collector.credentials import KeyProblem, read_key
+
+            self._secrets += [v for v in (os.environ.get(cfg.api_key_env) or "",) if v]
+            try:
+                key = read_key(cfg.api_key_env)  # stripped; inner whitespace refused
+            except KeyProblem as exc:
+                raise SourceError(f"openai source {self.url}: {exc} (api_key_env)") from None
             headers["Authorization"] = f"Bearer {key}"
             self._secrets.append(key)
         self.cancel = threading.Event()  # set by the runner to abandon requests (deadline, SIGTERM)
@@ -257,7 +250,7 @@ class OpenAISource:
                 if resp.is_success:
                     return self._parse(base, resp, latency)
                 what = f"HTTP {resp.status_code}"
-                detail = resp.text[:SNIPPET].strip() or resp.reason_phrase
+                detail = self._redact(resp.text)[:SNIPPET].strip() or resp.reason_phrase  # redact, then cut
                 retryable = resp.status_code in RETRYABLE_STATUS
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if not retryable or attempt == self.cfg.max_retries or self.cancel.is_set():
@@ -274,7 +267,7 @@ class OpenAISource:
         try:
             data = resp.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            snippet = resp.text[:120]
+            snippet = self._redact(resp.text)[:120]
             out.error = self._redact(
                 f"malformed JSON in response from {self.url}: {e}; body starts {snippet!r}"
             )
@@ -283,7 +276,9 @@ class OpenAISource:
         if isinstance(data, dict) and isinstance(data.get("choices"), list) and data["choices"]:
             choice = data["choices"][0]
         if not isinstance(choice, dict):
-            out.error = self._redact(f"response from {self.url} has no choices: {resp.text[:120]!r}")
+            out.error = self._redact(
+                f"response from {self.url} has no choices: {self._redact(resp.text)[:120]!r}"
+            )
             return out
         if self.cfg.endpoint == "chat":
             message = choice.get("message")

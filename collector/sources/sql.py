@@ -117,15 +117,47 @@ class SqlSource:
         return sql, params
 
     def _fetch(self, after: Any, limit: int | None) -> list[dict[str, Any]]:
+        return self._fetch_typed(after, limit)[0]
+
+    def check(self) -> list[str]:
+        """What would make every pull fail, found by reading one row (``config check --connect``):
+        the query fails (no such table), a needed column is not selected, or prompt/output/the
+        watermark have types the source cannot use."""
+        try:
+            rows, types = self._fetch_typed(None, 1)
+        except SourceError as exc:
+            return [str(exc)]
+        problems = []
+        textual = {25, 1042, 1043, 19, 142, 114, 3802}  # PostgreSQL text, char, varchar, name, xml, json(b)
+        for col in ("prompt", "output"):
+            oid = types.get(col)
+            if isinstance(oid, int) and oid not in textual:
+                problems.append(f"sql source {self.where}: column {col} is not text (type oid {oid})")
+            elif rows and rows[0].get(col) is not None and not isinstance(rows[0][col], str):
+                kind = type(rows[0][col]).__name__
+                problems.append(f"sql source {self.where}: column {col} holds {kind}, not text")
+        if rows:
+            try:
+                dump_watermark(rows[0][self.cfg.watermark_column])
+            except SourceError as exc:
+                problems.append(f"sql source {self.where}: watermark {self.cfg.watermark_column}: {exc}")
+        return problems
+
+    def _fetch_typed(self, after: Any, limit: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         sql, params = self._statement(after, limit)
         try:
             with self.engine.connect() as conn:
                 result = conn.execute(text(sql), params)
+                description = result.cursor.description if result.cursor is not None else None
                 rows = [dict(r._mapping) for r in result]
-                columns = list(result.keys())
         except SQLAlchemyError as e:
             detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
             raise SourceError(f"sql source {self.where}: query failed: {detail}") from None
+        types = {d[0]: d[1] for d in description or []}
+        self._need(list(types))
+        return rows, types
+
+    def _need(self, columns: list[str]) -> None:
         need = ["prompt", "output", self.cfg.watermark_column]
         if self.cfg.version_column:
             need.append(self.cfg.version_column)
@@ -135,7 +167,6 @@ class SqlSource:
                 f"sql source {self.where}: the query does not select {', '.join(missing)} "
                 f"(it selects: {', '.join(columns)})"
             )
-        return rows
 
     def _trim(self, rows: list[dict[str, Any]], after: Any, limit: int | None) -> list[dict[str, Any]]:
         """Never split a group of equal watermarks at the limit."""

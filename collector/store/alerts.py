@@ -9,6 +9,7 @@ says when each alert started, was re-sent and resolved.  A body that is not a no
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, insert, select
 
 from collector.store import models as m
 from collector.store.errors import StoreError
+from collector.store.text import LABEL_MAX, fit
 
 ALERT_HISTORY_VIEW = "v_alert_history"
 ALERT_HISTORY_SQL = """
@@ -58,14 +60,38 @@ def _time(value: Any, where: str) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+TEXT_MAX = 10_000  # characters kept of a summary, a group key or one label/annotation value
+
+
+def _text(value: Any, limit: int = TEXT_MAX) -> str:
+    """Any JSON value as storable text: strings as they are, anything else as compact JSON; NUL and
+    lone surrogates replaced, cut to ``limit`` with a marker (``collector.store.text.fit``)."""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return fit(value, limit)
+
+
+def _opt(value: Any, limit: int) -> str | None:
+    return None if value is None else _text(value, limit)
+
+
+def _mapping(value: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k, LABEL_MAX): _text(v) for k, v in value.items()}
+
+
 def _rows(payload: Any, now: datetime) -> list[dict[str, Any]]:
+    """The rows of one notification.  Only a body that is not an Alertmanager notification at all
+    (no ``alerts`` list, an alert without ``labels.alertname`` or status) raises ``StoreError``;
+    every value of one that is is stored, made to fit (issue #22): text cut to its column with
+    ``…``, NUL and lone surrogates replaced, an object where text was expected kept as JSON text,
+    an unparsable time kept in the annotations as ``collapse_watch_unparsed_<field>``."""
     if not isinstance(payload, dict):
         raise StoreError("alert notification: the body must be a JSON object")
     alerts = payload.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         raise StoreError("alert notification: 'alerts' must be a non-empty list")
     receiver = payload.get("receiver")
-    if not isinstance(receiver, str) or not receiver:
+    if receiver in (None, ""):
         raise StoreError("alert notification: 'receiver' must be a non-empty string")
     rows = []
     for i, a in enumerate(alerts):
@@ -73,29 +99,37 @@ def _rows(payload: Any, now: datetime) -> list[dict[str, Any]]:
         if not isinstance(a, dict):
             raise StoreError(f"alert notification: {where} must be an object")
         labels, annotations = a.get("labels"), a.get("annotations") or {}
-        if not isinstance(labels, dict) or not isinstance(labels.get("alertname"), str):
+        if not isinstance(labels, dict) or labels.get("alertname") in (None, ""):
             raise StoreError(f"alert notification: {where}.labels.alertname is missing")
         if not isinstance(annotations, dict):
-            raise StoreError(f"alert notification: {where}.annotations must be an object")
+            annotations = {"collapse_watch_unparsed_annotations": annotations}
         status = a.get("status")
         if status not in ("firing", "resolved"):
             raise StoreError(f"alert notification: {where}.status must be firing or resolved, got {status!r}")
+        annotations = dict(annotations)
+        times = {}
+        for field in ("startsAt", "endsAt"):
+            try:
+                times[field] = _time(a.get(field), f"{where}.{field}")
+            except StoreError:
+                times[field] = None
+                annotations[f"collapse_watch_unparsed_{field}"] = a.get(field)
         rows.append(
             {
                 "received_at": now,
-                "receiver": receiver[:200],
-                "group_key": str(payload.get("groupKey", "")),
+                "receiver": _text(receiver, LABEL_MAX),
+                "group_key": _text(payload.get("groupKey", "")),
                 "status": status,
-                "alertname": labels["alertname"][:200],
-                "severity": labels.get("severity"),
-                "model": labels.get("model"),
-                "version": labels.get("version"),
-                "fingerprint": a.get("fingerprint"),
-                "starts_at": _time(a.get("startsAt"), f"{where}.startsAt"),
-                "ends_at": _time(a.get("endsAt"), f"{where}.endsAt"),
-                "summary": annotations.get("summary"),
-                "labels": {str(k): str(v) for k, v in labels.items()},
-                "annotations": {str(k): str(v) for k, v in annotations.items()},
+                "alertname": _text(labels["alertname"], LABEL_MAX),
+                "severity": _opt(labels.get("severity"), 40),
+                "model": _opt(labels.get("model"), LABEL_MAX),
+                "version": _opt(labels.get("version"), LABEL_MAX),
+                "fingerprint": _opt(a.get("fingerprint"), 64),
+                "starts_at": times["startsAt"],
+                "ends_at": times["endsAt"],
+                "summary": _opt(annotations.get("summary"), TEXT_MAX),
+                "labels": _mapping(labels),
+                "annotations": _mapping(annotations),
             }
         )
     return rows

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 
 REPLACEMENT = "\ufffd"
+CUT_MARKER = "…"  # ends a text cut to fit its column
+LABEL_MAX = 200  # characters of a name/label column: models, versions, prompt ids, alert labels
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -61,3 +63,9 @@ def decode_text(body: str | None, raw: bytes | None) -> str | None:
 def safe_label(text: str) -> str:
     """``text`` with NUL and lone surrogates replaced by U+FFFD: storable as TEXT on every database."""
     return _LONE_SURROGATE.sub(REPLACEMENT, text.replace("\x00", REPLACEMENT))
+
+
+def fit(text: str, limit: int) -> str:
+    """``safe_label(text)`` cut to at most ``limit`` characters, ending in ``…`` when it was cut."""
+    text = safe_label(text)
+    return text if len(text) <= limit else text[: limit - len(CUT_MARKER)] + CUT_MARKER

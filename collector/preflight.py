@@ -1,0 +1,148 @@
+"""What a valid config still cannot do on this machine, found before anything runs (issue #22).
+
+``environment_problems(cfg, connect=...)`` is what ``config check`` prints and what ``run`` and
+``collect`` refuse to start on (exit 2) when a problem is ``fatal`` (it can never succeed, so a
+scheduler ticking on it would only fail for ever).  Not fatal: a jsonl glob that matches nothing
+yet (the log may appear later).  With ``connect`` it also opens the database and reads one row of
+every SQL source (a missing table, a column not selected or of the wrong type).
+"""
+
+from __future__ import annotations
+
+import glob
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector.config import (
+    Config,
+    JsonlSourceConfig,
+    SqlSourceConfig,
+    TransformersSourceConfig,
+)
+from collector.credentials import KeyProblem, alerts_token, key_envs, read_key
+from collector.sources.base import SourceError
+from collector.store.engine import redact_url
+
+
+@dataclass(frozen=True)
+class Problem:
+    text: str
+    fatal: bool = True
+
+
+def environment_problems(cfg: Config, *, connect: bool = False) -> list[Problem]:
+    """Every problem of ``cfg`` on this machine (see the module docstring)."""
+    problems = _keys(cfg) + _listener(cfg)
+    known = _known_metrics()
+    for i, m in enumerate(cfg.models):
+        where = f"models[{i}] ({m.name})"
+        src = m.source
+        if isinstance(src, TransformersSourceConfig) and not Path(src.path).is_dir():
+            problems.append(Problem(f"{where}.source.path: no checkpoint directory at {src.path}"))
+        if isinstance(src, JsonlSourceConfig) and not glob.glob(src.path, recursive=True):
+            problems.append(Problem(f"{where}.source.path: no file matches {src.path}", fatal=False))
+        if known is not None and m.metrics != "default":
+            unknown = [n for n in m.metrics if n not in known]
+            if unknown:
+                names = ", ".join(sorted(known))
+                problems.append(
+                    Problem(f"{where}.metrics: unknown metric(s) {', '.join(unknown)}; known: {names}")
+                )
+        if m.probes != "default":
+            from collector.probes import ProbeError, load_probes
+
+            try:
+                load_probes(m.probes)
+            except (ProbeError, OSError, UnicodeDecodeError, ValueError) as exc:
+                problems.append(Problem(f"{where}.probes: {exc}"))
+        if connect and isinstance(src, SqlSourceConfig):
+            problems += [Problem(f"{where}.source: {p}") for p in _sql_source(src)]
+    if connect:
+        problems += _database(cfg)
+    return problems
+
+
+def _known_metrics() -> set[str] | None:
+    """Names of the metric suite, or None when the metrics package cannot be imported here."""
+    try:
+        from collector.metrics.registry import metric_names
+
+        return set(metric_names())
+    except ImportError:
+        return None
+
+
+def _keys(cfg: Config) -> list[Problem]:
+    out = []
+    for where, env in key_envs(cfg):
+        try:
+            read_key(env)
+        except KeyProblem as exc:
+            out.append(Problem(f"{where}: {exc}"))
+    try:
+        alerts_token(cfg)
+    except KeyProblem as exc:
+        out.append(Problem(f"alert_receiver: {exc}"))
+    return out
+
+
+def _listener(cfg: Config) -> list[Problem]:
+    """The listen address must be this machine's; the web config must load."""
+    out = []
+    host = cfg.metrics_host
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return [Problem(f"metrics_host: cannot resolve {host!r}: {exc.strerror}")]
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((addr[0], 0))  # any port: only whether the address is this machine's
+        except OSError as exc:
+            out.append(Problem(f"metrics_host: cannot listen on {host!r}: {exc.strerror or exc}"))
+    if cfg.web_config_file:
+        from collector.web_config import WebConfigError, load_web_config
+
+        try:
+            load_web_config(cfg.web_config_file)
+        except WebConfigError as exc:
+            out.append(Problem(f"web_config_file: {exc}"))
+    return out
+
+
+def _sql_source(src: SqlSourceConfig) -> list[str]:
+    from collector.sources.sql import SqlSource
+
+    try:
+        source = SqlSource(src)
+    except (SourceError, ValueError) as exc:
+        return [str(exc)]
+    try:
+        return source.check()
+    finally:
+        source.close()
+
+
+def _database(cfg: Config) -> list[Problem]:
+    from sqlalchemy import create_engine, text
+
+    from collector.store.engine import resolve_url
+
+    url = resolve_url(cfg.database_url)
+    if url.startswith("sqlite"):  # connecting would create the file: check its directory instead
+        from sqlalchemy.engine import make_url
+
+        db = make_url(url).database
+        if db and db != ":memory:" and not Path(db).resolve().parent.is_dir():
+            return [Problem(f"database_url: no directory for the SQLite file {db}")]
+        return []
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return [Problem(f"database_url: cannot connect to {redact_url(url)}: {detail[0] if detail else exc}")]
+    return []

@@ -1,0 +1,198 @@
+"""The web configuration file of the collector's HTTP server, in Prometheus' exporter-toolkit format.
+
+The same file node_exporter and Prometheus take with ``--web.config.file`` (see docs/security.md)::
+
+    tls_server_config:
+      cert_file: server.crt          # relative paths: against this file's directory
+      key_file: server.key
+      client_ca_file: ca.crt         # optional: mutual TLS
+      client_auth_type: RequireAndVerifyClientCert   # NoClientCert (default) | RequireAnyClientCert | ...
+      min_version: TLS12             # TLS10..TLS13
+    basic_auth_users:                # user: bcrypt hash (htpasswd -nBC 10 "" | tr -d ':\\n')
+      prometheus: $2y$10$...
+    http_server_config:
+      headers: {X-Frame-Options: deny}
+
+``basic_auth_users`` protect every route that does not declare itself open (docs/security.md);
+checking a bcrypt hash costs ~50 ms at cost 10, so successful checks are cached by the SHA-256 of
+the credentials, as exporter-toolkit does.  Unknown keys are errors, so a typo never silently
+leaves a listener open.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ssl
+import threading
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_OPTIONAL,
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class WebConfigError(ValueError):
+    """The web config file cannot be used; ``str()`` names the file and what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsServerConfig(_Strict):
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+    client_auth_type: Literal[
+        "NoClientCert",
+        "RequestClientCert",
+        "RequireAnyClientCert",
+        "VerifyClientCertIfGiven",
+        "RequireAndVerifyClientCert",
+    ] = "NoClientCert"
+    min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
+    max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] | None = None
+
+
+class HttpServerConfig(_Strict):
+    headers: dict[str, str] = Field(default_factory=dict)
+    http2: bool = True  # accepted for compatibility; this server speaks HTTP/1.1
+
+
+class WebConfig(_Strict):
+    tls_server_config: TlsServerConfig | None = None
+    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    http_server_config: HttpServerConfig = Field(default_factory=HttpServerConfig)
+
+    @field_validator("basic_auth_users")
+    @classmethod
+    def _hashes(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [u for u, h in v.items() if not str(h).startswith(("$2a$", "$2b$", "$2y$"))]
+        if bad:
+            raise ValueError(f"basic_auth_users: {', '.join(bad)}: not a bcrypt hash ($2a$/$2b$/$2y$...)")
+        return v
+
+
+def load_web_config(path: str | Path) -> WebConfig:
+    """Parse and validate the file; TLS paths are resolved against its directory and checked."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise WebConfigError(f"{p}: cannot read the web config: {exc}") from None
+    if not isinstance(data, dict):
+        raise WebConfigError(f"{p}: expected a mapping (tls_server_config, basic_auth_users)")
+    try:
+        cfg = WebConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise WebConfigError(f"{p}: {errors}") from None
+    tls = cfg.tls_server_config
+    if tls is not None:
+        base = p.resolve().parent
+        files = {k: getattr(tls, k) for k in ("cert_file", "key_file", "client_ca_file")}
+        resolved = {k: str(base / v) if v and not Path(v).is_absolute() else v for k, v in files.items()}
+        missing = [f"{k} {v}" for k, v in resolved.items() if v and not Path(v).is_file()]
+        if missing:
+            raise WebConfigError(f"{p}: tls_server_config: no such file: {', '.join(missing)}")
+        cfg = cfg.model_copy(update={"tls_server_config": tls.model_copy(update=resolved)})
+        ssl_context(cfg)  # a bad certificate or key is an error now, not at the first connection
+    return cfg
+
+
+def ssl_context(cfg: WebConfig) -> ssl.SSLContext | None:
+    """The server-side TLS context of ``tls_server_config`` (None without one)."""
+    tls = cfg.tls_server_config
+    if tls is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = TLS_VERSIONS[tls.min_version]
+    if tls.max_version:
+        ctx.maximum_version = TLS_VERSIONS[tls.max_version]
+    try:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.client_ca_file:
+            ctx.load_verify_locations(tls.client_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise WebConfigError(f"tls_server_config: cannot load the certificate or key: {exc}") from None
+    ctx.verify_mode = CLIENT_AUTH[tls.client_auth_type]
+    return ctx
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes, caching successes (bounded)."""
+
+    CACHE = 1024
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = {u: h.encode() for u, h in users.items()}
+        self._ok: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.users)
+
+    def check(self, header: str | None) -> bool:
+        import bcrypt
+
+        creds = _basic_credentials(header)
+        if creds is None:
+            return False
+        user, password = creds
+        hashed = self.users.get(user)
+        if hashed is None:
+            bcrypt.checkpw(b"x", next(iter(self.users.values())))  # same cost for unknown users
+            return False
+        key = hashlib.sha256(user.encode() + b"\0" + password + b"\0" + hashed).digest()
+        with self._lock:
+            if key in self._ok:
+                return True
+        try:
+            ok = bcrypt.checkpw(password, hashed)
+        except ValueError:
+            return False
+        if ok:
+            with self._lock:
+                if len(self._ok) >= self.CACHE:
+                    self._ok.clear()
+                self._ok.add(key)
+        return ok
+
+
+def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        raw = base64.b64decode(header[6:].strip(), validate=True)
+    except ValueError:
+        return None
+    user, sep, password = raw.partition(b":")
+    if not sep:
+        return None
+    return user.decode("utf-8", "replace"), password
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    if not header or header[:7].lower() != "bearer ":
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), token.encode())

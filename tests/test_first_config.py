@@ -1,0 +1,185 @@
+"""Right on the first config (issue #22), with the real CLI in subprocesses, on SQLite and PostgreSQL.
+
+* a ``jsonl`` model with ``version:`` in the config reading lines without a version collects them
+  under that version (and ``fields: {version: null}`` means "use the config's");
+* ``config check`` names what ``collect``/``run`` would fail on: an empty probe file, an over-long
+  version label, an unset or malformed key variable (the embedding server's too), an address that
+  is not this machine's, and with ``--connect`` a SQL table that does not exist or a column of the
+  wrong type;
+* ``run`` refuses such a config with exit 2 before it creates the database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from collector.store.api import Store
+from tests.test_faults import cli, jsonl_model, migrated, openai_model, probes_file, q, write_config
+
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def unversioned_log(path: Path, n: int = 6, **extra: Any) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"p{i % 2}", "output": f"answer number {i} here", **extra}) + "\n"
+            for i in range(n)
+        )
+    )
+    return path
+
+
+def test_config_version_applies_to_lines_without_one(db_url: str, tmp_path: Path) -> None:
+    log = unversioned_log(tmp_path / "app.log")
+    cfg = write_config(tmp_path / "c.yml", db_url, [jsonl_model("bot", log, version="v1")])
+    assert cli("config", "check", str(cfg)).returncode == 0
+    res = cli("collect", "-c", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "AssertionError" not in res.stdout + res.stderr and "Traceback" not in res.stderr
+    rows = q(
+        Store(db_url), "SELECT v.label, r.status FROM runs r JOIN model_versions v ON v.id = r.version_id"
+    )
+    assert rows == [{"label": "v1", "status": "succeeded"}]
+    assert q(Store(db_url), "SELECT count(*) AS n FROM samples")[0]["n"] == 6
+
+
+@SQLITE
+def test_fields_version_null_uses_the_config_version(db_url: str, tmp_path: Path) -> None:
+    log = unversioned_log(tmp_path / "app.log", version="from-the-line")
+    model = jsonl_model("bot", log, version="v7")
+    model["source"]["fields"] = {"version": None}
+    cfg = write_config(tmp_path / "c.yml", db_url, [model])
+    res = cli("collect", "-c", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [r["label"] for r in q(Store(db_url), "SELECT label FROM model_versions")] == ["v7"]
+
+
+@SQLITE
+def test_config_check_names_what_collect_and_run_would_fail_on(db_url: str, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    log = unversioned_log(tmp_path / "app.log")
+    models = [
+        openai_model("empty-probes", "http://127.0.0.1:9/v1", empty),
+        jsonl_model("long-label", log, version="v" * 201),
+        openai_model(
+            "no-key", "http://127.0.0.1:9/v1", probes_file(tmp_path), api_key_env="CW_TEST_UNSET_KEY"
+        ),
+    ]
+    cfg = write_config(
+        tmp_path / "c.yml",
+        db_url,
+        models,
+        embedding_server={"base_url": "http://127.0.0.1:9/v1", "model": "e", "api_key_env": "CW_TEST_SPLIT"},
+    )
+    env = {"CW_TEST_SPLIT": "sk-abc def\n"}
+    res = cli("config", "check", str(cfg), env=env)
+    assert res.returncode == 2
+    err = res.stderr
+    assert "models[1].version" in err and "at most 200 characters" in err  # found by validation first
+    cfg.write_text(cfg.read_text().replace("v" * 201, "v1"))
+    res = cli("config", "check", str(cfg), env=env)
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = " ".join(res.stderr.split())
+    assert "models[0] (empty-probes).probes:" in err and "no probes" in err
+    assert "models[2] (no-key).source.api_key_env: environment variable CW_TEST_UNSET_KEY is not set" in err
+    assert "embedding_server.api_key_env: environment variable CW_TEST_SPLIT holds whitespace" in err
+    assert "sk-abc" not in res.stderr  # the value is never shown
+    assert "Traceback" not in res.stderr
+
+    # collect cannot build its embedder: exit 2 naming the variable, no traceback
+    res = cli("collect", "-c", str(cfg), "-m", "empty-probes", env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "CW_TEST_SPLIT holds whitespace" in " ".join(res.stderr.split()) and "sk-abc" not in res.stderr
+
+    # collect on the empty probe file: a failed run with the reason, no traceback
+    doc = yaml.safe_load(cfg.read_text())
+    del doc["embedding_server"]
+    cfg.write_text(yaml.safe_dump(doc))
+    res = cli("collect", "-c", str(cfg), "-m", "empty-probes")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "cannot load the probes" in res.stdout and "no probes" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [("not a host!", "invalid metrics_host"), ("192.0.2.1", "cannot listen on '192.0.2.1'")],
+)
+def test_an_address_not_on_this_machine_is_refused_before_the_database_exists(
+    tmp_path: Path, host: str, message: str
+) -> None:
+    db = tmp_path / "never.db"
+    log = unversioned_log(tmp_path / "app.log")
+    cfg = write_config(tmp_path / "c.yml", f"sqlite:///{db}", [jsonl_model("bot", log, version="v1")])
+    cfg.write_text(cfg.read_text().replace("metrics_host: 127.0.0.1", f"metrics_host: '{host}'"))
+    check = cli("config", "check", str(cfg))
+    assert check.returncode == 2 and message in check.stderr, check.stderr
+    res = cli("run", "-c", str(cfg), timeout=60)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not db.exists()  # refused before the database was created
+
+
+@SQLITE
+def test_run_refuses_an_unset_key_variable_with_exit_2(db_url: str, tmp_path: Path) -> None:
+    db = Path(db_url.removeprefix("sqlite:///"))
+    model = openai_model(
+        "bot", "http://127.0.0.1:9/v1", probes_file(tmp_path), api_key_env="CW_TEST_UNSET_KEY"
+    )
+    model["schedule"] = {"every": "1h"}
+    cfg = write_config(tmp_path / "c.yml", db_url, [model])
+    res = cli("run", "-c", str(cfg), timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "CW_TEST_UNSET_KEY is not set" in res.stderr and not db.exists()
+
+
+def test_config_check_connect_finds_a_missing_table_and_wrong_column_types(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE logged (id INTEGER PRIMARY KEY, prompt TEXT, output INTEGER)"))
+        conn.execute(text("INSERT INTO logged (id, prompt, output) VALUES (1, 'p', 42)"))
+    engine.dispose()
+
+    def sql_model(name: str, query: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "source": {"type": "sql", "url": db_url, "query": query, "watermark_column": "id"},
+            "version": "v1",
+        }
+
+    store_db = f"sqlite:///{tmp_path / 'store.db'}"
+    cfg = write_config(
+        tmp_path / "c.yml",
+        store_db,
+        [
+            sql_model("missing", "SELECT id, prompt, output FROM no_such_table"),
+            sql_model("typed", "SELECT id, prompt, output FROM logged"),
+            sql_model("unselected", "SELECT id, prompt FROM logged"),
+        ],
+    )
+    assert cli("config", "check", str(cfg)).returncode == 0  # without --connect nothing is opened
+    res = cli("config", "check", "--connect", str(cfg))
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = " ".join(res.stderr.split())
+    assert "models[0] (missing).source:" in err and "query failed" in err
+    assert "models[1] (typed).source:" in err and "column output" in err and "not text" in err
+    assert "models[2] (unselected).source:" in err and "does not select output" in err
+
+
+@SQLITE
+def test_a_migrated_store_still_collects_after_preflight(db_url: str, tmp_path: Path) -> None:
+    """The preflight reads nothing it should not: a normal config still collects, twice, once each."""
+    migrated(db_url)
+    log = unversioned_log(tmp_path / "app.log")
+    cfg = write_config(tmp_path / "c.yml", db_url, [jsonl_model("bot", log, version="v1")])
+    assert cli("collect", "-c", str(cfg)).returncode == 0
+    assert cli("collect", "-c", str(cfg)).returncode == 0
+    assert q(Store(db_url), "SELECT count(*) AS n FROM samples")[0]["n"] == 6
