@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from collector.config import JsonlFields, JsonlSourceConfig
 from collector.probes import prompt_id
@@ -190,3 +194,59 @@ def test_state_file_is_replaced_atomically(tmp_path: Path) -> None:
     data = json.loads((state_dir / "s.json").read_text())
     [cursor] = data["files"].values()
     assert cursor["offset"] == log.stat().st_size and cursor["line"] == 1
+
+
+def logrotate(tmp_path: Path, log: Path, directive: str) -> None:
+    """Run the real logrotate (Debian's) once, forced, with ``directive`` (e.g. copytruncate)."""
+    binary = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    if not os.path.exists(binary):
+        pytest.skip("logrotate is not installed (apt-get install logrotate; .ci/run installs it)")
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(f"{log} {{\n  rotate 3\n  {directive}\n  missingok\n  nocompress\n}}\n")
+    subprocess.run(
+        [binary, "--force", "--state", str(tmp_path / "logrotate.state"), str(conf)],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+def test_real_logrotate_copytruncate_reads_every_line_once(tmp_path: Path, pattern: str) -> None:
+    """The lines written after the last pass land in logrotate's copy (app.log.1) and the original
+    is truncated: they are read once from the copy, whether the glob matches the copy or not, and
+    nothing already read is read again (before: lost with ``app.log``, read twice with ``app.log*``)."""
+    log = tmp_path / "app.log"
+    append(log, rec(0) + rec(1) + rec(2))
+    src = source(tmp_path, pattern)
+    assert outputs(src) == ["out 0", "out 1", "out 2"]
+    src.commit()
+    append(log, rec(3) + rec(4))  # written since the last pass, not read yet
+    logrotate(tmp_path, log, "copytruncate")
+    assert (tmp_path / "app.log.1").exists() and log.stat().st_size == 0
+    append(log, rec(5))
+    src = source(tmp_path, pattern)  # a restart in between, too
+    assert sorted(outputs(src)) == ["out 3", "out 4", "out 5"]
+    src.commit()
+    append(log, rec(6))
+    src = source(tmp_path, pattern)
+    assert outputs(src) == ["out 6"]
+    src.commit()
+    logrotate(tmp_path, log, "copytruncate")  # a second rotation: app.log.1 -> app.log.2
+    append(log, rec(7))
+    assert outputs(source(tmp_path, pattern)) == ["out 7"]
+
+
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+def test_real_logrotate_create_reads_every_line_once(tmp_path: Path, pattern: str) -> None:
+    log = tmp_path / "app.log"
+    append(log, rec(0))
+    src = source(tmp_path, pattern)
+    assert outputs(src) == ["out 0"]
+    src.commit()
+    append(log, rec(1))
+    logrotate(tmp_path, log, "create")
+    append(log, rec(2))
+    src = source(tmp_path, pattern)
+    assert sorted(outputs(src)) == ["out 1", "out 2"]
+    src.commit()
+    assert outputs(source(tmp_path, pattern)) == []

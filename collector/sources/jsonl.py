@@ -7,7 +7,10 @@ SHA-1 fingerprint of the file's first bytes (up to 256).  On each ``pull``:
   (``app.log`` renamed to ``app.log.1`` by logrotate) is looked up by inode in its old directory and
   its unread tail is read first, so nothing written before the rename is lost;
 * a file whose size is below the remembered offset, or whose first bytes changed (copytruncate, or
-  an inode reused by a new file), is read again from the start;
+  an inode reused by a new file), is read again from the start; before that, a file beside it with
+  the old first bytes and at least the old offset's length (logrotate's copy, ``app.log.1``) takes
+  over the old position, so the lines written since the last pass are read once from the copy,
+  whether the glob matches the copy or not (``_adopt_copies``);
 * only complete lines are consumed: a last line without ``\\n`` waits until it is finished;
 * a malformed line (not UTF-8, not JSON, not an object, prompt/output missing or not strings)
   becomes an outcome with ``error`` = ``"<file>:<line>: <reason>"`` and is listed in ``malformed``.
@@ -128,7 +131,7 @@ class JsonlSource:
         matched.sort()
         self._matched = bool(matched)
         seen = {key for _, _, key in matched}
-        rotated = []
+        rotated = [path for key, path in self._adopt_copies() if key not in seen]
         for key, cur in list(self._pending.items()):
             if key in seen:
                 continue
@@ -138,6 +141,60 @@ class JsonlSource:
             else:
                 rotated.append(moved)
         return rotated + [p for _, p, _ in matched]
+
+    def _adopt_copies(self) -> list[tuple[str, str]]:
+        """Rotated copies of tracked files that were truncated (logrotate ``copytruncate``).
+
+        A tracked file now shorter than its offset, or whose first bytes changed, was truncated or
+        replaced; a file beside it with the same first bytes and at least that many bytes, not yet
+        tracked, is its copy (as Filebeat and Vector recognise a file by a fingerprint of its head,
+        not by its name).  The copy takes over the old position, so the lines written since the last
+        pass are read from it once, whether the glob matches it (``app.log*``) or not (``app.log``),
+        and nothing already read is read again.  Returns the copies' ``(key, path)``.
+        """
+        copies = []
+        for key, cur in list(self._pending.items()):
+            if cur.fp_len == 0 or not self._was_truncated(key, cur):
+                continue
+            found = self._find_copy(cur)
+            if found is None:
+                continue
+            copy_key, copy_path = found
+            self._pending[copy_key] = _Cursor(copy_path, cur.offset, cur.line, cur.fp, cur.fp_len)
+            copies.append(found)
+        return copies
+
+    @staticmethod
+    def _was_truncated(key: str, cur: _Cursor) -> bool:
+        try:
+            with open(cur.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if f"{st.st_dev}:{st.st_ino}" != key:
+                    return False  # renamed away (read by inode) or replaced by a new file
+                return st.st_size < cur.offset or _fingerprint(f, cur.fp_len)[0] != cur.fp
+        except OSError:
+            return False
+
+    def _find_copy(self, cur: _Cursor) -> tuple[str, str] | None:
+        tracked = set(self._pending)
+        directory = Path(cur.path).parent
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return None
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if not entry.is_file(follow_symlinks=False) or f"{st.st_dev}:{st.st_ino}" in tracked:
+                    continue
+                if st.st_size < cur.offset:
+                    continue
+                with open(entry.path, "rb") as f:
+                    if _fingerprint(f, cur.fp_len) == (cur.fp, cur.fp_len):
+                        return f"{st.st_dev}:{st.st_ino}", entry.path
+            except OSError:
+                continue
+        return None
 
     @staticmethod
     def _find_by_inode(key: str, directory: Path) -> str | None:
