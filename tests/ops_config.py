@@ -91,17 +91,21 @@ def render_alertmanager_config(
     """Write ``out_dir/alertmanager.yml`` with every webhook pointed at ``webhook_url``.
 
     Routes, inhibit rules and the webhooks' bearer-token ``http_config`` stay as shipped; only the
-    timings shrink so a test sees notifications within seconds, and ``token_file`` (a loopback test)
-    replaces the token's path in the container. Returns the config path.
+    timings shrink so a test sees notifications within seconds, and the token's path in the container
+    becomes ``token_file`` (default: a file written beside the config, since Alertmanager refuses to
+    send when the file is missing). Returns the config path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg: dict[str, Any] = yaml.safe_load(ALERTMANAGER_YML.read_text())
     cfg["route"]["group_wait"] = group_wait
     cfg["route"]["group_interval"] = group_interval
+    if token_file is None:  # the shipped path is the container's: a loopback run gets its own file
+        token_file = out_dir / "collector_alerts_token"
+        token_file.write_text("loopback-test-token\n")
     for receiver in cfg["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = webhook_url
-            if token_file is not None and "http_config" in hook:
+            if "http_config" in hook:
                 hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
     path = out_dir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -157,7 +157,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     prom.write_text(yaml.safe_dump(cfg, sort_keys=False))
     gateway = cs.bridge_gateway()
     # The shipped receivers' webhook (the collector's /alerts); only the timings shrink.
-    render_alertmanager_config(work / "alertmanager", "http://collector:9108/alerts")
+    render_alertmanager_config(
+        work / "alertmanager",
+        "http://collector:9108/alerts",
+        token_file=Path("/etc/alertmanager/secrets/collector_alerts_token"),  # as compose mounts it
+    )
     for path in work.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
