@@ -75,7 +75,9 @@ class Scores:
         for m in self.metrics:
             if m.metric == metric and m.scope == scope:
                 return m
-        raise KeyError(f"no {metric!r} in scope {scope!r}; scored: {sorted({m.metric for m in self.metrics})}")
+        raise KeyError(
+            f"no {metric!r} in scope {scope!r}; scored: {sorted({m.metric for m in self.metrics})}"
+        )
 
     def values(self, scope: Literal["within", "across"] = "within") -> dict[str, float | None]:
         """``{metric: value}`` of one scope (what a training log receives)."""
@@ -149,16 +151,17 @@ class Recorded:
 
 
 def scores_of(result: SuiteResult) -> Scores:
-    """The public view of a suite result."""
+    """The public view of a suite result (intervals clipped to each metric's range, as printed)."""
+    from collector.trends.change import clip_value_interval
+
     return Scores(
         n_outputs=result.n_samples,
         n_prompts=result.n_prompts,
         n_blank=result.n_blank,
         metrics=tuple(
-            MetricScore(
-                v.metric, v.scope, v.family, _num(v.value), _num(v.ci_low), _num(v.ci_high), v.higher_is_diverse
-            )
+            MetricScore(v.metric, v.scope, v.family, _num(v.value), _num(lo), _num(hi), v.higher_is_diverse)
             for v in result.values
+            for lo, hi in [clip_value_interval(v.metric, v.ci_low, v.ci_high)]
         ),
     )
 
@@ -208,7 +211,9 @@ def samples_of(outputs: object, prompts: object, name: str = "outputs") -> list[
         pairs: list[tuple[object, object]] = []
         for prompt, outs in outputs.items():
             if isinstance(outs, str) or not isinstance(outs, Sequence):
-                raise TypeError(f"{name}[{prompt!r}]: expected a list of output texts, got {type(outs).__name__}")
+                raise TypeError(
+                    f"{name}[{prompt!r}]: expected a list of output texts, got {type(outs).__name__}"
+                )
             pairs.extend((prompt, o) for o in outs)
     else:
         if isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence):
@@ -248,7 +253,9 @@ def _side(value: object, prompts: object, name: str) -> list[Sample]:
         raise TypeError(f"{name}: a file names its own prompts; prompts= is for lists of outputs")
     path = Path(value)
     if not path.is_file():
-        raise ValueError(f"{name}: {str(value)!r} is not a file of outputs (give a path, a list or a mapping)")
+        raise ValueError(
+            f"{name}: {str(value)!r} is not a file of outputs (give a path, a list or a mapping)"
+        )
     return [r.sample for r in read_records(path)]
 
 
@@ -384,8 +391,17 @@ def compare(
     from collector.assessment import SCORE_BOOT
 
     sides = [
-        score_batch(label, _side(value, p, label), metrics=names, embed=embed, n_boot=SCORE_BOOT, seed=seed)
-        for label, value, p in (("baseline", baseline, prompts), ("candidate", candidate, candidate_prompts))
+        score_batch(
+            str(value)
+            if isinstance(value, str | os.PathLike)
+            else name,  # a file is named as the CLI names it
+            _side(value, p, name),
+            metrics=names,
+            embed=embed,
+            n_boot=SCORE_BOOT,
+            seed=seed,
+        )
+        for name, value, p in (("baseline", baseline, prompts), ("candidate", candidate, candidate_prompts))
     ]
     return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed))
 
@@ -422,7 +438,9 @@ class History:
         try:
             self.store = open_store(database_url)
         except Exception as exc:
-            raise ValueError(f"cannot open the database {redact_url(resolve_url(database_url))}: {exc}") from exc
+            raise ValueError(
+                f"cannot open the database {redact_url(resolve_url(database_url))}: {exc}"
+            ) from exc
 
     def record(
         self,
@@ -472,7 +490,11 @@ class History:
 
     def versions(self, model: str) -> list[str]:
         """The model's version labels, oldest first (empty for an unknown model)."""
-        return [label for label, _ in self.store.version_order(model)] if model in self.store.model_names() else []
+        return (
+            [label for label, _ in self.store.version_order(model)]
+            if model in self.store.model_names()
+            else []
+        )
 
     def close(self) -> None:
         """Release the database connections."""

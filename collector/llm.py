@@ -154,7 +154,9 @@ def chat_text(tok: Any, prompt: str) -> str:
     prompt when the tokenizer has no template."""
     if not getattr(tok, "chat_template", None):
         return prompt
-    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return tok.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def sample_chat(

@@ -64,9 +64,12 @@ class CollapseWatchCallback(TrainerCallback):
         embeddings: bool | str = True,
         max_time_share: float | None = None,
         version_prefix: str = "",
+        check_at_start: bool = True,
     ) -> None:
         if tokenizer is not None and not callable(getattr(_tokenizer_of(tokenizer), "batch_decode", None)):
-            raise ValueError(f"CollapseWatch: tokenizer: expected a Hugging Face tokenizer, got {type(tokenizer).__name__}")
+            raise ValueError(
+                f"CollapseWatch: tokenizer: expected a Hugging Face tokenizer, got {type(tokenizer).__name__}"
+            )
         self.tokenizer = _tokenizer_of(tokenizer)
         self.watch = TrainingWatch(
             options(
@@ -84,6 +87,7 @@ class CollapseWatchCallback(TrainerCallback):
                 embeddings=embeddings,
                 max_time_share=max_time_share,
                 version_prefix=version_prefix,
+                check_at_start=check_at_start,
             )
         )
         self._pending: dict[str, float] | None = None
@@ -111,7 +115,7 @@ class CollapseWatchCallback(TrainerCallback):
             )
         self.tokenizer = tokenizer
         self.watch.begin()
-        if not self.watch.checked(state.global_step):
+        if self.watch.opts.check_at_start and not self.watch.checked(state.global_step):
             self._check(kwargs["model"], state, control)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -131,7 +135,9 @@ class CollapseWatchCallback(TrainerCallback):
         if os.path.isdir(checkpoint):
             self.watch.write_verdict(checkpoint)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if self._pending and logs is not None:
             logs.update(self._pending)
             if state.log_history:  # the trainer stored its copy before calling the callbacks
@@ -181,7 +187,9 @@ class CollapseWatchCallback(TrainerCallback):
                 callbacks.remove(self)
                 callbacks.insert(0, self)
                 return
-        log.warning("collapse-watch: callback list not found; reporters listed before it will miss its values")
+        log.warning(
+            "collapse-watch: callback list not found; reporters listed before it will miss its values"
+        )
 
 
 __all__ = ["CollapseWatchCallback"]

@@ -45,20 +45,34 @@ class WatchOptions(BaseModel):
 
     model_name: str = Field(min_length=1, description="The model's name in the history.")
     probes: list[str] = Field(description="The probe prompts (a list, or a .txt/.jsonl probes file).")
-    database_url: str | None = Field(None, description="SQLAlchemy URL of the history (None: the CLI's default).")
-    every_steps: int | None = Field(20, ge=1, description="Check every N optimizer steps (None: at saves/evaluations).")
-    samples_per_prompt: int = Field(4, ge=2, description="Samples per probe prompt (within-prompt metrics need 2).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the history (None: the CLI's default)."
+    )
+    every_steps: int | None = Field(
+        20, ge=1, description="Check every N optimizer steps (None: at saves/evaluations)."
+    )
+    samples_per_prompt: int = Field(
+        4, ge=2, description="Samples per probe prompt (within-prompt metrics need 2)."
+    )
     max_new_tokens: int = Field(64, ge=1, le=4096)
     temperature: float = Field(1.0, gt=0.0, le=10.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int = Field(1234, ge=0, description="Sampling seed: every check samples with the same one.")
     batch_size: int = Field(32, ge=1, description="Sequences generated at once.")
     stop_on: StopOn | None = Field(None, description="Stop training on this verdict (or a worse one).")
-    embeddings: bool | str = Field(True, description="True: the packaged MiniLM; False: lexical only; or a model.")
+    embeddings: bool | str = Field(
+        True, description="True: the packaged MiniLM; False: lexical only; or a model."
+    )
     max_time_share: float | None = Field(
-        None, gt=0.0, le=1.0, description="Skip a scheduled check while checks took more than this share of time."
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Skip a scheduled check while checks took more than this share of time.",
     )
     version_prefix: str = Field("", description="Versions are '{prefix}step-{N}'.")
+    check_at_start: bool = Field(
+        True, description="Check when training begins (False when that model is recorded already)."
+    )
 
     @field_validator("probes", mode="before")
     @classmethod
@@ -75,7 +89,9 @@ class WatchOptions(BaseModel):
         if not isinstance(value, list | tuple) or not all(isinstance(p, str) and p.strip() for p in value):
             raise ValueError("expected a list of non-empty prompt strings or the path of a probes file")
         if len(set(value)) != len(value):
-            raise ValueError("the probe prompts repeat; each prompt once (samples_per_prompt samples it k times)")
+            raise ValueError(
+                "the probe prompts repeat; each prompt once (samples_per_prompt samples it k times)"
+            )
         if len(value) < MIN_PROBES:
             raise ValueError(
                 f"{len(value)} probes: a comparison needs at least {MIN_PROBES} prompts to reach "
@@ -123,9 +139,7 @@ def log_values(check: Check, time_share: float) -> dict[str, float]:
     scores = check.recorded.scores
     for metric in Thresholds().headline_metrics:
         for scope in ("within", "across"):
-            value = next(
-                (m.value for m in scores.metrics if m.metric == metric and m.scope == scope), None
-            )
+            value = next((m.value for m in scores.metrics if m.metric == metric and m.scope == scope), None)
             if value is not None:
                 values[f"{LOG_PREFIX}{metric}_{scope}"] = value
     for status in STATUSES:
@@ -187,8 +201,12 @@ class TrainingWatch:
         bound = self.opts.max_time_share
         if bound is not None and self.checks and self.time_share() > bound:
             self.skipped.append(step)
-            log.info("collapse-watch: check at step %d skipped (checks took %.0f%% of the time, bound %.0f%%)",
-                     step, 100 * self.time_share(), 100 * bound)
+            log.info(
+                "collapse-watch: check at step %d skipped (checks took %.0f%% of the time, bound %.0f%%)",
+                step,
+                100 * self.time_share(),
+                100 * bound,
+            )
             return False
         return True
 
@@ -204,8 +222,14 @@ class TrainingWatch:
         self.spent += check.seconds
         self.checks.append(check)
         v = check.verdict
-        log.info("collapse-watch: %s@%s %s vs %s (%.1fs)", self.opts.model_name, version, v.status, v.baseline,
-                 check.seconds)
+        log.info(
+            "collapse-watch: %s@%s %s vs %s (%.1fs)",
+            self.opts.model_name,
+            version,
+            v.status,
+            v.baseline,
+            check.seconds,
+        )
         if self.opts.stop_on and v.status in STOPS_ON[self.opts.stop_on] and self.stop_reason is None:
             self.stop_reason = (
                 f"collapse-watch stopped training at step {step}: {self.opts.model_name}@{version} is "
@@ -221,8 +245,10 @@ class TrainingWatch:
         path = Path(directory) / VERDICT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(verdict_document(self.checks[-1], self.opts.model_name), indent=2) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps(verdict_document(self.checks[-1], self.opts.model_name), indent=2) + "\n",
+            encoding="utf-8",
+        )
         os.replace(tmp, path)
         return path
 
@@ -254,6 +280,12 @@ def sample_probes(model: Any, tokenizer: Any, opts: WatchOptions) -> dict[str, l
     added_pad = tokenizer.pad_token is None
     if added_pad:
         tokenizer.pad_token = tokenizer.eos_token
+    # Mixed precision (accelerate, as the Trainer prepares it) wraps ``forward`` in autocast after the
+    # first check was made: sample every check with the model's own weights and dtype, as a saved
+    # checkpoint would be sampled, so checks differ only by what training changed.
+    wrapped = model.__dict__.get("forward") if hasattr(model, "_original_forward") else None
+    if wrapped is not None:
+        model.forward = model._original_forward
     model.eval()
     try:
         with torch.random.fork_rng(devices=devices):
@@ -270,6 +302,8 @@ def sample_probes(model: Any, tokenizer: Any, opts: WatchOptions) -> dict[str, l
             )
     finally:
         model.train(was_training)
+        if wrapped is not None:
+            model.forward = wrapped
         if added_pad:
             tokenizer.pad_token = None
     return dict(zip(opts.probes, samples, strict=True))
