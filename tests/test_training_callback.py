@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-import torch  # noqa: E402
-from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from collapse_watch.integrations.transformers import CollapseWatchCallback  # noqa: E402
-from collector.store import Store  # noqa: E402
-from collector.training.watch import VERDICT_FILE  # noqa: E402
-from tests import tiny_lm  # noqa: E402
+from collapse_watch.integrations.transformers import CollapseWatchCallback
+from collector.store import Store
+from collector.training.watch import VERDICT_FILE
+from tests import tiny_lm
 
 
 class Reporter(TrainerCallback):
