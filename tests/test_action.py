@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ V1, V4 = DATA / "series_v1.jsonl", DATA / "series_v4.jsonl"
 def shims(tmp_path: Path) -> dict[str, str]:
     """``collapse-watch`` and ``python`` on PATH: this interpreter and this checkout."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     for name, cmd in (
         ("collapse-watch", f'"{sys.executable}" -m collector'),
         ("python", f'"{sys.executable}"'),
@@ -48,10 +49,11 @@ def run_gate(tmp_path: Path, baseline: Path, candidate: Path, **inputs: str) -> 
     env = {**os.environ, **shims(tmp_path)}
     for key, expr in step["env"].items():  # ${{ inputs.NAME }}
         env[key] = given[expr.strip("${} ").removeprefix("inputs.")]
-    out, summary = tmp_path / "output", tmp_path / "summary.md"
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # one job's files per call
+    out, summary = work / "output", work / "summary.md"
     env.update(GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summary))
     proc = subprocess.run(
-        ["bash", "-e", "-c", step["run"]], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+        ["bash", "-e", "-c", step["run"]], env=env, cwd=work, capture_output=True, text=True, timeout=600
     )
     return (
         proc.returncode,
