@@ -458,6 +458,7 @@ class History:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{name}: expected a non-empty string, got {value!r}")
         samples = samples_of(outputs, prompts)
+        seed = _check_int("seed", seed, 0)
         from collector.scoring import score_batch, scored_identity
         from collector.service import assess_after_run
         from collector.store.cli_commands import record_scored_file, sample_records
