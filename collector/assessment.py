@@ -18,7 +18,7 @@ the embedding family, and the verdict says why (:func:`embedding_mismatch`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cached_property
 
@@ -179,8 +179,12 @@ def assess_model(
     n_boot: int = 2000,
     n_halves: int = ACROSS_HALVES,
     max_samples: int | None = None,
+    on_compared: Callable[[str, BatchComparison], None] | None = None,
 ) -> Verdict | None:
     """Assess the model's latest completed run and store the result; None when it has no such run.
+
+    ``on_compared(reference, comparison)`` receives the comparisons as they are made
+    (``"baseline"``, then ``"previous"``), for a caller that shows more than the verdict (the API).
 
     ``max_samples`` (the model's ``max_scored_samples``) bounds each run to the sample its
     collector scored.
@@ -252,6 +256,8 @@ def assess_model(
         return bc if mismatch is None else with_mismatch(bc, mismatch)
 
     vs_base = compare(base, base_mismatch)
+    if on_compared is not None:
+        on_compared("baseline", vs_base)
     records = comparison_records(vs_base, "baseline", base_run)
     if prev is not None:
         prev_label, prev_run = prev
@@ -261,6 +267,8 @@ def assess_model(
             mismatch = embedding_mismatch(idents, (cand_run, info.version), (prev_run, prev_label))
             vs_prev = compare(batch(prev_run, prev_label, with_embeddings=mismatch is None), mismatch)
         records += comparison_records(vs_prev, "previous", prev_run)
+        if on_compared is not None:
+            on_compared("previous", vs_prev)
     v = vs_base.verdict
     store.save_assessment(cand_run, records, VerdictRecord(v.status, v.reasons, v.details, baseline))
     return v

@@ -202,15 +202,9 @@ def store_file_run(
     embed: EmbedFn | None,
 ) -> int:
     from collector.scoring import scored_identity
-    from collector.store.api import SampleRecord
-    from collector.store.cli_commands import record_scored_file
+    from collector.store.cli_commands import record_scored_file, sample_records
 
-    samples = [
-        SampleRecord(
-            prompt_key=r.sample.prompt_id, prompt=r.sample.prompt, output=r.sample.output, sample_index=i
-        )
-        for i, r in enumerate(records)
-    ]
+    samples = sample_records([r.sample for r in records])
     try:
         run_id = record_scored_file(
             store, target[0], target[1], samples, result, embedding_identity=scored_identity(embed, result)

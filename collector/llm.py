@@ -132,39 +132,79 @@ def generate(
     batch_size: int = 32,
     device: str = "cpu",
 ) -> list[list[str]]:
-    """Sample ``k`` chat completions per prompt; ``result[i][j]`` is sample j of prompt i.
+    """Sample ``k`` chat completions per prompt from a checkpoint directory (see :func:`sample_chat`);
+    the cached model is moved to ``device``."""
+    tok, model = load_model(checkpoint)
+    model.to(device)
+    return sample_chat(
+        tok,
+        model,
+        prompts,
+        k=k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+    )
 
-    Prompts are wrapped in the chat template, left-padded and sampled in batches of up to
-    ``batch_size`` sequences on ``device`` (the cached model is moved there).  The same seed,
-    arguments and device give the same outputs.
+
+def chat_text(tok: Any, prompt: str) -> str:
+    """``prompt`` as the user turn of the tokenizer's chat template, ready for the reply; the bare
+    prompt when the tokenizer has no template."""
+    if not getattr(tok, "chat_template", None):
+        return prompt
+    return tok.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def sample_chat(
+    tok: Any,
+    model: Any,
+    prompts: list[str],
+    *,
+    k: int = 4,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 48,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> list[list[str]]:
+    """Sample ``k`` chat completions per prompt from a loaded model; ``result[i][j]`` is sample j of
+    prompt i.
+
+    Prompts are wrapped in the chat template (:func:`chat_text`), left-padded and sampled in
+    batches of up to ``batch_size`` sequences on the model's device. The same seed, arguments and
+    device give the same outputs. The tokenizer's padding side is restored afterwards.
     """
     import torch
 
     if k < 1 or not prompts:
         raise ValueError(f"need k >= 1 and at least one prompt (got k={k}, {len(prompts)} prompts)")
-    tok, model = load_model(checkpoint)
-    model.to(device)
-    texts = [
-        tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-        for p in prompts
-    ]
+    device = next(model.parameters()).device
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    texts = [chat_text(tok, p) for p in prompts]
     flat = [t for t in texts for _ in range(k)]
     outs: list[str] = []
-    torch.manual_seed(seed)
-    for start in range(0, len(flat), batch_size):
-        batch = tok(
-            flat[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(device)
-        with torch.inference_mode():
-            gen = model.generate(
-                **batch,
-                do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None,
-                top_p=top_p,
-                top_k=0,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tok.pad_token_id,
-            )
-        new = gen[:, batch["input_ids"].shape[1] :]
-        outs.extend(s.strip() for s in tok.batch_decode(new, skip_special_tokens=True))
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        torch.manual_seed(seed)
+        for start in range(0, len(flat), batch_size):
+            chunk = flat[start : start + batch_size]
+            batch = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.inference_mode():
+                gen = model.generate(
+                    **batch,
+                    do_sample=temperature > 0,
+                    temperature=temperature if temperature > 0 else None,
+                    top_p=top_p,
+                    top_k=0,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=pad_id,
+                )
+            new = gen[:, batch["input_ids"].shape[1] :]
+            outs.extend(s.strip() for s in tok.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tok.padding_side = side
     return [outs[i * k : (i + 1) * k] for i in range(len(prompts))]

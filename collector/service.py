@@ -23,6 +23,7 @@ from collector.store import Store
 from collector.store.leases import Leases
 
 if TYPE_CHECKING:
+    from collector.comparison import BatchComparison
     from collector.embeddings import Embedder
     from collector.runner import Progress, Runner, RunReport
     from collector.scheduler import RunModel
@@ -69,12 +70,14 @@ def assess_after_run(
     embed: EmbedFn | None = None,
     on_verdict: OnVerdict | None = None,
     max_samples: int | None = None,
+    on_compared: Callable[[str, BatchComparison], None] | None = None,
 ) -> Verdict | None:
     """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored
-    (``max_samples``: its ``max_scored_samples``, for collected runs)."""
+    (``max_samples``: its ``max_scored_samples``, for collected runs; ``on_compared``: see
+    :func:`collector.assessment.assess_model`)."""
     from collector.assessment import assess_model
 
-    verdict = assess_model(store, model, embed=embed, max_samples=max_samples)
+    verdict = assess_model(store, model, embed=embed, max_samples=max_samples, on_compared=on_compared)
     if verdict is not None and on_verdict is not None:
         on_verdict(model, verdict)
     return verdict

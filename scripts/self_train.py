@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -107,57 +106,69 @@ def encode_example(tok: Any, prompt: str, output: str, max_new_tokens: int) -> t
     return head_ids + body_ids, [-100] * len(head_ids) + body_ids
 
 
+def pad_batch(batch: list[dict[str, list[int]]], pad: int) -> dict[str, Any]:
+    """Right-pad a batch to a multiple of 16 tokens (few distinct shapes); loss only on labels."""
+    import torch
+
+    width = -(-max(len(x["input_ids"]) for x in batch) // 16) * 16
+    return {
+        "input_ids": torch.tensor([x["input_ids"] + [pad] * (width - len(x["input_ids"])) for x in batch]),
+        "labels": torch.tensor([x["labels"] + [-100] * (width - len(x["labels"])) for x in batch]),
+        "attention_mask": torch.tensor(
+            [[1] * len(x["input_ids"]) + [0] * (width - len(x["input_ids"])) for x in batch]
+        ),
+    }
+
+
 def fine_tune(
     parent: Path,
     target: Path,
     examples: list[tuple[str, str]],
     args: argparse.Namespace,
     seed: int,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, float]:
-    """Fine-tune ``parent`` on (prompt, output) pairs and save it atomically as ``target``."""
+    """Fine-tune ``parent`` on (prompt, output) pairs with a Hugging Face ``Trainer`` (AdamW, linear
+    decay, gradient clipping 1.0, bf16 autocast) and save it atomically as ``target``.
+    ``callbacks`` (the collapse-watch callback) are handed to the trainer."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
     tok = AutoTokenizer.from_pretrained(str(parent))
-    model = AutoModelForCausalLM.from_pretrained(str(parent), dtype=torch.float32).to(args.device)
-    model.train()
+    model = AutoModelForCausalLM.from_pretrained(str(parent), dtype=torch.float32)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     encoded = [encode_example(tok, p, o, args.train_max_new_tokens) for p, o in examples]
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    steps_per_epoch = (len(encoded) + args.batch_size - 1) // args.batch_size
-    total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(total, 1))
-    t0, step, losses = time.perf_counter(), 0, []
-    for epoch in range(args.epochs):
-        order = list(range(len(encoded)))
-        rng.shuffle(order)
-        ep_losses = []
-        for start in range(0, len(order), args.batch_size):
-            batch = [encoded[i] for i in order[start : start + args.batch_size]]
-            width = -(-max(len(ids) for ids, _ in batch) // 16) * 16  # few distinct shapes
-            ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch], device=args.device)
-            labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch], device=args.device)
-            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch], device=args.device)
-            with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            ep_losses.append(loss.item())
-            if step % 8 == 0:
-                log(f"  step {step}/{total}: loss {loss.item():.3f} ({time.perf_counter() - t0:.0f}s)")
-        losses.append(sum(ep_losses) / len(ep_losses))
-        log(
-            f"  epoch {epoch + 1}/{args.epochs}: mean loss {losses[-1]:.3f} ({time.perf_counter() - t0:.0f}s)"
-        )
+    rows = [{"input_ids": ids, "labels": labels} for ids, labels in encoded]
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.trainer-", dir=target.parent))
+    train_args = TrainingArguments(
+        output_dir=str(scratch),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        bf16=args.bf16,
+        use_cpu=args.device == "cpu",
+        seed=seed,
+        logging_steps=8,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=train_args,
+        train_dataset=rows,
+        data_collator=lambda batch: pad_batch(batch, pad),
+        callbacks=callbacks,
+    )
+    t0 = time.perf_counter()
+    out = trainer.train()
     train_s = time.perf_counter() - t0
+    shutil.rmtree(scratch, ignore_errors=True)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     model.eval().to("cpu")
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -171,7 +182,37 @@ def fine_tune(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"train_s": train_s, "steps": float(step), "first_loss": losses[0], "last_loss": losses[-1]}
+    return {
+        "train_s": train_s,
+        "steps": float(out.global_step),
+        "first_loss": losses[0] if losses else out.training_loss,
+        "last_loss": losses[-1] if losses else out.training_loss,
+    }
+
+
+def watch_callback(args: argparse.Namespace, g: int, probes: list[Probe], parent: Path) -> Any:
+    """The collapse-watch callback of generation ``g``: it records the probe answers of the model
+    being fine-tuned as versions ``gen{g}-step-N`` of ``--watch-model`` (generation 1 also records
+    the base model at step 0, the baseline) and stops on ``collapse_suspected``."""
+    from transformers import AutoTokenizer
+
+    from collapse_watch.integrations.transformers import CollapseWatchCallback
+
+    return CollapseWatchCallback(
+        model_name=args.watch_model,
+        probes=[p.text for p in probes],
+        tokenizer=AutoTokenizer.from_pretrained(str(parent)),
+        database_url=args.watch_db,
+        every_steps=None,  # at the end of each generation's fine-tune (and at step 0 of the first)
+        samples_per_prompt=args.probe_k,
+        max_new_tokens=args.probe_max_new_tokens,
+        temperature=args.probe_temperature,
+        seed=args.seed,
+        batch_size=args.gen_batch,
+        stop_on="collapse_suspected",
+        version_prefix=f"gen{g}-",
+        check_at_start=g == 1,
+    )
 
 
 def probe_records(
@@ -233,6 +274,107 @@ def probe_generation(
     return recs
 
 
+def training_rows(
+    checkpoint: Path, g: int, train_probes: list[Probe], args: argparse.Namespace, work: Path
+) -> list[tuple[Probe, str]]:
+    """Generation ``g``'s training texts, sampled from ``checkpoint`` (cached in ``work``)."""
+    train_file = work / f"train_gen{g}.jsonl"
+    if train_file.is_file() and not args.fresh:
+        rows = [(Probe(r["prompt_id"], r["prompt"]), r["output"]) for r in read_jsonl(train_file)]
+        log(f"gen {g}: {len(rows)} training texts reused from {train_file}")
+        return rows
+    t0 = time.perf_counter()
+    rows = sample_rows(
+        checkpoint,
+        train_probes,
+        args.train_k,
+        args.train_temperature,
+        args.train_max_new_tokens,
+        args.seed + 1000 * g,
+        args.gen_batch,
+        args.device,
+    )
+    write_jsonl(train_file, probe_records(rows, f"gen{g - 1}", "train", args.seed, g - 1))
+    log(f"gen {g}: sampled {len(rows)} training texts from gen {g - 1} in {time.perf_counter() - t0:.0f}s")
+    return rows
+
+
+def watched_run(
+    args: argparse.Namespace,
+    base: Path,
+    probes: list[Probe],
+    train_probes: list[Probe],
+    work: Path,
+    t_all: float,
+) -> int:
+    """Self-training under CollapseWatchCallback: each generation's fine-tune is watched, and the
+    series ends at the first generation whose probe answers the callback judges collapse_suspected."""
+    ckpts = [base]
+    verdicts: list[dict[str, Any]] = []
+    for g in range(1, args.generations + 1):
+        rows = training_rows(ckpts[-1], g, train_probes, args, work)
+        log(f"gen {g}: training set distinct-2 {distinct_n([o for _, o in rows]):.3f}")
+        callback = watch_callback(args, g, probes, ckpts[-1])
+        target = work / f"gen{g}"
+        stats = fine_tune(ckpts[-1], target, [(p.text, o) for p, o in rows], args, args.seed + g, [callback])
+        summary = callback.summary()
+        log(
+            f"gen {g}: fine-tuned {int(stats['steps'])} steps in {stats['train_s']:.0f}s "
+            f"(loss {stats['first_loss']:.3f} -> {stats['last_loss']:.3f}); watch checks "
+            f"{summary['checks']} took {summary['check_seconds']:.0f}s ({100 * summary['time_share']:.1f}% of the fine-tune)"
+        )
+        verdicts += [
+            {
+                "generation": g if c.step else g - 1,
+                "version": c.recorded.version,
+                "step": c.step,
+                "status": c.verdict.status,
+                "reasons": list(c.verdict.reasons),
+                "vs_previous": None if c.recorded.vs_previous is None else c.recorded.vs_previous.status,
+                "check_seconds": round(c.seconds, 1),
+            }
+            for c in callback.checks
+        ]
+        callback.watch.close()
+        ckpts.append(target)
+        if callback.stop_reason:
+            log(f"gen {g}: {callback.stop_reason}")
+            break
+    if args.watch_export:
+        export_watched(args, verdicts)
+    log(f"done in {time.perf_counter() - t_all:.0f}s")
+    return 0
+
+
+def export_watched(args: argparse.Namespace, verdicts: list[dict[str, Any]]) -> None:
+    """The probe answers the callback recorded (one version per check) and its verdicts."""
+    from collector.store import Store
+
+    store = Store(args.watch_db)
+    records: list[dict[str, Any]] = []
+    for v in verdicts:
+        run_id = store.latest_completed_run(args.watch_model, v["version"])
+        assert run_id is not None
+        for s in sorted(store.run_samples(run_id), key=lambda s: s.sample_index):
+            records.append(
+                {
+                    "prompt_id": s.prompt_key,
+                    "prompt": s.prompt,
+                    "output": s.output,
+                    "model": args.watch_model,
+                    "version": v["version"],
+                    "generation": v["generation"],
+                    "seed": args.seed,
+                }
+            )
+    store.engine.dispose()
+    write_jsonl(args.watch_export, records)
+    args.watch_export.with_suffix(".verdicts.json").write_text(
+        json.dumps(verdicts, indent=2) + "\n", encoding="utf-8"
+    )
+    log(f"wrote {args.watch_export} ({len(records)} rows) and its verdicts")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generations", "-G", type=int, default=3, help="fine-tuning generations G (default 3)")
@@ -282,6 +424,21 @@ def main(argv: list[str] | None = None) -> int:
         "--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where the two series JSONL files go"
     )
     ap.add_argument("--fresh", action="store_true", help="ignore finished generations and cached samples")
+    ap.add_argument(
+        "--watch-db",
+        default=None,
+        help="SQLAlchemy URL: watch every fine-tune with CollapseWatchCallback, recording the probe answers "
+        "into this history, and stop at the first generation judged collapse_suspected (no probe series "
+        "is sampled separately then; export it with --watch-export)",
+    )
+    ap.add_argument("--watch-model", default="selftrain-watched", help="model name in the watched history")
+    ap.add_argument(
+        "--watch-export",
+        type=Path,
+        default=None,
+        help="with --watch-db: write the recorded probe answers "
+        "(JSONL, one version per generation) and the callback's verdicts (.verdicts.json beside it)",
+    )
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     args = ap.parse_args(argv)
 
@@ -307,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     series_path = args.out_dir / "selftrain_series.jsonl"
 
     ckpts = [smollm2_checkpoint()]
+    if args.watch_db:
+        return watched_run(args, ckpts[0], probes, train_probes, work, t_all)
     series = probe_generation(ckpts[0], 0, probes, args, work)
     write_jsonl(series_path, series)
     for g in range(1, args.generations + 1):
@@ -314,26 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_complete(target) and not args.fresh:
             log(f"gen {g}: checkpoint {target} exists, reused")
         else:
-            train_file = work / f"train_gen{g}.jsonl"
-            if train_file.is_file() and not args.fresh:
-                rows = [(Probe(r["prompt_id"], r["prompt"]), r["output"]) for r in read_jsonl(train_file)]
-                log(f"gen {g}: {len(rows)} training texts reused from {train_file}")
-            else:
-                t0 = time.perf_counter()
-                rows = sample_rows(
-                    ckpts[-1],
-                    train_probes,
-                    args.train_k,
-                    args.train_temperature,
-                    args.train_max_new_tokens,
-                    args.seed + 1000 * g,
-                    args.gen_batch,
-                    args.device,
-                )
-                write_jsonl(train_file, probe_records(rows, f"gen{g - 1}", "train", args.seed, g - 1))
-                log(
-                    f"gen {g}: sampled {len(rows)} training texts from gen {g - 1} in {time.perf_counter() - t0:.0f}s"
-                )
+            rows = training_rows(ckpts[-1], g, train_probes, args, work)
             log(f"gen {g}: training set distinct-2 {distinct_n([o for _, o in rows]):.3f}")
             stats = fine_tune(ckpts[-1], target, [(p.text, o) for p, o in rows], args, args.seed + g)
             log(

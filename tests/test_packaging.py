@@ -100,3 +100,15 @@ def test_migrations_dir_prefers_the_packaged_copy_and_names_where_it_looked(tmp_
 
 def test_checkout_resolves_the_repository_migrations() -> None:
     assert migrations_dir() == REPO / "migrations"
+
+
+def test_wheel_ships_the_typed_public_package(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        "collapse_watch/__init__.py",
+        "collapse_watch/py.typed",
+        "collapse_watch/integrations/transformers.py",
+        "collector/api.py",
+        "collector/training/watch.py",
+    }
+    assert expected <= names, sorted(expected - names)

@@ -54,11 +54,9 @@ class TransformersSource:
             self._model = self._model.to(self.cfg.device)
 
     def _render(self, prompt: str) -> str:
-        if getattr(self._tok, "chat_template", None):
-            return self._tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        return prompt
+        from collector.llm import chat_text
+
+        return chat_text(self._tok, prompt)
 
     def sample(
         self, requests: Sequence[SampleRequest], decoding: Decoding, progress: Progress | None = None

@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 
 from collector.embeddings import EmbeddingIdentity
+from collector.metrics.base import Sample
 from collector.metrics.result import SuiteResult
 from collector.store import migrate
 from collector.store.api import SampleRecord, Store
@@ -79,6 +80,14 @@ def _verdict_of_version(store: Store, model: str, version: str) -> str | None:
     run_id = store.latest_completed_run(model, version)
     verdict = store.verdict_of(run_id) if run_id is not None else None
     return verdict.status if verdict is not None else None
+
+
+def sample_records(samples: list[Sample]) -> list[SampleRecord]:
+    """Scored samples as store records, numbered in the order given (``score --store``, the API)."""
+    return [
+        SampleRecord(prompt_key=s.prompt_id, prompt=s.prompt, output=s.output, sample_index=i)
+        for i, s in enumerate(samples)
+    ]
 
 
 def record_scored_file(

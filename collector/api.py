@@ -1,0 +1,521 @@
+"""The Python API: score outputs, compare two sets (the release gate), record versions in the history.
+
+Everything here is a thin layer over what the command line uses: :func:`collector.scoring.score_batch`
+scores, :func:`collector.comparison.compare_batches` compares and decides, and
+:meth:`History.record` stores a run through ``record_scored_file`` and assesses it with
+:func:`collector.service.assess_after_run`, exactly as ``collapse-watch score --store`` does. The
+results are handed back as frozen dataclasses of plain values (:class:`Scores`, :class:`Verdict`,
+:class:`Recorded`), so a caller never touches the internal types. ``collapse_watch`` re-exports the
+public names (docs/python.md).
+
+Outputs are given either as a list of texts with ``prompts`` (one prompt per output, in the same
+order) or as a mapping ``{prompt: [outputs...]}``; ``compare`` also takes the path of a JSONL/CSV file
+of outputs (the files `collapse-watch compare` reads). Bad arguments raise ``ValueError`` or
+``TypeError`` naming the argument and the position.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+from collector.metrics.base import Sample
+from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from collector.probes import prompt_id
+
+if TYPE_CHECKING:
+    from collector.comparison import BatchComparison
+    from collector.metrics.result import SuiteResult
+    from collector.scoring import EmbedFn
+    from collector.store import Store
+    from collector.trends import Verdict as TrendVerdict
+
+Status = Literal["ok", "watch", "collapse_suspected", "inconclusive"]
+Outputs: TypeAlias = "Sequence[str] | Mapping[str, Sequence[str]]"
+Embeddings: TypeAlias = "bool | str"
+
+EXIT_CODES: dict[str, int] = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
+"""The exit status `collapse-watch compare` gives each verdict (:attr:`Verdict.exit_code`)."""
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) or math.isinf(x) else float(x)
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    """One metric in one scope (``within`` prompts, or ``across`` the pooled outputs) with its
+    bootstrap 95% interval; ``value`` is None when the batch could not be scored on it."""
+
+    metric: str
+    scope: Literal["within", "across"]
+    family: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    higher_is_diverse: bool
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every metric of one set of outputs (:func:`score`)."""
+
+    n_outputs: int
+    n_prompts: int
+    n_blank: int
+    metrics: tuple[MetricScore, ...]
+
+    def get(self, metric: str, scope: Literal["within", "across"] = "within") -> MetricScore:
+        """The score of ``metric`` in ``scope``; ``KeyError`` names the metrics there are."""
+        for m in self.metrics:
+            if m.metric == metric and m.scope == scope:
+                return m
+        raise KeyError(
+            f"no {metric!r} in scope {scope!r}; scored: {sorted({m.metric for m in self.metrics})}"
+        )
+
+    def values(self, scope: Literal["within", "across"] = "within") -> dict[str, float | None]:
+        """``{metric: value}`` of one scope (what a training log receives)."""
+        return {m.metric: m.value for m in self.metrics if m.scope == scope}
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """The candidate against the baseline on one metric in one scope.
+
+    ``change`` is on the metric's ``scale``: a difference for rates (``-0.06`` is −6 points), a
+    relative change for the others (``-0.30`` is ×0.70); ``change_text`` says it in words.
+    ``significant_decline`` is what the verdict counts.
+    """
+
+    metric: str
+    scope: str
+    family: str
+    baseline: float | None
+    candidate: float | None
+    scale: str
+    change: float | None
+    ci_low: float | None
+    ci_high: float | None
+    change_text: str
+    p_value: float | None
+    significant_decline: bool
+    higher_is_diverse: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on a candidate against a baseline: ``status``, its ``reasons`` (worst first)
+    and every per-metric change. ``exit_code`` is what `collapse-watch compare` would exit with."""
+
+    status: Status
+    reasons: tuple[str, ...]
+    baseline: str
+    candidate: str
+    n_shared_prompts: int
+    changes: tuple[MetricChange, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    @property
+    def declined(self) -> tuple[str, ...]:
+        """``metric/scope`` of every significant decline, in suite order."""
+        return tuple(f"{c.metric}/{c.scope}" for c in self.changes if c.significant_decline)
+
+    def change(self, metric: str, scope: str = "within") -> MetricChange:
+        """The change of ``metric`` in ``scope``; ``KeyError`` when it was not compared."""
+        for c in self.changes:
+            if c.metric == metric and c.scope == scope:
+                return c
+        raise KeyError(f"{metric!r} in scope {scope!r} was not compared")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What :meth:`History.record` stored: the run, its verdict against the model's baseline
+    version, and its comparison with the previous version (None for the first version)."""
+
+    model: str
+    version: str
+    run_id: int
+    verdict: Verdict
+    vs_previous: Verdict | None
+    scores: Scores
+
+
+def scores_of(result: SuiteResult) -> Scores:
+    """The public view of a suite result (intervals clipped to each metric's range, as printed)."""
+    from collector.trends.change import clip_value_interval
+
+    return Scores(
+        n_outputs=result.n_samples,
+        n_prompts=result.n_prompts,
+        n_blank=result.n_blank,
+        metrics=tuple(
+            MetricScore(v.metric, v.scope, v.family, _num(v.value), _num(lo), _num(hi), v.higher_is_diverse)
+            for v in result.values
+            for lo, hi in [clip_value_interval(v.metric, v.ci_low, v.ci_high)]
+        ),
+    )
+
+
+def verdict_of(bc: BatchComparison) -> Verdict:
+    """The public view of a batch comparison and its verdict."""
+    from collector.trends import format_change
+
+    changes = tuple(
+        MetricChange(
+            metric=r.metric,
+            scope=r.scope,
+            family=r.family,
+            baseline=_num(c.base_mean),
+            candidate=_num(c.cand_mean),
+            scale=c.scale,
+            change=_num(c.change),
+            ci_low=_num(c.change_ci_low),
+            ci_high=_num(c.change_ci_high),
+            change_text=format_change(r.metric, c.change),
+            p_value=_num(c.p_value) if c.scorable else None,
+            significant_decline=c.significant_decline,
+            higher_is_diverse=c.higher_is_diverse,
+        )
+        for r in bc.rows
+        for c in [r.comparison]
+    )
+    v = bc.verdict
+    return Verdict(v.status, tuple(v.reasons), bc.baseline, bc.candidate, bc.n_shared_prompts, changes)
+
+
+def bare_verdict(v: TrendVerdict, baseline: str, candidate: str) -> Verdict:
+    """A verdict with nothing compared (the baseline version itself)."""
+    return Verdict(v.status, tuple(v.reasons), baseline, candidate, 0)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def samples_of(outputs: object, prompts: object, name: str = "outputs") -> list[Sample]:
+    """Validated samples from a list of outputs (+ aligned ``prompts``) or a ``{prompt: outputs}``
+    mapping. Outputs without prompts are one group (prompt ``""``): within-prompt metrics then
+    measure the whole set, and a comparison has one pair only (``inconclusive``)."""
+    if isinstance(outputs, Mapping):
+        if prompts is not None:
+            raise TypeError(f"{name}: give prompts either as the mapping's keys or as prompts=, not both")
+        pairs: list[tuple[object, object]] = []
+        for prompt, outs in outputs.items():
+            if isinstance(outs, str) or not isinstance(outs, Sequence):
+                raise TypeError(
+                    f"{name}[{prompt!r}]: expected a list of output texts, got {type(outs).__name__}"
+                )
+            pairs.extend((prompt, o) for o in outs)
+    else:
+        if isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence):
+            raise TypeError(
+                f"{name}: expected a list of output texts or a {{prompt: [outputs]}} mapping, "
+                f"got {type(outputs).__name__}"
+            )
+        if prompts is None:
+            pairs = [("", o) for o in outputs]
+        else:
+            if isinstance(prompts, str | bytes) or not isinstance(prompts, Sequence):
+                raise TypeError(f"prompts: expected a list of prompt texts, got {type(prompts).__name__}")
+            if len(prompts) != len(outputs):
+                raise ValueError(
+                    f"prompts: {len(prompts)} prompts for {len(outputs)} {name}; give one prompt per output"
+                )
+            pairs = list(zip(prompts, outputs, strict=True))
+    if not pairs:
+        raise ValueError(f"{name}: no outputs to score")
+    samples = []
+    for i, (prompt, output) in enumerate(pairs):
+        if not isinstance(prompt, str):
+            raise TypeError(f"{name}: the prompt of output {i} is a {type(prompt).__name__}, not a string")
+        if not isinstance(output, str):
+            raise TypeError(f"{name}: output {i} is a {type(output).__name__}, not a string")
+        samples.append(Sample(prompt_id=prompt_id(prompt) if prompt else "", output=output, prompt=prompt))
+    return samples
+
+
+def _side(value: object, prompts: object, name: str) -> list[Sample]:
+    """A side of :func:`compare`: the path of a JSONL/CSV file, or outputs as :func:`samples_of` takes them."""
+    if not isinstance(value, str | os.PathLike):
+        return samples_of(value, prompts, name)
+    from collector.inputs import read_records
+
+    if prompts is not None:
+        raise TypeError(f"{name}: a file names its own prompts; prompts= is for lists of outputs")
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(
+            f"{name}: {str(value)!r} is not a file of outputs (give a path, a list or a mapping)"
+        )
+    return [r.sample for r in read_records(path)]
+
+
+def metric_list(metrics: Sequence[str] | None) -> list[str] | None:
+    """Validated metric names (None: the whole suite)."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, str) or not isinstance(metrics, Sequence):
+        raise TypeError(f"metrics: expected a list of metric names, got {type(metrics).__name__}")
+    from collector.metrics.registry import select_metrics
+
+    select_metrics(list(metrics))  # raises ValueError naming the unknown ones
+    return list(metrics)
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+@functools.lru_cache(maxsize=4)
+def _embedder(model: str) -> EmbedFn:
+    from collector.service import build_embedder
+
+    return build_embedder(model)
+
+
+def embedder_for(embeddings: Embeddings, store: Store | None = None) -> EmbedFn | None:
+    """The embedder ``embeddings`` asks for: None (lexical only) for False, the packaged MiniLM for
+    True, a sentence-transformers name or path for a string. Without a store it is built once per
+    process and model; with one its vectors are kept in the history database."""
+    if embeddings is False:
+        return None
+    if embeddings is True:
+        model = "default"
+    elif isinstance(embeddings, str) and embeddings.strip():
+        model = embeddings
+    else:
+        raise TypeError(
+            f"embeddings: expected True, False or a sentence-transformers model name, got {embeddings!r}"
+        )
+    if store is None:
+        return _embedder(model)
+    from collector.service import build_embedder
+
+    return build_embedder(model, store=store)
+
+
+# ---------------------------------------------------------------- the three entry points
+
+
+def score(
+    outputs: Outputs,
+    prompts: Sequence[str] | None = None,
+    *,
+    embeddings: Embeddings = True,
+    metrics: Sequence[str] | None = None,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+) -> Scores:
+    """Every diversity metric of a set of outputs, within prompts and across them, with 95% intervals.
+
+    ``embeddings=False`` skips the embedding model and its metrics (lexical only).
+
+    >>> import collapse_watch
+    >>> s = collapse_watch.score(
+    ...     {"Name a colour.": ["Red.", "A deep blue.", "Green, like grass."],
+    ...      "Name a fruit.": ["An apple.", "Mango!", "Pears are nice."]},
+    ...     embeddings=False,
+    ... )
+    >>> s.n_outputs, s.n_prompts
+    (6, 2)
+    >>> s.get("distinct_2").value
+    1.0
+    >>> collapse_watch.score(["Same.", "Same."], embeddings=False).get("duplicate_rate").value
+    1.0
+    """
+    samples = samples_of(outputs, prompts)
+    from collector.scoring import score_batch
+
+    result = score_batch(
+        "outputs",
+        samples,
+        metrics=metric_list(metrics),
+        embed=embedder_for(embeddings),
+        n_boot=_check_int("bootstrap", bootstrap, 10),
+        seed=_check_int("seed", seed, 0),
+    )
+    return scores_of(result.result)
+
+
+def compare(
+    baseline: Outputs | str | os.PathLike[str],
+    candidate: Outputs | str | os.PathLike[str],
+    *,
+    prompts: Sequence[str] | None = None,
+    candidate_prompts: Sequence[str] | None = None,
+    embeddings: Embeddings = True,
+    metrics: Sequence[str] | None = None,
+    seed: int = DEFAULT_SEED,
+) -> Verdict:
+    """Compare a candidate's outputs with a baseline's on the same prompts: the release gate.
+
+    Each side is a list of outputs (with ``prompts``; ``candidate_prompts`` when the candidate's
+    differ), a ``{prompt: [outputs]}`` mapping, or the path of a JSONL/CSV file. Returns the verdict
+    (``ok``, ``watch``, ``collapse_suspected`` or ``inconclusive``), its reasons and every
+    per-metric change with its interval and p-value, as `collapse-watch compare` decides them.
+
+    >>> import collapse_watch
+    >>> prompts = [f"Write a line about topic {i}." for i in range(10) for _ in range(4)]
+    >>> varied = [f"Line {j} on {i}: {'abcdefghij'[j:]} {i * j}" for i in range(10) for j in range(4)]
+    >>> same = ["It is what it is."] * 40
+    >>> v = collapse_watch.compare(varied, same, prompts=prompts, embeddings=False)
+    >>> v.status, v.exit_code
+    ('collapse_suspected', 1)
+    >>> v.change("distinct_2").significant_decline, v.change("distinct_2").scale
+    (True, 'difference')
+    >>> collapse_watch.compare(varied, varied, prompts=prompts, embeddings=False).status
+    'ok'
+    """
+    from collector.comparison import compare_batches
+    from collector.metrics.registry import select_metrics
+    from collector.scoring import score_batch
+
+    if candidate_prompts is None:
+        candidate_prompts = prompts
+    names = metric_list(metrics)
+    seed = _check_int("seed", seed, 0)
+    embed = embedder_for(embeddings)
+    from collector.assessment import SCORE_BOOT
+
+    sides = [
+        score_batch(
+            str(value)
+            if isinstance(value, str | os.PathLike)
+            else name,  # a file is named as the CLI names it
+            _side(value, p, name),
+            metrics=names,
+            embed=embed,
+            n_boot=SCORE_BOOT,
+            seed=seed,
+        )
+        for name, value, p in (("baseline", baseline, prompts), ("candidate", candidate, candidate_prompts))
+    ]
+    return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed))
+
+
+class History:
+    """The SQL history the collector writes (SQLite or PostgreSQL), migrated on open.
+
+    ``record`` stores one version's outputs as a run, with the same identities and assessment as
+    ``collapse-watch score --store``: `collapse-watch history`, the report, the SQL views and
+    ``/metrics`` show it.
+
+    >>> import collapse_watch, tempfile, os
+    >>> db = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "history.db")
+    >>> history = collapse_watch.History(db)
+    >>> prompts = [f"Question {i}?" for i in range(8) for _ in range(3)]
+    >>> r = history.record("bot", "v1", [f"Answer {i}.{j} x{i * j}" for i in range(8) for j in range(3)],
+    ...                    prompts=prompts, embeddings=False)
+    >>> r.version, r.verdict.status, r.vs_previous is None
+    ('v1', 'ok', True)
+    >>> r = history.record("bot", "v2", ["Same answer."] * 24, prompts=prompts, embeddings=False)
+    >>> r.verdict.status, r.vs_previous.baseline
+    ('collapse_suspected', 'v1')
+    >>> history.versions("bot")
+    ['v1', 'v2']
+    >>> history.close()
+    """
+
+    def __init__(self, database_url: str | None = None) -> None:
+        if database_url is not None and (not isinstance(database_url, str) or not database_url.strip()):
+            raise TypeError(f"database_url: expected a SQLAlchemy URL string, got {database_url!r}")
+        from collector.service import open_store
+        from collector.store.engine import redact_url, resolve_url
+
+        try:
+            self.store = open_store(database_url)
+        except Exception as exc:
+            raise ValueError(
+                f"cannot open the database {redact_url(resolve_url(database_url))}: {exc}"
+            ) from exc
+
+    def record(
+        self,
+        model: str,
+        version: str,
+        outputs: Outputs,
+        prompts: Sequence[str] | None = None,
+        *,
+        embeddings: Embeddings = True,
+        seed: int = DEFAULT_SEED,
+    ) -> Recorded:
+        """Store ``outputs`` as a completed run of ``version`` of ``model`` and assess it against the
+        model's baseline version (the first one, unless set) and the previous version."""
+        for name, value in (("model", model), ("version", version)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name}: expected a non-empty string, got {value!r}")
+        samples = samples_of(outputs, prompts)
+        seed = _check_int("seed", seed, 0)
+        from collector.scoring import score_batch, scored_identity
+        from collector.service import assess_after_run
+        from collector.store.cli_commands import record_scored_file, sample_records
+
+        embed = embedder_for(embeddings, self.store)
+        result = score_batch(version, samples, embed=embed, n_boot=DEFAULT_BOOTSTRAP, seed=seed).result
+        run_id = record_scored_file(
+            self.store,
+            model,
+            version,
+            sample_records(samples),
+            result,
+            source_kind="api",
+            version_source="api",
+            embedding_identity=scored_identity(embed, result),
+        )
+        compared: dict[str, BatchComparison] = {}
+        verdict = assess_after_run(self.store, model, embed, on_compared=compared.__setitem__)
+        assert verdict is not None  # the run just stored is completed
+        base = compared.get("baseline")
+        prev = compared.get("previous")
+        return Recorded(
+            model=model,
+            version=version,
+            run_id=run_id,
+            verdict=verdict_of(base) if base else bare_verdict(verdict, version, version),
+            vs_previous=verdict_of(prev) if prev else None,
+            scores=scores_of(result),
+        )
+
+    def versions(self, model: str) -> list[str]:
+        """The model's version labels, oldest first (empty for an unknown model)."""
+        return (
+            [label for label, _ in self.store.version_order(model)]
+            if model in self.store.model_names()
+            else []
+        )
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.engine.dispose()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "EXIT_CODES",
+    "History",
+    "MetricChange",
+    "MetricScore",
+    "Recorded",
+    "Scores",
+    "Verdict",
+    "compare",
+    "score",
+]
