@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +35,7 @@ log = logging.getLogger("collapse_watch")
 STALE_RUN = timedelta(minutes=30)
 """A run still 'running' with no heartbeat for this long belongs to a dead process."""
 RETENTION_EVERY_SECONDS = 3600.0
+CLOSE_RETRY_SECONDS = 5.0  # how soon a run an outage left open is closed once the database answers
 
 
 class MetricsPortError(RuntimeError):
@@ -315,8 +317,12 @@ class Collector:
                 )
                 if on_started is not None:
                     on_started(sched.model_names, server)
-                while not stopped.wait(RETENTION_EVERY_SECONDS):
-                    self.prune()
+                next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
+                while not stopped.wait(CLOSE_RETRY_SECONDS):
+                    self.runner.close_pending()  # runs a database outage left open
+                    if time.monotonic() >= next_prune:
+                        self.prune()
+                        next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
                 grace = self.config.shutdown_grace_seconds
                 clean = sched.stop_within(grace)
                 if not clean:  # a run still blocked: mark it, and let the caller exit without it
