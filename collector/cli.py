@@ -513,6 +513,7 @@ def collect(
     for name in wanted:
         with progress_bar(f"sampling {name}", console=err) as update:
             reports += collector.collect(name, progress=update)
+    collector.settle_runs()
     out.print(runs_table(reports))
     raise typer.Exit(1 if any(r.status in ("failed", "interrupted", "no_data") for r in reports) else 0)
 

@@ -240,6 +240,16 @@ class Collector:
             log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
         return marked
 
+    def settle_runs(self) -> None:
+        """Close the runs a database outage left open, once more before exiting; what still cannot
+        be closed is marked ``interrupted`` at the next start (``mark_interrupted``)."""
+        self.runner.close_pending()
+        if left := self.runner.pending_closes():
+            log.warning(
+                "run(s) %s could not be closed (database unreachable); the next start marks them interrupted",
+                ", ".join(map(str, left)),
+            )
+
     def collect(self, name: str, progress: Progress | None = None) -> list[RunReport]:
         """One run of model ``name`` now (pull sources: one per version seen).
 
@@ -325,6 +335,7 @@ class Collector:
                         next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
                 grace = self.config.shutdown_grace_seconds
                 clean = sched.stop_within(grace)
+                self.settle_runs()
                 if not clean:  # a run still blocked: mark it, and let the caller exit without it
                     n = self.runner.abandon_active(
                         f"collector stopped: the run did not finish within the {grace:g}s grace"
