@@ -149,6 +149,7 @@ class Runner:
         self._active: set[int] = set()
         self._unclosed: dict[int, _Close] = {}  # runs whose close the database refused (an outage)
         self._lock = threading.Lock()
+        self._retrying = threading.Lock()  # one close_pending at a time: a run is closed once
 
     # -- runs in progress (for a bounded shutdown) -----------------------------------------------
     def _track(self, run_id: int, on: bool) -> None:
@@ -183,7 +184,15 @@ class Runner:
 
     def close_pending(self) -> int:
         """Retry the closes an outage refused (at every run and every few seconds in ``run``);
-        returns how many runs were closed now."""
+        returns how many runs were closed now (0 at once while another thread is retrying)."""
+        if not self._retrying.acquire(blocking=False):
+            return 0
+        try:
+            return self._close_pending()
+        finally:
+            self._retrying.release()
+
+    def _close_pending(self) -> int:
         with self._lock:
             pending = dict(self._unclosed)
         n = 0
