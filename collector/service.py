@@ -240,10 +240,21 @@ class Collector:
             log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
         return marked
 
+    def retry_closes(self) -> threading.Thread | None:
+        """Retry, in a daemon thread, the closes a database outage refused (a connect to a
+        database that does not answer can block for minutes; the caller must stay responsive)."""
+        if not self.runner.pending_closes():
+            return None
+        t = threading.Thread(target=self.runner.close_pending, name="close-runs", daemon=True)
+        t.start()
+        return t
+
     def settle_runs(self) -> None:
-        """Close the runs a database outage left open, once more before exiting; what still cannot
-        be closed is marked ``interrupted`` at the next start (``mark_interrupted``)."""
-        self.runner.close_pending()
+        """Close the runs a database outage left open, once more before exiting (waiting at most
+        ``shutdown_grace_seconds``); what still cannot be closed is named, and marked
+        ``interrupted`` at the next start (``mark_interrupted``)."""
+        if (t := self.retry_closes()) is not None:
+            t.join(self.config.shutdown_grace_seconds)
         if left := self.runner.pending_closes():
             log.warning(
                 "run(s) %s could not be closed (database unreachable); the next start marks them interrupted",
@@ -329,7 +340,7 @@ class Collector:
                     on_started(sched.model_names, server)
                 next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
                 while not stopped.wait(CLOSE_RETRY_SECONDS):
-                    self.runner.close_pending()  # runs a database outage left open
+                    self.retry_closes()  # runs a database outage left open
                     if time.monotonic() >= next_prune:
                         self.prune()
                         next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
