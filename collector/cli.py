@@ -221,9 +221,20 @@ def print_verdict(model: str, verdict: Verdict) -> None:
     err.print(Text.assemble(f"{model}: ", (verdict.status, VERDICT_STYLE[verdict.status])))
 
 
+def stored_name(text: str) -> str:
+    """A name from the command line as the store keeps names (NUL and lone surrogates replaced)."""
+    from collector.store.text import safe_label
+
+    return safe_label(text)
+
+
 def is_stored_spec(spec: str) -> bool:
     """Whether a `compare` side names MODEL@VERSION in the database rather than a file."""
-    return not Path(spec).exists() and "@" in spec
+    try:
+        exists = Path(spec).exists()
+    except (OSError, ValueError):  # too long, or NUL: no file by that name
+        exists = False
+    return not exists and "@" in spec
 
 
 def load_side(
@@ -240,6 +251,7 @@ def load_side(
         samples = [r.sample for r in load_records(Path(spec))]
         return score_batch(spec, samples, metrics=metrics, embed=embed, n_boot=SCORE_BOOT, seed=seed)
 
+    spec = stored_name(spec)  # shown in titles and errors: text any stream can take
     model, _, version = spec.rpartition("@")
     try:
         run_id = store.latest_completed_run(model, version)
@@ -395,6 +407,7 @@ def history(
 
     if scope not in ("within", "across"):
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
+    model = stored_name(model)
     from collector.store.errors import StoreError
 
     store = open_store(database_url, must_exist=True)
@@ -494,6 +507,7 @@ def collect(
     for name in wanted:
         with progress_bar(f"sampling {name}", console=err) as update:
             reports += collector.collect(name, progress=update)
+    collector.settle_runs()
     out.print(runs_table(reports))
     raise typer.Exit(1 if any(r.status in ("failed", "interrupted", "no_data") for r in reports) else 0)
 
@@ -609,8 +623,7 @@ def setup_logging(level: int = logging.INFO, cfg: Config | None = None) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    if cfg is not None:
-        redact_logs(config_secrets(cfg))
+    redact_logs(config_secrets(cfg) if cfg is not None else [])
 
 
 def refuse_fatal_problems(path: Path, cfg: Config) -> None:
@@ -634,6 +647,7 @@ def report(
     """Write a self-contained HTML report: metrics across versions with intervals, verdict, samples."""
     from collector.report.load import ReportError, write_report
 
+    model = stored_name(model)
     store = open_store(database_url, must_exist=True)
     try:
         path = write_report(store, model, out_dir)
@@ -815,6 +829,9 @@ def config_check(
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate (undecodable file name) never kills a print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -49,7 +49,9 @@ def environment_problems(cfg: Config, *, connect: bool = False) -> list[Problem]
                 problems.append(
                     Problem(f"{where}.metrics: unknown metric(s) {', '.join(unknown)}; known: {names}")
                 )
-        if m.probes != "default":
+        if m.probes != "default" and not Path(m.probes).is_file():
+            problems.append(Problem(f"{where}.probes: no probe file at {m.probes}"))
+        elif m.probes != "default":
             from collector.probes import ProbeError, load_probes
 
             try:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MIN_PIECE = 6
 
 
@@ -78,15 +79,14 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             message = record.getMessage()
         except Exception:
             return True
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = redact(message, self.secrets), None
+        # lone surrogates (from log bytes) cannot be written to a strict stream: replaced
+        record.msg, record.args = _LONE_SURROGATE.sub("\ufffd", redact(message, self.secrets)), None
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.secrets)
         return True

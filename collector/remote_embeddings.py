@@ -126,8 +126,8 @@ class RemoteEncoder:
             else:
                 if resp.is_success:
                     return self._parse(resp, number, len(texts))
-                body = redact(resp.text, self._secrets)[:SNIPPET].strip()  # redact, then cut
-                what, detail = f"HTTP {resp.status_code}", body or resp.reason_phrase
+                snippet = redact(resp.text, self._secrets)[:SNIPPET].strip()  # redact, then cut
+                what, detail = f"HTTP {resp.status_code}", snippet or resp.reason_phrase
                 retryable = resp.status_code in RETRYABLE_STATUS
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if not retryable or attempt == self.max_retries:

@@ -147,7 +147,9 @@ class Runner:
         self.on_finished = on_finished
         self.owner = current_owner()
         self._active: set[int] = set()
+        self._unclosed: dict[int, _Close] = {}  # runs whose close the database refused (an outage)
         self._lock = threading.Lock()
+        self._retrying = threading.Lock()  # one close_pending at a time: a run is closed once
 
     # -- runs in progress (for a bounded shutdown) -----------------------------------------------
     def _track(self, run_id: int, on: bool) -> None:
@@ -158,8 +160,73 @@ class Runner:
         with self._lock:
             return sorted(self._active)
 
+    def finish(self, run_id: int, close: _Close) -> bool:
+        """Close ``run_id``; if the database cannot take it now (an outage), keep the close to retry
+        (``close_pending``), so the run never stays ``running`` while this process lives on."""
+        try:
+            self._store_close(run_id, close)
+        except StoreError:  # already closed (e.g. reclaimed) or gone: nothing to retry
+            log.warning("could not close run %s as %s", run_id, close.status, exc_info=True)
+            return False
+        except Exception as exc:
+            with self._lock:
+                self._unclosed[run_id] = close
+            log.warning(
+                "could not close run %s as %s (%s); it is closed once the database answers again",
+                run_id,
+                close.status,
+                redact(_describe(exc), self.secrets),
+            )
+            return False
+        with self._lock:
+            self._unclosed.pop(run_id, None)
+        return True
+
+    def close_pending(self) -> int:
+        """Retry the closes an outage refused (at every run and every few seconds in ``run``);
+        returns how many runs were closed now (0 at once while another thread is retrying)."""
+        if not self._retrying.acquire(blocking=False):
+            return 0
+        try:
+            return self._close_pending()
+        finally:
+            self._retrying.release()
+
+    def _close_pending(self) -> int:
+        with self._lock:
+            pending = dict(self._unclosed)
+        n = 0
+        for run_id, close in pending.items():
+            try:
+                self._store_close(run_id, close)
+            except StoreError:  # closed meanwhile by someone else: nothing left to do
+                with self._lock:
+                    self._unclosed.pop(run_id, None)
+                continue
+            except Exception:
+                continue  # still unreachable: the next call retries
+            with self._lock:
+                self._unclosed.pop(run_id, None)
+            log.info("closed run %s as %s now that the database answers", run_id, close.status)
+            n += 1
+        return n
+
+    def _store_close(self, run_id: int, close: _Close) -> None:
+        self.store.finish_run(
+            run_id,
+            close.status,  # type: ignore[arg-type]
+            close.error,
+            close.result,
+            embedding_identity=close.identity,
+        )
+
+    def pending_closes(self) -> list[int]:
+        with self._lock:
+            return sorted(self._unclosed)
+
     def abandon_active(self, reason: str) -> int:
         """Close every run still in progress as ``interrupted`` (the process is about to exit)."""
+        self.close_pending()
         n = 0
         for run_id in self.active_runs():
             try:
@@ -178,6 +245,7 @@ class Runner:
         Never raises for a source or store failure: it becomes a ``failed`` run with the reason.
         """
         stop = stop or threading.Event()
+        self.close_pending()  # runs an earlier database outage left open
         start = time.monotonic()
         deadline = start + model.run_timeout_seconds if model.run_timeout_seconds else None
         secrets = unique([*self.secrets, *model_secrets(model)])
@@ -470,6 +538,16 @@ class Runner:
         return run.close(status, None, start, result=scored.result, identity=identity)
 
 
+@dataclass(frozen=True)
+class _Close:
+    """How a run ends: what ``Store.finish_run`` is given (kept to retry after an outage)."""
+
+    status: str
+    error: str | None
+    result: object = None
+    identity: EmbeddingIdentity | None = None
+
+
 @dataclass
 class _Entry:
     """One record of a pull batch: a sample of ``run``, or quarantined (``quarantine`` set)."""
@@ -638,10 +716,7 @@ class _OpenRun:
             status, error = "failed", f"storing samples failed: {redact(_describe(exc), self.secrets)}"
             result = None
         if self.run_id is not None:
-            try:
-                self.store.finish_run(self.run_id, status, error, result, embedding_identity=identity)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("could not close run %s as %s", self.run_id, status)
+            self.runner.finish(self.run_id, _Close(status, error, result, identity))
             self.runner._track(self.run_id, False)
         elif status != "interrupted":
             return self.runner._failed_run(self.model, error or "no samples", start, self.secrets)

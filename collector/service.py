@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +36,7 @@ log = logging.getLogger("collapse_watch")
 STALE_RUN = timedelta(minutes=30)
 """A run still 'running' with no heartbeat for this long belongs to a dead process."""
 RETENTION_EVERY_SECONDS = 3600.0
+CLOSE_RETRY_SECONDS = 5.0  # how soon a run an outage left open is closed once the database answers
 
 
 class MetricsPortError(RuntimeError):
@@ -241,6 +243,27 @@ class Collector:
             log.warning("marked %d run(s) left running by a previous process as interrupted", marked)
         return marked
 
+    def retry_closes(self) -> threading.Thread | None:
+        """Retry, in a daemon thread, the closes a database outage refused (a connect to a
+        database that does not answer can block for minutes; the caller must stay responsive)."""
+        if not self.runner.pending_closes():
+            return None
+        t = threading.Thread(target=self.runner.close_pending, name="close-runs", daemon=True)
+        t.start()
+        return t
+
+    def settle_runs(self) -> None:
+        """Close the runs a database outage left open, once more before exiting (waiting at most
+        ``shutdown_grace_seconds``); what still cannot be closed is named, and marked
+        ``interrupted`` at the next start (``mark_interrupted``)."""
+        if (t := self.retry_closes()) is not None:
+            t.join(self.config.shutdown_grace_seconds)
+        if left := self.runner.pending_closes():
+            log.warning(
+                "run(s) %s could not be closed (database unreachable); the next start marks them interrupted",
+                ", ".join(map(str, left)),
+            )
+
     def collect(self, name: str, progress: Progress | None = None) -> list[RunReport]:
         """One run of model ``name`` now (pull sources: one per version seen).
 
@@ -318,10 +341,15 @@ class Collector:
                 )
                 if on_started is not None:
                     on_started(sched.model_names, server)
-                while not stopped.wait(RETENTION_EVERY_SECONDS):
-                    self.prune()
+                next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
+                while not stopped.wait(CLOSE_RETRY_SECONDS):
+                    self.retry_closes()  # runs a database outage left open
+                    if time.monotonic() >= next_prune:
+                        self.prune()
+                        next_prune = time.monotonic() + RETENTION_EVERY_SECONDS
                 grace = self.config.shutdown_grace_seconds
                 clean = sched.stop_within(grace)
+                self.settle_runs()
                 if not clean:  # a run still blocked: mark it, and let the caller exit without it
                     n = self.runner.abandon_active(
                         f"collector stopped: the run did not finish within the {grace:g}s grace"

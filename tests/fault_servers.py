@@ -16,12 +16,16 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FaultServer:
-    def __init__(self, mode: str, drip_seconds: float = 0.5) -> None:
+    def __init__(
+        self, mode: str, drip_seconds: float = 0.5, on_request: Callable[[int], None] | None = None
+    ) -> None:
         self.mode = mode
+        self.on_request = on_request  # called with the request's number before it is answered
         self.drip_seconds = drip_seconds
         self.auth: list[str | None] = []
         self.n = 0
@@ -41,6 +45,8 @@ class FaultServer:
                     outer.n += 1
                     outer.auth.append(self.headers.get("Authorization"))
                     n = outer.n
+                if outer.on_request is not None:
+                    outer.on_request(n)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
                     outer._answer(self, n)
 

@@ -156,8 +156,9 @@ def hostile_config(work: Path, texts: list[str]) -> Path:
 
 def invoke(*args: str) -> Any:
     res = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "HF_HUB_OFFLINE": "1"})
+    # in-process an exception is seen directly (tracebacks on stderr are checked with real processes
+    # below: logging's handler keeps the stream of the first in-process invocation)
     assert res.exception is None or isinstance(res.exception, SystemExit), (args, repr(res.exception))
-    assert "Traceback" not in res.output
     return res
 
 

@@ -1,0 +1,238 @@
+"""The collector's HTTP server on an untrusted network (issue #22), real sockets on loopback.
+
+Basic auth from an exporter-toolkit web config (bcrypt), TLS from a certificate made by ``openssl``,
+the bearer token of ``POST /alerts``, the loopback-only rule without credentials, a slow body cut at
+the total read deadline, 503 when the bounded pool is full; the receiver stores what can never fit
+(cut, sanitised, objects kept as JSON) on SQLite and PostgreSQL and answers 400, never 500, for
+a body nested too deeply; every encoding of a credential is redacted; an over-long log line is
+quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+from store_helpers import migrated_store
+
+from collector.metrics_server import Auth, HttpServer, Request, Response, Route, serve_store_metrics
+from collector.redaction import redact
+from collector.store.alerts import AlertHistory
+from collector.web_config import BasicAuth, WebConfigError, load_web_config
+from tests.test_alert_history import notification
+
+
+def call(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None, ctx: Any = None
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def web_config(tmp_path: Path, **extra: Any) -> Path:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$")
+    doc = {"basic_auth_users": {"prometheus": hashed}, **extra}
+    path = tmp_path / "web.yml"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_basic_auth_protects_metrics_and_alerts(tmp_path: Path) -> None:
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    web = load_web_config(web_config(tmp_path))
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, web=web, alerts_token="tok-123456")
+    base = f"http://127.0.0.1:{srv.server_port}"
+    try:
+        assert call(f"{base}/metrics")[0] == 401
+        assert call(f"{base}/metrics", headers=basic("prometheus", "wrong"))[0] == 401
+        status, body = call(f"{base}/metrics", headers=basic("prometheus", "s3cret"))
+        assert status == 200 and b"collapse_watch_up" in body
+        payload = json.dumps(notification("firing")).encode()
+        assert call(f"{base}/alerts", payload)[0] == 401  # loopback is not enough once credentials exist
+        assert call(f"{base}/alerts", payload, {"Authorization": "Bearer nope"})[0] == 401
+        assert call(f"{base}/alerts", payload, {"Authorization": "Bearer tok-123456"})[0] == 200
+        assert call(f"{base}/alerts", payload, basic("prometheus", "s3cret"))[0] == 200
+        assert call(f"{base}/nowhere")[0] == 404 and call(f"{base}/metrics", b"x")[0] == 405
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_without_credentials_only_loopback_clients_may_post() -> None:
+    auth = Auth()
+    assert auth.allows("write", Request("POST", "/alerts", {}, b"", "127.0.0.1"))
+    assert auth.allows("write", Request("POST", "/alerts", {}, b"", "::ffff:127.0.0.1"))
+    assert not auth.allows("write", Request("POST", "/alerts", {}, b"", "10.1.2.3"))
+    assert auth.allows("read", Request("GET", "/metrics", {}, b"", "10.1.2.3"))  # read-only stays open
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_tls_from_the_web_config(tmp_path: Path) -> None:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    path = web_config(tmp_path, tls_server_config={"cert_file": "c.pem", "key_file": "k.pem"})
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, web=load_web_config(path))
+    try:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "c.pem"))
+        ctx.check_hostname = False
+        status, body = call(
+            f"https://127.0.0.1:{srv.server_port}/metrics", headers=basic("prometheus", "s3cret"), ctx=ctx
+        )
+        assert status == 200 and b"collapse_watch_up" in body
+        with pytest.raises((OSError, http.client.HTTPException)):  # plain HTTP to a TLS listener gets nothing
+            urllib.request.urlopen(f"http://127.0.0.1:{srv.server_port}/metrics", timeout=5).read()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    with pytest.raises(WebConfigError, match="no such file"):
+        load_web_config(web_config(tmp_path, tls_server_config={"cert_file": "x.pem", "key_file": "k.pem"}))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("basic_auth_users: {u: plaintext}\nbasic_auth_user: {}\n")
+    with pytest.raises(WebConfigError, match="basic_auth_user"):
+        load_web_config(bad)
+
+
+def test_a_slow_body_is_cut_at_the_deadline_and_a_full_pool_answers_503() -> None:
+    def slow(_r: Request) -> Response:
+        time.sleep(1.5)
+        return Response(200, b"ok", "text/plain")
+
+    routes = [
+        Route("POST", "/in", lambda r: Response(200, r.body, "text/plain"), "open", 100),
+        Route("GET", "/slow", slow, "open"),
+    ]
+    srv = HttpServer(("127.0.0.1", 0), routes, read_timeout=1.0, workers=1, queue=0)
+    import threading
+
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.server_port)) as s:
+            s.sendall(b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nab")
+            t0 = time.monotonic()
+            for _ in range(6):  # drip a byte every 0.3 s: per-read timeouts would never fire
+                time.sleep(0.3)
+                try:
+                    s.sendall(b"c")
+                except OSError:
+                    break
+            s.settimeout(5)
+            try:
+                data = s.recv(100)
+            except OSError:
+                data = b""
+            assert data == b"" and time.monotonic() - t0 < 3.0  # closed at the 1 s deadline
+        # one worker, no queue: a second connection while it is busy is answered 503 at once
+        results: list[int] = []
+        t = threading.Thread(
+            target=lambda: results.append(call(f"http://127.0.0.1:{srv.server_port}/slow")[0])
+        )
+        t.start()
+        time.sleep(0.3)
+        assert call(f"http://127.0.0.1:{srv.server_port}/slow")[0] == 503
+        t.join()
+        assert results == [200]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_the_receiver_stores_what_can_never_fit_and_never_answers_500(db_url: str) -> None:
+    store = migrated_store(db_url)
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0)
+    url = f"http://127.0.0.1:{srv.server_port}/alerts"
+    try:
+        body = notification("firing")
+        alert = body["alerts"][0]
+        alert["labels"]["version"] = "v" * 5000  # longer than its column (200)
+        alert["labels"]["alertname"] = "Nul\x00Name \ud800"
+        alert["annotations"]["summary"] = {"an": ["object", "where", "text", "was", "expected"]}
+        alert["startsAt"] = "not a time"
+        assert call(url, json.dumps(body).encode()) == (200, b'{"stored": 1}')
+        (event,) = AlertHistory(store.engine).recent("bot")
+        assert len(event.version) == 200 and event.version.endswith("…")
+        assert event.alertname == "Nul\ufffdName \ufffd" and event.starts_at is None
+        assert json.loads(event.summary) == {"an": ["object", "where", "text", "was", "expected"]}
+        deep = b"[" * 100_000 + b"]" * 100_000
+        status, answer = call(url, deep)
+        assert status == 400 and b"nested too deeply" in answer
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_every_encoding_of_a_secret_is_redacted() -> None:
+    key = "sk-live/abc+def=123456"
+    cases = [
+        f"echo {key}",
+        json.dumps({"error": f"bad key {key}"}),
+        json.dumps({"e": key}).replace("/", "\\/"),
+        f"url?key={urllib.parse.quote(key, safe='')}",
+        f"url?key={urllib.parse.quote_plus(key, safe='').lower()}",
+        f"401: invalid key {key[:11]}",  # cut at the snippet's end
+        f"b'Bearer {key}\\n'",
+    ]
+    for text in cases:
+        out = redact(text, [key + "\n"])
+        assert "abc" not in out and "***" in out, (text, out)
+    assert redact("nothing secret here", [key]) == "nothing secret here"
+
+
+def test_basic_auth_caches_successes_only() -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    auth = BasicAuth({"u": hashed})
+    header = "Basic " + base64.b64encode(b"u:pw").decode()
+    assert auth.check(header) and auth.check(header)
+    assert not auth.check("Basic " + base64.b64encode(b"u:no").decode())
+    assert not auth.check("Basic !!!") and not auth.check(None)
+
+
+def test_an_over_long_line_is_quarantined_with_its_size(tmp_path: Path) -> None:
+    from collector.config import JsonlSourceConfig
+    from collector.sources.jsonl import JsonlSource
+
+    log = tmp_path / "app.log"
+    big = json.dumps({"prompt": "p", "output": "y" * 5000})
+    log.write_text(
+        json.dumps({"prompt": "p", "output": "a"})
+        + "\n"
+        + big
+        + "\n"
+        + json.dumps({"prompt": "p", "output": "b"})
+        + "\n"
+    )
+    src = JsonlSource(
+        JsonlSourceConfig(type="jsonl", path=str(log), max_line_bytes=1024), state_file=tmp_path / "s.json"
+    )
+    out = list(src.pull())
+    assert [o.output for o in out if o.ok] == ["a", "b"]
+    (bad,) = [o for o in out if not o.ok]
+    assert "over max_line_bytes (1024)" in (bad.error or "") and bad.location == f"{log}:2"
+    assert len(bad.excerpt or "") <= 200
+    assert list(src.pull()) == []  # position is past all three lines
