@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from collector.store.api import Store
+from collector.store.errors import first_line
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 Answer = tuple[int, dict[str, Any]]
@@ -64,11 +65,6 @@ def database_revision(store: Store) -> str:
         return MigrationContext.configure(conn).get_current_revision() or "none"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def liveness() -> Answer:
     """The process is alive (it answered)."""
     return 200, {"status": "ok"}
@@ -80,7 +76,7 @@ def readiness(store: Store, scheduler: SchedulerProbe | None = None) -> Answer:
     try:
         revision = database_revision(store)
     except Exception as exc:  # any driver error: the database cannot be read
-        checks["database"] = f"unreachable: {_first_line(exc)}"
+        checks["database"] = f"unreachable: {first_line(exc)}"
     else:
         checks["database"] = "ok"
         want = head_revision()

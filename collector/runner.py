@@ -47,7 +47,7 @@ from collector.scoring import EmbedFn, score_batch, scored_identity
 from collector.sources import is_pull, make_source
 from collector.sources.base import SampleOutcome, SampleRequest
 from collector.store.api import SampleRecord, Store
-from collector.store.errors import StoreError
+from collector.store.errors import StoreError, first_line
 from collector.store.pulls import OffsetConflict, PullBatch, Quarantined
 from collector.vetting import Rejected, excerpt, safe_label, vet
 
@@ -497,7 +497,7 @@ class Runner:
             e = entries[0]
             if e.quarantine is not None:
                 raise
-            reason = redact(f"the database refused it: {_db_reason(exc)}", secrets)
+            reason = redact(f"the database refused it: {first_line(exc)}", secrets)
             where = e.outcome.location or sid
             q = Quarantined(where, reason, excerpt(e.outcome.prompt), e.outcome.source_key)
             return self._commit(
@@ -556,12 +556,6 @@ class _Entry:
     outcome: SampleOutcome
     quarantine: Quarantined | None
     version: str | None
-
-
-def _db_reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig or exc).strip().splitlines()
-    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,8 +28,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError, PendingRollbackError
 
 from collector.config import Config, ModelConfig
+from collector.store.errors import first_line
 
 log = logging.getLogger("collapse_watch.scheduler")
 
@@ -123,6 +125,8 @@ class CollectorScheduler:
             self._in_flight += 1
         try:
             self._run_model(model, self.stop_event)
+        except (OperationalError, PendingRollbackError) as exc:  # the database is unreachable: one line
+            log.error("run of model %s failed: database unreachable (%s)", model.name, first_line(exc))
         except Exception:  # one model's failure must never stop the scheduler
             log.exception("run of model %s failed", model.name)
         finally:

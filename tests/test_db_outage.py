@@ -76,6 +76,7 @@ def test_a_run_cut_by_a_database_outage_is_closed_when_it_returns_and_sighup_sto
         proxy.close()
     text = log.read_text()
     assert "closed run" in text and "received SIGHUP" in text, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]  # an outage is said in one line, not a stack
     assert q(direct, "SELECT count(*) AS n FROM runs WHERE status = 'running'")[0]["n"] == 0
 
 

@@ -26,10 +26,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, create_engine, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from collector.store import models as m
 from collector.store.engine import make_engine
+from collector.store.errors import first_line
 
 log = logging.getLogger("collapse_watch.leases")
 
@@ -80,10 +82,14 @@ class Leases:
                 try:
                     yield conn
                 finally:
-                    conn.execute(
-                        text(f"SELECT pg_advisory_unlock({_KEY})"), {"cls": LEASE_LOCK_CLASS, "model": model}
-                    )
-                    conn.commit()
+                    try:
+                        conn.execute(
+                            text(f"SELECT pg_advisory_unlock({_KEY})"),
+                            {"cls": LEASE_LOCK_CLASS, "model": model},
+                        )
+                        conn.commit()
+                    except SQLAlchemyError:  # the database went away: the lock ends with the session
+                        conn.invalidate()
             else:
                 yield None
         finally:
@@ -106,12 +112,15 @@ class Leases:
             try:
                 yield True
             finally:
-                conn.execute(
-                    update(m.CollectionLease)
-                    .where(m.CollectionLease.model == model, m.CollectionLease.holder == self.holder)
-                    .values(released_at=datetime.now(UTC))
-                )
-                conn.commit()
+                try:
+                    conn.execute(
+                        update(m.CollectionLease)
+                        .where(m.CollectionLease.model == model, m.CollectionLease.holder == self.holder)
+                        .values(released_at=datetime.now(UTC))
+                    )
+                    conn.commit()
+                except SQLAlchemyError as exc:  # an outage: said once, not raised over the run's own end
+                    log.warning("could not release the lease of %s: %s", model, first_line(exc))
 
     @contextmanager
     def hold(self, model: str) -> Iterator[None]:
