@@ -319,6 +319,7 @@ def test_config_service_and_servicemonitor_agree(name: str) -> None:
     # the PodDisruptionBudget keeps one collector through a drain; the NetworkPolicy covers every pod
     pdb = _one(docs, "PodDisruptionBudget", "collapse-watch")
     assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # unready pods never block a drain
     assert (
         pdb["spec"]["selector"]["matchLabels"].items()
         <= collector["spec"]["template"]["metadata"]["labels"].items()
