@@ -577,7 +577,10 @@ def serve_metrics(
         Optional[str],
         typer.Option(help="Interface to listen on (default: the config's metrics_host, else 127.0.0.1)."),
     ] = None,
-    port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9108,
+    port: Annotated[
+        Optional[int],
+        typer.Option(min=0, max=65535, help="Port of /metrics (default: the config's metrics_port, else 9108)."),
+    ] = None,
     web_config_file: WebConfigFile = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", "-c", help="Config (for the database URL and schedules).")
@@ -605,7 +608,7 @@ def serve_metrics(
         server = start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)
     except MetricsPortError as exc:
         raise fail(str(exc)) from None
-    log.info("serving http://%s:%d/metrics from %s", host, server.server_port, redact(resolve_url(url)))
+    log.info("serving %s from %s", server.url("/metrics", host), redact(resolve_url(url)))
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -333,11 +333,10 @@ class Collector:
                 sched.start()
                 probe.attach(sched)
                 log.info(
-                    "collecting %s%s; /metrics on http://%s:%d/metrics",
+                    "collecting %s%s; /metrics on %s",
                     ", ".join(sched.model_names) or "nothing (no model has a schedule)",
                     f" under leases as replica {self.leases.holder}" if self.leases else "",
-                    self.config.metrics_host,
-                    server.server_port,
+                    server.url("/metrics", self.config.metrics_host),
                 )
                 if on_started is not None:
                     on_started(sched.model_names, server)
