@@ -579,7 +579,9 @@ def serve_metrics(
     ] = None,
     port: Annotated[
         Optional[int],
-        typer.Option(min=0, max=65535, help="Port of /metrics (default: the config's metrics_port, else 9108)."),
+        typer.Option(
+            min=0, max=65535, help="Port of /metrics (default: the config's metrics_port, else 9108)."
+        ),
     ] = None,
     web_config_file: WebConfigFile = None,
     config: Annotated[

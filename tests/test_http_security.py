@@ -261,7 +261,12 @@ def test_serve_metrics_listens_where_its_config_says_with_tls_and_logs_https(tmp
     config = tmp_path / "config.yml"
     config.write_text(
         json.dumps(
-            {"database_url": url, "metrics_host": "127.0.0.1", "metrics_port": port, "web_config_file": str(web)}
+            {
+                "database_url": url,
+                "metrics_host": "127.0.0.1",
+                "metrics_port": port,
+                "web_config_file": str(web),
+            }
         )
     )
     log = tmp_path / "serve.log"

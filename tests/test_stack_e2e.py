@@ -369,9 +369,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
             checked += 1
             if not _has_data(stack.query(expr, at=now)):
                 failures.append(f"{where}: instant query empty: {expr}")
-            if kind in ("timeseries", "annotation") and not _has_data(
-                stack.query_range(expr, start, now)
-            ):
+            if kind in ("timeseries", "annotation") and not _has_data(stack.query_range(expr, start, now)):
                 failures.append(f"{where}: range query empty: {expr}")
     assert checked > 100
     # the model dashboard's metric choices (its label_values query) are the metrics checked here
