@@ -159,17 +159,26 @@ def score(
 
 
 def store_target(records: list[Record], model: str | None, version: str | None) -> tuple[str, str]:
-    """(model, version) for --store: the options win, else the file's own fields (must be one each)."""
+    """(model, version) for --store: the options win, else the file's own fields (must be one each);
+    each checked by the config's rule for model names and version labels before anything is written."""
+    from collector.config import check_label
+
     resolved = []
     for field, given in (("model", model), ("version", version)):
-        if given:
-            resolved.append(given)
-            continue
-        values = {getattr(r, field) for r in records} - {None}
-        if len(values) != 1:
-            found = ", ".join(sorted(values)) if values else "none"
-            raise fail(f"--store needs --{field}: the file names {len(values)} {field}(s) ({found})")
-        resolved.append(values.pop())
+        where = f"--{field}"
+        if not given:
+            values = {getattr(r, field) for r in records} - {None}
+            if len(values) != 1:
+                found = ", ".join(sorted(values)) if values else "none"
+                raise fail(f"--store needs --{field}: the file names {len(values)} {field}(s) ({found})")
+            given, where = values.pop(), f"the file's {field!r} field"
+        try:
+            resolved.append(check_label(field, given))  # type: ignore[arg-type]
+        except ValueError as exc:
+            shown = given if len(given) <= 60 else given[:60] + "…"
+            raise fail(
+                f"cannot store {field} {shown!r} ({len(given)} characters) from {where}: {exc}"
+            ) from None
     return resolved[0], resolved[1]
 
 
