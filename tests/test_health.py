@@ -248,8 +248,9 @@ def test_a_readiness_probe_logs_nothing_at_info(tmp_path: Path, caplog: pytest.L
         server.server_close()
 
 
+@pytest.mark.parametrize("comes_up", [True, False], ids=["database comes up", "stopped while waiting"])
 def test_run_waits_for_a_database_that_is_down_at_start(
-    own_pg_database: tuple[str, Any], tmp_path: Path
+    own_pg_database: tuple[str, Any], tmp_path: Path, comes_up: bool
 ) -> None:
     """PostgreSQL unreachable when the pod starts (a real proxy refusing every connection): `run`
     does not exit; /healthz is 200, /readyz 503 naming the database; it retries with backoff and
@@ -303,6 +304,10 @@ def test_run_waits_for_a_database_that_is_down_at_start(
         assert body["checks"]["scheduler"] == "not started"
         wait_for("a second try", lambda: "(try 2)" in log.read_text(), timeout=60)
         assert proc.poll() is None
+        if not comes_up:  # SIGTERM while waiting: a clean exit
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+            return
         proxy.restore()
         wait_for(
             "run's /readyz after the database came up", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120
@@ -314,7 +319,8 @@ def test_run_waits_for_a_database_that_is_down_at_start(
         proxy.close()
     text_ = log.read_text()
     assert proc.returncode == 0, text_[-2000:]
-    assert "not usable at start" in text_ and "database reachable and migrated after" in text_
+    assert "not usable at start" in text_
+    assert ("database reachable and migrated after" in text_) == comes_up
 
 
 def test_serve_metrics_waits_for_a_database_that_is_down_at_start(
