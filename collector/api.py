@@ -454,9 +454,15 @@ class History:
     ) -> Recorded:
         """Store ``outputs`` as a completed run of ``version`` of ``model`` and assess it against the
         model's baseline version (the first one, unless set) and the previous version."""
+        from collector.config import check_label
+
         for name, value in (("model", model), ("version", version)):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{name}: expected a non-empty string, got {value!r}")
+            try:
+                check_label(name, value)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         samples = samples_of(outputs, prompts)
         seed = _check_int("seed", seed, 0)
         from collector.scoring import score_batch, scored_identity

@@ -40,6 +40,8 @@ from collector.store.engine import redact_url as redact
 from collector.store.engine import resolve_url
 
 if TYPE_CHECKING:
+    import threading
+
     from collector.config import Config
     from collector.embeddings import Embedder, EmbeddingIdentity
     from collector.service import Collector
@@ -159,17 +161,26 @@ def score(
 
 
 def store_target(records: list[Record], model: str | None, version: str | None) -> tuple[str, str]:
-    """(model, version) for --store: the options win, else the file's own fields (must be one each)."""
+    """(model, version) for --store: the options win, else the file's own fields (must be one each);
+    each checked by the config's rule for model names and version labels before anything is written."""
+    from collector.config import check_label
+
     resolved = []
     for field, given in (("model", model), ("version", version)):
-        if given:
-            resolved.append(given)
-            continue
-        values = {getattr(r, field) for r in records} - {None}
-        if len(values) != 1:
-            found = ", ".join(sorted(values)) if values else "none"
-            raise fail(f"--store needs --{field}: the file names {len(values)} {field}(s) ({found})")
-        resolved.append(values.pop())
+        where = f"--{field}"
+        if not given:
+            values = {getattr(r, field) for r in records} - {None}
+            if len(values) != 1:
+                found = ", ".join(sorted(values)) if values else "none"
+                raise fail(f"--store needs --{field}: the file names {len(values)} {field}(s) ({found})")
+            given, where = values.pop(), f"the file's {field!r} field"
+        try:
+            resolved.append(check_label(field, given))  # type: ignore[arg-type]
+        except ValueError as exc:
+            shown = given if len(given) <= 60 else given[:60] + "…"
+            raise fail(
+                f"cannot store {field} {shown!r} ({len(given)} characters) from {where}: {exc}"
+            ) from None
     return resolved[0], resolved[1]
 
 
@@ -180,18 +191,25 @@ def open_store(database_url: str | None, *, must_exist: bool = False) -> Store:
     the path, rather than a new empty database reported on as if it were the real one.
     """
     from collector import service
+
+    if must_exist:
+        refuse_missing_file(database_url)
+    try:
+        return service.open_store(database_url)
+    except Exception as exc:
+        raise fail(f"cannot open the database {redact(resolve_url(database_url))}: {exc}") from None
+
+
+def refuse_missing_file(database_url: str | None) -> None:
+    """Exit 2 when the URL names a SQLite file that does not exist (read-only commands)."""
     from collector.store.engine import missing_database_file
 
-    missing = missing_database_file(resolve_url(database_url)) if must_exist else None
+    missing = missing_database_file(resolve_url(database_url))
     if missing is not None:
         raise fail(
             f"no database at {missing} (a wrong path or working directory? give --database-url or set "
             "COLLAPSE_WATCH_DATABASE_URL; `collapse-watch db upgrade` creates one)"
         )
-    try:
-        return service.open_store(database_url)
-    except Exception as exc:
-        raise fail(f"cannot open the database {redact(resolve_url(database_url))}: {exc}") from None
 
 
 def store_file_run(
@@ -464,12 +482,12 @@ def load_config_or_fail(path: Path) -> Config:
         raise fail(f"{path}: cannot read the configuration ({exc.strerror})") from None
 
 
-def build_collector(cfg: Config) -> Collector:
+def build_collector(cfg: Config, store: Store | None = None) -> Collector:
     """The configured collector (store migrated, embedder, runner), or a usage error naming the database."""
     from collector.remote_embeddings import EmbeddingError
     from collector.service import Collector
 
-    store = open_store(cfg.database_url)
+    store = store or open_store(cfg.database_url)
     try:
         return Collector.build(cfg, store=store, on_verdict=print_verdict)
     except EmbeddingError as exc:  # e.g. the embedding server's key variable is unset
@@ -527,6 +545,8 @@ def run(
     docs/replicas.md); on SQLite a second `run` on the same file is refused (exit 2).  A config that
     can never collect (an unset key variable, an empty probe file, an address not on this machine, a
     missing checkpoint) is refused before the database is touched (exit 2; `config check` lists it).
+    A database server that does not answer at start (or is at a revision this build does not ship)
+    is waited for, with backoff, while /healthz answers 200 and /readyz 503 saying why.
     SIGTERM, SIGINT and SIGHUP stop it gracefully (runs in flight get `shutdown_grace_seconds`).
     """
     import signal
@@ -538,11 +558,11 @@ def run(
     cfg = load_config_or_fail(config)
     setup_logging(logging.INFO, cfg)
     refuse_fatal_problems(config, cfg)
+    web = str(web_config_file) if web_config_file else None
     try:
-        listener_security(cfg, str(web_config_file) if web_config_file else None)
+        listener_security(cfg, web)
     except MetricsPortError as exc:
         raise fail(str(exc)) from None
-    collector = build_collector(cfg)
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -555,12 +575,14 @@ def run(
         signal.SIGHUP,
     ):  # SIGHUP: a graceful stop (docs/reliability.md)
         signal.signal(sig, on_signal)
+    store, server, probe = open_store_or_wait(cfg, stopped, metrics_port, web)
+    if store is None:  # stopped while the database was down
+        server.shutdown()
+        log.info("stopped")
+        raise typer.Exit(0)
+    collector = build_collector(cfg, store)
     try:
-        collector.serve(
-            stopped,
-            metrics_port=metrics_port,
-            web_config_file=str(web_config_file) if web_config_file else None,
-        )
+        collector.serve(stopped, metrics_port=metrics_port, web_config_file=web, server=server, probe=probe)
     except (AlreadyCollecting, MetricsPortError) as exc:
         raise fail(str(exc)) from None
     # Everything is stored (a run still blocked was marked interrupted). Skip interpreter
@@ -571,41 +593,104 @@ def run(
     os._exit(0)
 
 
+def open_store_or_wait(
+    cfg: Config, stopped: threading.Event, metrics_port: int | None, web: str | None
+) -> tuple[Store | None, Any, Any]:
+    """``run``'s store, migrated. A database server that is down at start is waited for
+    (``service.wait_for_database``) with the HTTP server already up, so /healthz answers 200 and
+    /readyz 503 ("database": "unreachable: ..."); then ``(store or None if stopped, server, probe)``
+    for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
+    from collector import service
+    from collector.health import SchedulerProbe
+    from collector.store.errors import first_line
+
+    url = cfg.database_url
+    try:
+        return service.open_store(url), None, None
+    except Exception as exc:
+        if not service.database_down(exc, url):
+            raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
+        problem = first_line(exc)
+    probe = SchedulerProbe()
+    try:
+        server = service.start_metrics_server(
+            Store(url), cfg, port=metrics_port, scheduler=probe, web_config_file=web
+        )
+    except service.MetricsPortError as exc:
+        raise fail(str(exc)) from None
+    log.warning(
+        "database %s not usable at start (%s): waiting for it; %s answers 503 until it is",
+        redact(resolve_url(url)),
+        problem,
+        server.url("/readyz", cfg.metrics_host),
+    )
+    try:
+        store = service.wait_for_database(url, stopped)
+    except Exception as exc:
+        server.shutdown()
+        raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
+    return store, server, probe
+
+
 @app.command("serve-metrics")
 def serve_metrics(
     host: Annotated[
         Optional[str],
         typer.Option(help="Interface to listen on (default: the config's metrics_host, else 127.0.0.1)."),
     ] = None,
-    port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9108,
+    port: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0, max=65535, help="Port of /metrics (default: the config's metrics_port, else 9108)."
+        ),
+    ] = None,
     web_config_file: WebConfigFile = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", "-c", help="Config (for the database URL and schedules).")
     ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Serve /metrics from the database alone, for setups where collection runs elsewhere."""
+    """Serve /metrics from the database alone, for setups where collection runs elsewhere.
+
+    A database server that does not answer at start is retried with backoff in the background
+    while /metrics, /healthz and /readyz (503 until it answers and is migrated) are served."""
     import threading
 
+    from collector import service
     from collector.config import valid_host
+    from collector.store.errors import first_line
 
     cfg = load_config_or_fail(config) if config else None
     url = database_url or (cfg.database_url if cfg else None)
     setup_logging(logging.INFO, cfg)
-    from collector.service import MetricsPortError, listener_security, start_metrics_server
-
     web = str(web_config_file) if web_config_file else None
     try:
         host = valid_host(host or (cfg.metrics_host if cfg else "127.0.0.1"))
-        listener_security(cfg, web)  # a bad web config or token is refused before the database is opened
-    except (ValueError, MetricsPortError) as exc:
+        service.listener_security(
+            cfg, web
+        )  # a bad web config or token is refused before the database is opened
+    except (ValueError, service.MetricsPortError) as exc:
         raise fail(str(exc)) from None
-    store = open_store(url, must_exist=True)
+    refuse_missing_file(url)
+    down = None
     try:
-        server = start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)
-    except MetricsPortError as exc:
+        store = service.open_store(url)
+    except Exception as exc:
+        if not service.database_down(exc, url):
+            raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
+        store, down = Store(url), first_line(exc)
+    try:
+        server = service.start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)
+    except service.MetricsPortError as exc:
         raise fail(str(exc)) from None
-    log.info("serving http://%s:%d/metrics from %s", host, server.server_port, redact(resolve_url(url)))
+    log.info("serving %s from %s", server.url("/metrics", host), redact(resolve_url(url)))
+    if down is not None:
+        log.warning(
+            "database not usable at start (%s): waiting for it; /readyz answers 503 until it is", down
+        )
+        threading.Thread(
+            target=service.wait_for_database, args=(url, threading.Event()), name="wait-db", daemon=True
+        ).start()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

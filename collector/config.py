@@ -28,9 +28,12 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -261,6 +264,42 @@ class Decoding(_Strict):
 # --- models --------------------------------------------------------------------------------------
 
 
+def _model_name(v: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*", v):
+        raise ValueError(f"invalid model name {v!r} (letters, digits and _.:/@+- only)")
+    return v
+
+
+def _printable(v: str) -> str:
+    bad = next((i for i, c in enumerate(v) if ord(c) < 32 or 0x7F <= ord(c) < 0xA0), None)
+    if bad is not None:
+        raise ValueError(
+            f"control character {v[bad]!r} at index {bad} (a label is shown and exported as text)"
+        )
+    return v
+
+
+# The labels the store keeps (LABEL_MAX characters a column): the config, `score --store` and the
+# API's History.record all validate them with these types (check_label), before anything is written.
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=LABEL_MAX), AfterValidator(_model_name)]
+VersionLabel = Annotated[
+    str, StringConstraints(min_length=1, max_length=LABEL_MAX), AfterValidator(_printable)
+]
+_LABEL_TYPES: dict[str, TypeAdapter[str]] = {
+    "model": TypeAdapter(ModelName),
+    "version": TypeAdapter(VersionLabel),
+}
+
+
+def check_label(kind: Literal["model", "version"], value: str) -> str:
+    """``value`` as a model name or version label the store takes, else ValueError saying why (the
+    config's own rule for ``models[].name`` / ``version``, e.g. its limit of LABEL_MAX characters)."""
+    try:
+        return _LABEL_TYPES[kind].validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(_message(exc.errors(include_url=False)[0])) from None
+
+
 PULL_SOURCE_TYPES = ("jsonl", "sql")
 PULL_MIN_SAMPLES = 2
 
@@ -268,9 +307,9 @@ PULL_MIN_SAMPLES = 2
 class ModelConfig(_Strict):
     """One watched model: where its outputs come from and how they are scored."""
 
-    name: str = Field(min_length=1, max_length=LABEL_MAX)
+    name: ModelName
     source: SourceConfig
-    version: str | None = Field(None, min_length=1, max_length=LABEL_MAX)
+    version: VersionLabel | None = None
     version_from: str = "config"
     schedule: Schedule | None = None
     samples_per_prompt: int = Field(4, ge=1)
@@ -278,18 +317,11 @@ class ModelConfig(_Strict):
     decoding: Decoding = Field(default_factory=Decoding)
     metrics: list[str] | Literal["default"] = "default"
     min_samples: int | None = Field(None, ge=1)
-    baseline_version: str | None = Field(None, min_length=1, max_length=LABEL_MAX)
+    baseline_version: VersionLabel | None = None
     # issue #11: a run's wall-clock budget, and how many samples one run scores at most (pull sources:
     # a uniform reservoir per version; every line is still stored). See docs/reliability.md.
     run_timeout_seconds: float | None = Field(None, gt=0)
     max_scored_samples: int = Field(5000, ge=10)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*", v):
-            raise ValueError(f"invalid model name {v!r} (letters, digits and _.:/@+- only)")
-        return v
 
     @field_validator("version_from")
     @classmethod

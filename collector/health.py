@@ -57,12 +57,42 @@ def head_revision() -> str:
     return head()
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """Every revision this build ships: a database at any other one was migrated by a newer image."""
+    from alembic.script import ScriptDirectory
+
+    from collector.store.migrate import alembic_config
+
+    return frozenset(s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
 def database_revision(store: Store) -> str:
-    """The database's Alembic revision ('none' when unmigrated); raises when it cannot be reached."""
-    from alembic.runtime.migration import MigrationContext
+    """The database's Alembic revision ('none' when unmigrated); raises when it cannot be reached.
+
+    Read from Alembic's version table directly: ``MigrationContext.configure`` logs two INFO lines
+    per call, which every probe would add to the log.
+    """
+    from sqlalchemy import inspect, text
 
     with store.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() or "none"
+        if not inspect(conn).has_table("alembic_version"):
+            return "none"
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return ",".join(sorted(rows)) or "none"
+
+
+def schema_state(revision: str) -> str:
+    """'ok' at this build's head, else what is wrong and what to do about it."""
+    want = head_revision()
+    if revision == want:
+        return "ok"
+    if revision != "none" and revision not in known_revisions():
+        return (
+            f"database at revision {revision}, newer than this image's migrations (head {want}): "
+            "deploy the newer image"
+        )
+    return f"at revision {revision}, this collapse-watch needs {want}: run `collapse-watch db upgrade`"
 
 
 def liveness() -> Answer:
@@ -79,12 +109,7 @@ def readiness(store: Store, scheduler: SchedulerProbe | None = None) -> Answer:
         checks["database"] = f"unreachable: {first_line(exc)}"
     else:
         checks["database"] = "ok"
-        want = head_revision()
-        checks["schema"] = (
-            "ok"
-            if revision == want
-            else f"at revision {revision}, this collapse-watch needs {want}: run `collapse-watch db upgrade`"
-        )
+        checks["schema"] = schema_state(revision)
     if scheduler is not None:
         checks["scheduler"] = scheduler.state()
     ready = checks.get("schema") == "ok" and all(v == "ok" for v in checks.values())

@@ -340,6 +340,13 @@ class HttpServer(socketserver.TCPServer):
     def server_port(self) -> int:
         return int(self.server_address[1])
 
+    def url(self, path: str = "/metrics", host: str | None = None) -> str:
+        """Where ``path`` is served: ``https://`` when TLS is on, the listening address unless ``host``."""
+        host = host or str(self.server_address[0])
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.server_port}{path}"
+
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
         if self.tls is not None:

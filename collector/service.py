@@ -66,6 +66,56 @@ def open_store(url: str | None) -> Store:
     return Store(url)
 
 
+RETRY_FIRST_SECONDS = 1.0  # the first wait for a database that did not answer at start
+RETRY_MOST_SECONDS = 30.0  # the longest, after doubling
+
+
+def database_down(exc: BaseException, url: str | None) -> bool:
+    """Whether ``exc`` (from opening ``url``) is a database server that cannot be reached, or is at
+    a revision this build does not ship, rather than a mistake in the configuration: a server
+    database only (a SQLite file that cannot be opened is a wrong path, not an outage)."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from collector.store.engine import resolve_url
+
+    if resolve_url(url).startswith("sqlite"):
+        return False
+    return isinstance(exc, (OperationalError, InterfaceError, CommandError))
+
+
+def wait_for_database(url: str | None, stopped: threading.Event) -> Store | None:
+    """``open_store(url)``, retried with backoff (``RETRY_FIRST_SECONDS`` doubling up to
+    ``RETRY_MOST_SECONDS``) while the database is down (``database_down``); each failed try is one
+    warning. None when ``stopped`` is set first. Any other error is raised at once."""
+    from collector.store.errors import first_line
+
+    delay = RETRY_FIRST_SECONDS
+    attempt = 0
+    while not stopped.is_set():
+        try:
+            store = open_store(url)
+        except Exception as exc:
+            if not database_down(exc, url):
+                raise
+            attempt += 1
+            log.warning(
+                "database not usable yet (try %d): %s; trying again in %gs", attempt, first_line(exc), delay
+            )
+        else:
+            if attempt:
+                log.info(
+                    "database reachable and migrated after %d failed tr%s",
+                    attempt,
+                    "y" if attempt == 1 else "ies",
+                )
+            return store
+        if stopped.wait(delay):
+            break
+        delay = min(delay * 2, RETRY_MOST_SECONDS)
+    return None
+
+
 def assess_after_run(
     store: Store,
     model: str,
@@ -303,6 +353,8 @@ class Collector:
         web_config_file: str | None = None,
         job: RunModel | None = None,
         on_started: Callable[[list[str], Any], None] | None = None,
+        server: Any = None,
+        probe: SchedulerProbe | None = None,
     ) -> bool:
         """``collapse-watch run``: schedule every model, serve /metrics, prune hourly, until ``stopped``.
 
@@ -310,7 +362,9 @@ class Collector:
         holds it); on PostgreSQL every scheduled run goes through the model's lease.
 
         ``job`` replaces the plain scheduled run (the demo's deployments); ``on_started(models,
-        server)`` is called once the scheduler and the server are up.
+        server)`` is called once the scheduler and the server are up. ``server`` and ``probe``: a
+        metrics server already started (``run`` starts one first when the database was down at
+        start, so the probes answer meanwhile) and the scheduler probe its ``/readyz`` checks.
 
         Once ``stopped`` is set, runs in flight get ``shutdown_grace_seconds`` to finish; a run
         still blocked then is marked interrupted and ``False`` is returned: the caller should end
@@ -324,20 +378,20 @@ class Collector:
             run_model = job or (lambda m, stop: self.runner.run(m, stop))
             if self.leases is not None:
                 run_model = leased(self.leases, run_model, on_claimed=lambda _m: self.mark_interrupted())
-            probe = SchedulerProbe()  # /readyz: not ready until the scheduler runs
-            server = self.start_metrics_server(
-                port=metrics_port, scheduler=probe, web_config_file=web_config_file
-            )
+            if server is None or probe is None:
+                probe = SchedulerProbe()  # /readyz: not ready until the scheduler runs
+                server = self.start_metrics_server(
+                    port=metrics_port, scheduler=probe, web_config_file=web_config_file
+                )
             sched = CollectorScheduler(self.config, run_model, aligned=self.leases is not None)
             try:
                 sched.start()
                 probe.attach(sched)
                 log.info(
-                    "collecting %s%s; /metrics on http://%s:%d/metrics",
+                    "collecting %s%s; /metrics on %s",
                     ", ".join(sched.model_names) or "nothing (no model has a schedule)",
                     f" under leases as replica {self.leases.holder}" if self.leases else "",
-                    self.config.metrics_host,
-                    server.server_port,
+                    server.url("/metrics", self.config.metrics_host),
                 )
                 if on_started is not None:
                     on_started(sched.model_names, server)

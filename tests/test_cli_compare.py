@@ -139,3 +139,56 @@ def test_shorter_outputs_alone_are_not_collapse(tmp_path: Path) -> None:
     assert doc["verdict"] != "collapse_suspected" and code != 1, doc["reasons"]
     length = next(r for r in doc["metrics"] if (r["metric"], r["scope"]) == ("length_mean", "within"))
     assert length["relative_change"] < -0.4  # the change really was in length
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["--model", "bot", "--version", "v" * 201],
+            ["version", "--version", "201 characters", "at most 200"],
+        ),
+        (
+            ["--model", "bot", "--version", "v1\x1b[31m"],
+            ["version", "--version", "control character '\\x1b'"],
+        ),
+        (["--model", "m" * 201, "--version", "v1"], ["model", "--model", "at most 200"]),
+    ],
+    ids=["version too long", "control character", "model too long"],
+)
+def test_score_store_refuses_a_label_the_store_cannot_take_before_writing(
+    tmp_path: Path, args: list[str], says: list[str]
+) -> None:
+    """The config's label rule (check_label) applies to `score --store`: exit 2 naming the label,
+    where it came from and the limit, and nothing is written (not even a database file)."""
+    db = tmp_path / "h.db"
+    proc = cli(
+        "score",
+        str(DATA / "series_v1.jsonl"),
+        "--store",
+        "--no-embeddings",
+        *args,
+        "--database-url",
+        f"sqlite:///{db}",
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert err.startswith("error: cannot store ") and "Traceback" not in proc.stderr
+    for text in says:
+        assert text in err, err
+    assert not db.exists()
+
+
+def test_score_store_checks_the_files_own_version_label(tmp_path: Path) -> None:
+    data = tmp_path / "outputs.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"prompt": "p", "output": f"o{i}", "model": "bot", "version": "v\t1"}) + "\n"
+            for i in range(4)
+        )
+    )
+    db = tmp_path / "h.db"
+    proc = cli("score", str(data), "--store", "--no-embeddings", "--database-url", f"sqlite:///{db}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "the file's 'version' field" in proc.stderr and "control character '\\t'" in proc.stderr
+    assert not db.exists()

@@ -8,6 +8,7 @@ scheduler check runs a real ``CollectorScheduler``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from collector.config import Config
 from collector.health import SchedulerProbe, readiness
 from collector.scheduler import CollectorScheduler
 from collector.store import Store
-from collector.store.migrate import downgrade, head, upgrade
+from collector.store.migrate import current, downgrade, head, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +210,143 @@ def test_run_is_ready_with_its_scheduler_and_alive_on_one_port(tmp_path: Path) -
     finally:
         stop(proc)
     assert proc.returncode == 0, log.read_text()[-2000:]
+
+
+def test_readyz_says_deploy_the_newer_image_when_the_database_is_ahead(tmp_path: Path) -> None:
+    """A database migrated by a newer release (a revision this build does not ship) is not fixed by
+    `db upgrade`: the advice names both revisions and says to deploy the newer image."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    store = Store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f0f0f0f0_from_the_future'"))
+    status, body = readiness(store)
+    assert status == 503 and body["checks"]["database"] == "ok"
+    assert body["checks"]["schema"] == (
+        f"database at revision f0f0f0f0_from_the_future, newer than this image's migrations "
+        f"(head {head()}): deploy the newer image"
+    )
+    assert "db upgrade" not in body["checks"]["schema"]
+
+
+def test_a_readiness_probe_logs_nothing_at_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Kubelet probes /readyz every few seconds: a probe must not add log lines (Alembic's
+    'Context impl ...' / 'Will assume ... DDL' were two per probe)."""
+    from collector.metrics_server import serve_store_metrics
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    server = serve_store_metrics(Store(url), host="127.0.0.1", port=0)
+    try:
+        caplog.clear()
+        caplog.set_level(logging.DEBUG)
+        for _ in range(3):
+            assert probe(f"http://127.0.0.1:{server.server_port}/readyz")[0] == 200
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("comes_up", [True, False], ids=["database comes up", "stopped while waiting"])
+def test_run_waits_for_a_database_that_is_down_at_start(
+    own_pg_database: tuple[str, Any], tmp_path: Path, comes_up: bool
+) -> None:
+    """PostgreSQL unreachable when the pod starts (a real proxy refusing every connection): `run`
+    does not exit; /healthz is 200, /readyz 503 naming the database; it retries with backoff and
+    becomes ready, migrating and scheduling, once the database answers."""
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    url, _admin = own_pg_database
+    real = make_url(url)
+    proxy = TcpProxy(real.port or 5432)
+    proxy.cut()  # every connection refused from the start
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": real.set(port=proxy.port).render_as_string(hide_password=False),
+                "metrics_host": "127.0.0.1",
+                "metrics_port": port,
+                "models": [
+                    {
+                        "name": "bot",
+                        "source": {"type": "jsonl", "path": str(tmp_path / "outputs.jsonl")},
+                        "schedule": {"every": "1h"},
+                    }
+                ],
+            }
+        )
+    )
+    (tmp_path / "outputs.jsonl").write_text("")
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert proc.poll() is None, f"run exited {proc.returncode}:\n{log.read_text()[-2000:]}"
+        try:
+            return probe(f"{base}/healthz")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for("run's /healthz while the database is down", answers, timeout=120)
+        status, body = probe(f"{base}/readyz")
+        assert status == 503 and body["checks"]["database"].startswith("unreachable: "), body
+        assert body["checks"]["scheduler"] == "not started"
+        wait_for("a second try", lambda: "(try 2)" in log.read_text(), timeout=60)
+        assert proc.poll() is None
+        if not comes_up:  # SIGTERM while waiting: a clean exit
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+            return
+        proxy.restore()
+        wait_for(
+            "run's /readyz after the database came up", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120
+        )
+        assert probe(f"{base}/readyz")[1]["checks"] == {"database": "ok", "schema": "ok", "scheduler": "ok"}
+        assert current(url) == head()  # it migrated once the database answered
+    finally:
+        stop(proc)
+        proxy.close()
+    text_ = log.read_text()
+    assert proc.returncode == 0, text_[-2000:]
+    assert "not usable at start" in text_
+    assert ("database reachable and migrated after" in text_) == comes_up
+
+
+def test_serve_metrics_waits_for_a_database_that_is_down_at_start(
+    own_pg_database: tuple[str, Any], tmp_path: Path
+) -> None:
+    """The exporter's pod likewise: served while PostgreSQL refuses, ready once it answers."""
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    url, _admin = own_pg_database
+    real = make_url(url)
+    proxy = TcpProxy(real.port or 5432)
+    proxy.cut()
+    log = tmp_path / "server.log"
+    proc, base = start_server(
+        real.set(port=proxy.port).render_as_string(hide_password=False), log, "serve-metrics"
+    )
+    try:
+        status, body = probe(f"{base}/readyz")
+        assert status == 503 and body["checks"]["database"].startswith("unreachable: "), body
+        proxy.restore()
+        wait_for(
+            "/readyz 200 once the database answers", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120
+        )
+        assert current(url) == head()
+    finally:
+        stop(proc)
+        proxy.close()
+    assert "not usable at start" in log.read_text()

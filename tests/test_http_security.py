@@ -236,3 +236,62 @@ def test_an_over_long_line_is_quarantined_with_its_size(tmp_path: Path) -> None:
     assert "over max_line_bytes (1024)" in (bad.error or "") and bad.location == f"{log}:2"
     assert len(bad.excerpt or "") <= 200
     assert list(src.pull()) == []  # position is past all three lines
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_serve_metrics_listens_where_its_config_says_with_tls_and_logs_https(tmp_path: Path) -> None:
+    """`serve-metrics --config FILE` takes the config's metrics_port, metrics_host and
+    web_config_file (no --port, --host or --web.config.file given), and its start-up line names
+    the https:// address it serves."""
+    import os
+    import sys
+
+    from ops_stack import free_port, wait_for
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    web = tmp_path / "web.yml"
+    web.write_text(json.dumps({"tls_server_config": {"cert_file": "c.pem", "key_file": "k.pem"}}))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    migrated_store(url)
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": url,
+                "metrics_host": "127.0.0.1",
+                "metrics_port": port,
+                "web_config_file": str(web),
+            }
+        )
+    )
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "serve-metrics", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=dict(os.environ),
+    )
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "c.pem"))
+    ctx.check_hostname = False
+
+    def healthy() -> bool:
+        try:
+            return call(f"https://127.0.0.1:{port}/healthz", ctx=ctx)[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for("serve-metrics on the config's port, over TLS", healthy, timeout=60)
+        status, body = call(f"https://127.0.0.1:{port}/metrics", ctx=ctx)
+        assert status == 200 and b"collapse_watch_up" in body
+        wait_for("the start-up line", lambda: "serving " in log.read_text())
+        assert f"serving https://127.0.0.1:{port}/metrics from " in log.read_text()
+        assert "http://" not in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,19 @@ from collector.health import HEALTH_PATHS
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "deploy" / "kubernetes"
-OVERLAYS = {"base": KUBE / "base", "embedding-server": KUBE / "overlays" / "embedding-server"}
+OVERLAYS = {
+    "base": KUBE / "base",
+    "embedding-server": KUBE / "overlays" / "embedding-server",
+    "example": KUBE / "overlays" / "example",
+}
+# What an overlay of the user's makes of the base and the components: written to a scratch
+# kustomization (namespace and labels as the shipped overlays set them) and rendered like the rest.
+COMPOSED = {
+    "base+tls": ("base", ["tls"]),
+    "embedding-server+tls+example-secrets": ("overlays/embedding-server", ["tls", "example-secrets"]),
+}
+RENDERED = [*OVERLAYS, *COMPOSED]
+ALERTMANAGER = KUBE / "alertmanager" / "alertmanager.yml"
 RULES = ROOT / "dashboards" / "prometheus" / "rules" / "collapse-watch.rules.yml"
 DASHBOARDS = sorted((ROOT / "dashboards" / "grafana" / "dashboards").glob("*.json"))
 SCHEMAS = Path(__file__).resolve().parent / "data" / "schemas"
@@ -50,15 +65,34 @@ RENDER = load_module(ROOT / "scripts" / "render_k8s.py")
 # --- rendering ---------------------------------------------------------------------------------
 
 
+def _composed(name: str) -> Path:
+    """A scratch kustomization: ``COMPOSED[name]``'s resource plus its components (relative paths:
+    kustomize refuses absolute ones)."""
+    resource, components = COMPOSED[name]
+    folder = Path(tempfile.mkdtemp(prefix="cw-kustomize-"))
+    up = Path(os.path.relpath(KUBE, folder))
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "collapse-watch",
+        "labels": [{"pairs": {"app.kubernetes.io/part-of": "collapse-watch"}}],
+        "resources": [str(up / resource)],
+        "components": [str(up / "components" / c) for c in components],
+    }
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(doc))
+    return folder
+
+
 @cache
 def _render(name: str) -> tuple[dict[str, Any], ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot render the kustomizations (it ships with the CI image)")
+    folder = OVERLAYS[name] if name in OVERLAYS else _composed(name)
     res = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAYS[name])], capture_output=True, text=True, timeout=120, check=False
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120, check=False
     )
-    assert res.returncode == 0, f"kubectl kustomize {OVERLAYS[name]} failed:\n{res.stderr}"
+    assert res.returncode == 0, f"kubectl kustomize {name} ({folder}) failed:\n{res.stderr}"
     return tuple(d for d in yaml.safe_load_all(res.stdout) if d)
 
 
@@ -72,7 +106,7 @@ def _container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.parametrize("name", OVERLAYS)
+@pytest.mark.parametrize("name", RENDERED)
 def test_every_kustomization_renders_into_one_namespace(name: str) -> None:
     docs = _render(name)
     kinds = {d["kind"] for d in docs}
@@ -83,7 +117,6 @@ def test_every_kustomization_renders_into_one_namespace(name: str) -> None:
         "ServiceMonitor",
         "PrometheusRule",
         "ConfigMap",
-        "Secret",
     } <= kinds
     assert {"NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "Namespace"} <= kinds
     for d in docs:
@@ -134,7 +167,7 @@ def schema_errors(obj: dict[str, Any]) -> list[str]:
     return errors
 
 
-@pytest.mark.parametrize("name", OVERLAYS)
+@pytest.mark.parametrize("name", RENDERED)
 def test_every_object_validates_against_its_schema(name: str) -> None:
     failures = {
         f"{d['kind']}/{d['metadata']['name']}": errs for d in _render(name) if (errs := schema_errors(d))
@@ -238,7 +271,7 @@ PODS = {  # (kind, name) -> the container that runs the image
 }
 
 
-@pytest.mark.parametrize("name", OVERLAYS)
+@pytest.mark.parametrize("name", RENDERED)
 def test_containers_run_as_the_image_user_read_only_with_probes_on_the_health_paths(name: str) -> None:
     image = dockerfile()
     docs = _render(name)
@@ -261,9 +294,15 @@ def test_containers_run_as_the_image_user_read_only_with_probes_on_the_health_pa
             continue
         (port,) = container["ports"]
         assert port["containerPort"] == image["expose"]
-        assert container["readinessProbe"]["httpGet"] == {"path": image["health_path"], "port": port["name"]}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
-        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+        # with components/tls the listener speaks TLS only: every probe must say HTTPS
+        scheme = {"scheme": "HTTPS"} if "tls" in name else {}
+        assert container["readinessProbe"]["httpGet"] == {
+            "path": image["health_path"],
+            "port": port["name"],
+            **scheme,
+        }
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"], **scheme}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"], **scheme}
         assert {"/healthz", image["health_path"]} <= set(HEALTH_PATHS)
     collector = _one(docs, "Deployment", "collapse-watch")
     pod = collector["spec"]["template"]["spec"]
@@ -276,7 +315,7 @@ def _config(docs: tuple[dict[str, Any], ...]) -> Any:
     return parse_config(config_map["data"]["config.yml"], source=config_map["metadata"]["name"])
 
 
-@pytest.mark.parametrize("name", OVERLAYS)
+@pytest.mark.parametrize("name", RENDERED)
 def test_config_service_and_servicemonitor_agree(name: str) -> None:
     docs = _render(name)
     cfg = _config(docs)
@@ -319,6 +358,7 @@ def test_config_service_and_servicemonitor_agree(name: str) -> None:
     # the PodDisruptionBudget keeps one collector through a drain; the NetworkPolicy covers every pod
     pdb = _one(docs, "PodDisruptionBudget", "collapse-watch")
     assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # unready pods never block a drain
     assert (
         pdb["spec"]["selector"]["matchLabels"].items()
         <= collector["spec"]["template"]["metadata"]["labels"].items()
@@ -331,15 +371,168 @@ def test_config_service_and_servicemonitor_agree(name: str) -> None:
         )
 
 
-def test_secrets_are_placeholders_the_pods_read() -> None:
+DOCS = ROOT / "docs" / "kubernetes.md"
+
+
+@pytest.mark.parametrize("name", ["base", "embedding-server", "base+tls"])
+def test_the_base_makes_no_secret(name: str) -> None:
+    """An apply of the base (or an overlay built on it without components/example-secrets) must never
+    overwrite the Secrets the user created: it renders none, placeholder or other."""
+    secrets = [d["metadata"]["name"] for d in _render(name) if d["kind"] == "Secret"]
+    assert secrets == []
+    assert "CHANGE-ME" not in json.dumps(_render(name))
+
+
+def _secret_refs(docs: tuple[dict[str, Any], ...]) -> dict[str, set[str]]:
+    """Secret name -> the keys the pods read from it (env, volume items; a whole-Secret volume: '*')."""
+    refs: dict[str, set[str]] = {}
+    for d in docs:
+        if d["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = d["spec"]["template"]["spec"]
+        for c in pod["containers"]:
+            for e in c.get("env", []):
+                if ref := e.get("valueFrom", {}).get("secretKeyRef"):
+                    refs.setdefault(ref["name"], set()).add(ref["key"])
+        for v in pod.get("volumes", []):
+            if secret := v.get("secret"):
+                keys = {i["key"] for i in secret.get("items", [])} or {"*"}
+                refs.setdefault(secret["secretName"], set()).update(keys)
+    return refs
+
+
+def _documented_secrets() -> dict[str, set[str]]:
+    """Secret name -> keys, from the `kubectl create secret generic` commands of docs/kubernetes.md."""
+    text = DOCS.read_text().replace("\\\n", " ")
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        m = re.search(r"kubectl -n collapse-watch create secret generic (\S+)(.*)", line)
+        if m:
+            keys = re.findall(r"--from-(?:literal|file)=([\w.-]+?)(?:=|\s|$)", m.group(2) + " ")
+            out.setdefault(m.group(1), set()).update(keys)
+    return out
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_the_secrets_the_pods_read_are_the_ones_the_docs_and_the_example_make(name: str) -> None:
+    refs = _secret_refs(_render(name))
+    assert {"collapse-watch-credentials", "collapse-watch-web-config"} <= set(refs)
+    documented = _documented_secrets()
+    example = {
+        d["metadata"]["name"]: set(d.get("data", {})) | set(d.get("stringData", {}))
+        for d in _render("example")
+        if d["kind"] == "Secret"
+    }
+    for secret, keys in refs.items():
+        assert secret in documented, f"docs/kubernetes.md does not say how to create Secret {secret}"
+        wanted = keys - {"*"}
+        assert wanted <= documented[secret], (secret, wanted - documented[secret])
+        if secret != "collapse-watch-tls":  # made by cert-manager or by hand, never by an example
+            assert wanted <= example[secret], (secret, wanted - example[secret])
+    assert (
+        documented["collapse-watch-web-config"] == {"web-config.yml"} == example["collapse-watch-web-config"]
+    )
+    credentials = next(d for d in _render("example") if d["metadata"]["name"] == "collapse-watch-credentials")
+    assert "CHANGE-ME" in base64.b64decode(credentials["data"]["database-url"]).decode()  # placeholders
+
+
+def _mounted_secret(deployment: dict[str, Any], container: str, path: str) -> tuple[str, str]:
+    """(Secret name, key) of the file ``path`` in ``container``, through its volume mounts."""
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in _container(deployment, container)["volumeMounts"]:
+        folder = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(folder) and "subPath" not in mount:
+            secret = volumes[mount["name"]]["secret"]
+            rest = path[len(folder) :]
+            items = {i["path"]: i["key"] for i in secret.get("items", [])}
+            return secret["secretName"], items[rest] if items else rest
+    raise AssertionError(f"{path} is not mounted in {container}")
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_the_config_reads_the_web_config_and_the_alert_token_from_the_mounted_secrets(name: str) -> None:
+    """The config's web_config_file and alert_receiver.bearer_token_file are files of the Secrets,
+    mounted in both Deployments (the config is shared, and `run` reads the token at start too)."""
+    docs = _render(name)
+    cfg = _config(docs)
+    assert cfg.web_config_file and cfg.alert_receiver.bearer_token_file
+    for deployment, container in (("collapse-watch", "collector"), ("collapse-watch-exporter", "exporter")):
+        d = _one(docs, "Deployment", deployment)
+        assert _mounted_secret(d, container, cfg.web_config_file) == (
+            "collapse-watch-web-config",
+            "web-config.yml",
+        )
+        assert _mounted_secret(d, container, cfg.alert_receiver.bearer_token_file) == (
+            "collapse-watch-credentials",
+            "alert-receiver-token",
+        )
+        if "tls" in name:  # the web config's certificate paths (docs/kubernetes.md) are mounted
+            assert _mounted_secret(d, container, "/etc/collapse-watch/tls/tls.crt") == (
+                "collapse-watch-tls",
+                "tls.crt",
+            )
+            assert _mounted_secret(d, container, "/etc/collapse-watch/tls/tls.key") == (
+                "collapse-watch-tls",
+                "tls.key",
+            )
+
+
+@pytest.mark.parametrize("name", [n for n in RENDERED if "tls" in n])
+def test_with_tls_prometheus_scrapes_https_and_checks_the_certificate(name: str) -> None:
+    docs = _render(name)
+    service = _one(docs, "Service", "collapse-watch")
+    (endpoint,) = _one(docs, "ServiceMonitor", "collapse-watch")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    tls = endpoint["tlsConfig"]
+    assert tls["ca"] == {"secret": {"name": "collapse-watch-tls", "key": "ca.crt"}}
+    assert tls["serverName"] == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    assert not tls.get("insecureSkipVerify")
+    web = re.search(r"tls_server_config:\n\s+cert_file: (\S+)\n\s+key_file: (\S+)", DOCS.read_text())
+    assert web and web.groups() == ("/etc/collapse-watch/tls/tls.crt", "/etc/collapse-watch/tls/tls.key")
+
+
+def test_alertmanager_posts_to_the_exporter_with_the_token(tmp_path: Path) -> None:
+    """The Alertmanager side (deploy/kubernetes/alertmanager/alertmanager.yml) passes `amtool
+    check-config`, posts to the Service's /alerts, and reads its token from the Secret the docs'
+    AlertmanagerConfig and `kubectl create secret` name, where the operator mounts Secrets."""
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian: prometheus-alertmanager)")
+    res = subprocess.run(
+        [amtool, "check-config", str(ALERTMANAGER)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
     docs = _render("base")
-    credentials = _one(docs, "Secret", "collapse-watch-credentials")
-    assert "CHANGE-ME" in credentials["stringData"]["database-url"]
-    env = {e["name"]: e for e in _container(_one(docs, "Deployment", "collapse-watch"), "collector")["env"]}
-    ref = env["COLLAPSE_WATCH_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "collapse-watch-credentials", "key": "database-url"}
-    assert env["OPENAI_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] in credentials["stringData"]
-    assert _one(docs, "Secret", "collapse-watch-web-config")["stringData"]["web-config.yml"]
+    service = _one(docs, "Service", "collapse-watch")
+    (port,) = service["spec"]["ports"]
+    url = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port['port']}/alerts"
+    am = yaml.safe_load(ALERTMANAGER.read_text())
+    (hook,) = next(r for r in am["receivers"] if r["name"] == am["route"]["receiver"])["webhook_configs"]
+    assert hook["url"] == url
+    auth = hook["http_config"]["authorization"]
+    m = re.fullmatch(r"/etc/alertmanager/secrets/([\w.-]+)/([\w.-]+)", auth["credentials_file"])
+    assert auth["type"] == "Bearer" and m
+    secret, key = m.groups()
+    text = DOCS.read_text()
+    assert re.search(rf"kubectl -n monitoring create secret generic {secret} \\\n\s+--from-file={key}=", text)
+    # the operator's AlertmanagerConfig (docs): in the collapse-watch namespace (it matches that
+    # namespace's alerts), reading the very Secret key the collectors mount as their token
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "kind: AlertmanagerConfig" in b]
+    amc = yaml.safe_load(block)
+    assert amc["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+    assert amc["metadata"]["namespace"] == service["metadata"]["namespace"]
+    (receiver,) = amc["spec"]["receivers"]
+    (webhook,) = receiver["webhookConfigs"]
+    assert webhook["url"] == url and amc["spec"]["route"]["receiver"] == receiver["name"]
+    assert webhook["sendResolved"] is True
+    token = _one(docs, "Deployment", "collapse-watch-exporter")
+    bearer = _config(docs).alert_receiver.bearer_token_file
+    name, key_ = _mounted_secret(token, "exporter", bearer)
+    assert webhook["httpConfig"]["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": name, "key": key_},
+    }
 
 
 def test_embedding_server_overlay_points_the_torch_free_collector_at_infinity() -> None:
