@@ -524,3 +524,36 @@ def test_lone_surrogates_a_tokenizer_decodes_are_stored_as_replacement_character
     outputs = [s.output for s in callback.watch.history.store.run_samples(check.recorded.run_id)]
     assert len(outputs) == 40 and all(o.endswith(" \ufffd") for o in outputs)
     assert "hold 40 lone surrogate(s)" in caplog.text
+
+
+# ---------------------------------------------------------------- distributed training
+
+
+@pytest.mark.slow
+def test_in_ddp_process_zero_records_and_every_rank_stops_at_the_same_step(tmp_path: Path) -> None:
+    """Two CPU processes (gloo) fine-tune the tiny Llama under torch.distributed.run: only rank 0
+    samples and records, and rank 1 takes its stop decision, so neither waits for the other."""
+    import os
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'history.db'}"
+    root = Path(__file__).resolve().parent.parent
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run(
+        [*launch, str(root / "tests" / "ddp_watch.py"), str(tmp_path), db],
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    zero, one = (json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1))
+    assert zero["world_size"] == one["world_size"] == 2
+    assert zero["checks"][0] == [0, "ok"] and zero["checks"][-1][1] == "collapse_suspected"
+    stopped_at = zero["checks"][-1][0]
+    assert zero["global_step"] == one["global_step"] == stopped_at < 60  # the same stop on both ranks
+    assert one["checks"] == [] and not one["opened_history"]  # rank 1 neither sampled nor stored
+    assert "process zero" in one["stop_reason"] and "stopped training at step" in zero["stop_reason"]
+    runs = history_runs(db, "tiny-ddp")
+    assert [v for v, _ in runs] == [f"ddp/step-{s}" for s, _ in zero["checks"]]  # each check once
