@@ -579,7 +579,7 @@ class History:
 
             logging.getLogger("collapse_watch").warning(
                 "collapse-watch: run(s) %s stay 'running' (the database still refuses to close them: %s); "
-                "the next collector start marks them interrupted",
+                "a later recording or collector start marks them interrupted once they are stale",
                 sorted(self.unclosed),
                 exc,
             )
