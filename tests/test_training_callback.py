@@ -373,6 +373,12 @@ def test_two_training_runs_of_one_model_never_share_a_version(tmp_path: Path) ->
     ):
         watched_run(tmp_path / "d", data, lr=1e-3, steps=2, every_steps=2, db=db, run_name="sft-1")
     assert len(history_runs(db, "tiny")) == 8  # nothing of the refused run was stored
+    # the trainer's run name is no promise of a new run: taken, it becomes name-2
+    again, _, _ = watched_run(
+        tmp_path / "e", data, lr=1e-3, steps=2, every_steps=2, db=db, stop_on=None, args_run_name="sft-1"
+    )
+    assert again.watch.run == "sft-1-2"
+    assert [v for v, _ in history_runs(db, "tiny")][-2:] == ["sft-1-2/step-0", "sft-1-2/step-2"]
 
 
 def test_a_resumed_run_keeps_its_name_and_skips_the_steps_it_recorded(
