@@ -17,6 +17,7 @@ from collector.api import (
     Recorded,
     Scores,
     Verdict,
+    VersionExists,
     compare,
     score,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Recorded",
     "Scores",
     "Verdict",
+    "VersionExists",
     "__version__",
     "compare",
     "score",

@@ -16,6 +16,7 @@ of outputs (the files `collapse-watch compare` reads). Bad arguments raise ``Val
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 from collector.metrics.base import Sample
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from collector.probes import prompt_id
+from collector.store.text import check_label, lone_surrogate_at
 
 if TYPE_CHECKING:
     from collector.comparison import BatchComparison
@@ -239,6 +241,14 @@ def samples_of(outputs: object, prompts: object, name: str = "outputs") -> list[
             raise TypeError(f"{name}: the prompt of output {i} is a {type(prompt).__name__}, not a string")
         if not isinstance(output, str):
             raise TypeError(f"{name}: output {i} is a {type(output).__name__}, not a string")
+        for field, text in (("the prompt of output", prompt), ("output", output)):
+            bad = lone_surrogate_at(text)
+            if bad is not None:  # as a file's text is refused (collector.inputs); no metric can encode it
+                raise ValueError(
+                    f"{name}: {field} {i} holds invalid Unicode (lone surrogate \\u{ord(text[bad]):04x} "
+                    f"at character {bad + 1}); replace it first, e.g. "
+                    "text.encode('utf-8', 'replace').decode('utf-8')"
+                )
         samples.append(Sample(prompt_id=prompt_id(prompt) if prompt else "", output=output, prompt=prompt))
     return samples
 
@@ -406,6 +416,19 @@ def compare(
     return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed))
 
 
+class VersionExists(ValueError):
+    """:meth:`History.record` was asked to record a version the model already has: a version is
+    one set of outputs, never silently mixed with or replaced by another."""
+
+    def __init__(self, model: str, version: str, run_id: int, free: str) -> None:
+        self.model, self.version, self.run_id = model, version, run_id
+        super().__init__(
+            f"{model}@{version} is already recorded in the history (run {run_id}); record these "
+            f"outputs under another version label (e.g. {free!r}; History.versions({model!r}) lists "
+            "the taken ones) or another model name"
+        )
+
+
 class History:
     """The SQL history the collector writes (SQLite or PostgreSQL), migrated on open.
 
@@ -441,6 +464,7 @@ class History:
             raise ValueError(
                 f"cannot open the database {redact_url(resolve_url(database_url))}: {exc}"
             ) from exc
+        self.unclosed: dict[int, str] = {}  # run id -> why: runs a database fault kept from closing
 
     def record(
         self,
@@ -453,34 +477,41 @@ class History:
         seed: int = DEFAULT_SEED,
     ) -> Recorded:
         """Store ``outputs`` as a completed run of ``version`` of ``model`` and assess it against the
-        model's baseline version (the first one, unless set) and the previous version."""
-        from collector.config import check_label
+        model's baseline version (the first one, unless set) and the previous version.
 
-        for name, value in (("model", model), ("version", version)):
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{name}: expected a non-empty string, got {value!r}")
-            try:
-                check_label(name, value)  # type: ignore[arg-type]
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+        A version is recorded once: a ``version`` the model already has a completed run of raises
+        :class:`VersionExists` (a ``ValueError``) before anything is stored. When the database fails
+        while the run is stored, the run is closed as failed (at the next call if the database
+        refused even that) and the database's error propagates."""
+        check_label(model, "model")
+        check_label(version, "version")
         samples = samples_of(outputs, prompts)
         seed = _check_int("seed", seed, 0)
         from collector.scoring import score_batch, scored_identity
         from collector.service import assess_after_run
         from collector.store.cli_commands import record_scored_file, sample_records
 
+        self.close_unclosed()
+        self._refuse_recorded(model, version)
         embed = embedder_for(embeddings, self.store)
         result = score_batch(version, samples, embed=embed, n_boot=DEFAULT_BOOTSTRAP, seed=seed).result
-        run_id = record_scored_file(
-            self.store,
-            model,
-            version,
-            sample_records(samples),
-            result,
-            source_kind="api",
-            version_source="api",
-            embedding_identity=scored_identity(embed, result),
-        )
+        begun: list[int] = []
+        try:
+            run_id = record_scored_file(
+                self.store,
+                model,
+                version,
+                sample_records(samples),
+                result,
+                source_kind="api",
+                version_source="api",
+                embedding_identity=scored_identity(embed, result),
+                on_begun=begun.append,
+            )
+        except Exception as exc:
+            if begun:
+                self._close_failed(begun[0], exc)
+            raise
         compared: dict[str, BatchComparison] = {}
         verdict = assess_after_run(self.store, model, embed, on_compared=compared.__setitem__)
         assert verdict is not None  # the run just stored is completed
@@ -495,6 +526,41 @@ class History:
             scores=scores_of(result),
         )
 
+    def recorded_run(self, model: str, version: str) -> int | None:
+        """The id of the latest completed run of ``model``@``version``; None when it has none (a
+        version whose runs all failed may be recorded again)."""
+        if model not in self.store.model_names():
+            return None
+        return self.store.latest_completed_run(model, version)
+
+    def _refuse_recorded(self, model: str, version: str) -> None:
+        run_id = self.recorded_run(model, version)
+        if run_id is not None:
+            taken = set(self.versions(model))
+            free = next(f"{version}-{n}" for n in range(2, len(taken) + 3) if f"{version}-{n}" not in taken)
+            raise VersionExists(model, version, run_id, free)
+
+    def _close_failed(self, run_id: int, exc: BaseException) -> None:
+        """Close a run whose storing failed as 'failed'; kept for later if the database refuses."""
+        from collector.store.errors import StoreError, first_line
+
+        reason = f"recording failed: {first_line(exc)}"
+        try:
+            self.store.finish_run(run_id, "failed", reason)
+        except StoreError:  # record_scored_file closed it already
+            pass
+        except Exception:  # the database is still away: closed at the next call
+            self.unclosed[run_id] = reason
+
+    def close_unclosed(self) -> None:
+        """Close the runs a database fault left 'running' as 'failed' (tried again at each call)."""
+        from collector.store.errors import StoreError
+
+        for run_id, reason in list(self.unclosed.items()):
+            with contextlib.suppress(StoreError):
+                self.store.finish_run(run_id, "failed", reason)
+            self.unclosed.pop(run_id)
+
     def versions(self, model: str) -> list[str]:
         """The model's version labels, oldest first (empty for an unknown model)."""
         return (
@@ -504,7 +570,19 @@ class History:
         )
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Close what a database fault left running (if the database answers now), and release the
+        database connections."""
+        try:
+            self.close_unclosed()
+        except Exception as exc:
+            import logging
+
+            logging.getLogger("collapse_watch").warning(
+                "collapse-watch: run(s) %s stay 'running' (the database still refuses to close them: %s); "
+                "a later recording or collector start marks them interrupted once they are stale",
+                sorted(self.unclosed),
+                exc,
+            )
         self.store.engine.dispose()
 
     def __enter__(self) -> History:
@@ -522,6 +600,7 @@ __all__ = [
     "Recorded",
     "Scores",
     "Verdict",
+    "VersionExists",
     "compare",
     "score",
 ]

@@ -162,8 +162,8 @@ def score(
 
 def store_target(records: list[Record], model: str | None, version: str | None) -> tuple[str, str]:
     """(model, version) for --store: the options win, else the file's own fields (must be one each);
-    each checked by the config's rule for model names and version labels before anything is written."""
-    from collector.config import check_label
+    each checked by the store's rule for labels (check_label) before anything is written."""
+    from collector.store.text import check_label
 
     resolved = []
     for field, given in (("model", model), ("version", version)):
@@ -175,7 +175,7 @@ def store_target(records: list[Record], model: str | None, version: str | None) 
                 raise fail(f"--store needs --{field}: the file names {len(values)} {field}(s) ({found})")
             given, where = values.pop(), f"the file's {field!r} field"
         try:
-            resolved.append(check_label(field, given))  # type: ignore[arg-type]
+            resolved.append(check_label(given, f"--{field}" if where.startswith("--") else field))
         except ValueError as exc:
             shown = given if len(given) <= 60 else given[:60] + "…"
             raise fail(

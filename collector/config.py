@@ -32,8 +32,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -41,7 +39,7 @@ from pydantic import (
 )
 
 from collector.store.engine import redact_url
-from collector.store.text import LABEL_MAX
+from collector.store.text import check_label
 
 DATABASE_URL_ENV = "COLLAPSE_WATCH_DATABASE_URL"
 DEFAULT_STATE_DIRNAME = ".collapse-watch"
@@ -270,34 +268,13 @@ def _model_name(v: str) -> str:
     return v
 
 
-def _printable(v: str) -> str:
-    bad = next((i for i, c in enumerate(v) if ord(c) < 32 or 0x7F <= ord(c) < 0xA0), None)
-    if bad is not None:
-        raise ValueError(
-            f"control character {v[bad]!r} at index {bad} (a label is shown and exported as text)"
-        )
-    return v
+def _store_label(v: str) -> str:
+    return check_label(v, "label")  # the store's one rule: length, control characters, surrogates
 
 
-# The labels the store keeps (LABEL_MAX characters a column): the config, `score --store` and the
-# API's History.record all validate them with these types (check_label), before anything is written.
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=LABEL_MAX), AfterValidator(_model_name)]
-VersionLabel = Annotated[
-    str, StringConstraints(min_length=1, max_length=LABEL_MAX), AfterValidator(_printable)
-]
-_LABEL_TYPES: dict[str, TypeAdapter[str]] = {
-    "model": TypeAdapter(ModelName),
-    "version": TypeAdapter(VersionLabel),
-}
-
-
-def check_label(kind: Literal["model", "version"], value: str) -> str:
-    """``value`` as a model name or version label the store takes, else ValueError saying why (the
-    config's own rule for ``models[].name`` / ``version``, e.g. its limit of LABEL_MAX characters)."""
-    try:
-        return _LABEL_TYPES[kind].validate_python(value)
-    except ValidationError as exc:
-        raise ValueError(_message(exc.errors(include_url=False)[0])) from None
+# The labels the store keeps: a model name is also limited to characters a file name and a URL take.
+ModelName = Annotated[str, AfterValidator(_store_label), AfterValidator(_model_name)]
+VersionLabel = Annotated[str, AfterValidator(_store_label)]
 
 
 PULL_SOURCE_TYPES = ("jsonl", "sql")

@@ -35,9 +35,16 @@ def action() -> dict:
     return yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
 
 
-def run_gate(tmp_path: Path, baseline: Path, candidate: Path, **inputs: str) -> tuple[int, str, str]:
+def run_gate(
+    tmp_path: Path,
+    baseline: Path | str,
+    candidate: Path | str,
+    files: dict[str, Path] | None = None,
+    **inputs: str,
+) -> tuple[int, str, str]:
+    """The action's steps but the install, as GitHub runs them: in order, stopping at a failed one.
+    ``files`` are copied into the job's working directory under the names given."""
     spec = action()
-    step = next(s for s in spec["runs"]["steps"] if s.get("id") == "gate")
     defaults = {k: str(v.get("default", "")) for k, v in spec["inputs"].items()}
     given = {
         **defaults,
@@ -46,19 +53,25 @@ def run_gate(tmp_path: Path, baseline: Path, candidate: Path, **inputs: str) -> 
         "embeddings": "false",
         **inputs,
     }
-    env = {**os.environ, **shims(tmp_path)}
-    for key, expr in step["env"].items():  # ${{ inputs.NAME }}
-        env[key] = given[expr.strip("${} ").removeprefix("inputs.")]
     work = Path(tempfile.mkdtemp(dir=tmp_path))  # one job's files per call
+    for name, source in (files or {}).items():
+        (work / name).write_bytes(source.read_bytes())
     out, summary = work / "output", work / "summary.md"
-    env.update(GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summary))
-    proc = subprocess.run(
-        ["bash", "-e", "-c", step["run"]], env=env, cwd=work, capture_output=True, text=True, timeout=600
-    )
+    for step_id in ("inputs", "gate"):
+        step = next(s for s in spec["runs"]["steps"] if s.get("id") == step_id)
+        env = {**os.environ, **shims(tmp_path)}
+        for key, expr in step["env"].items():  # ${{ inputs.NAME }}
+            env[key] = given[expr.strip("${} ").removeprefix("inputs.")]
+        env.update(GITHUB_OUTPUT=str(out), GITHUB_STEP_SUMMARY=str(summary))
+        proc = subprocess.run(
+            ["bash", "-e", "-c", step["run"]], env=env, cwd=work, capture_output=True, text=True, timeout=600
+        )
+        if proc.returncode:
+            break
     return (
         proc.returncode,
         out.read_text(encoding="utf-8") if out.exists() else "",
-        summary.read_text(encoding="utf-8") if summary.exists() else proc.stderr,
+        summary.read_text(encoding="utf-8") if summary.exists() else proc.stdout + proc.stderr,
     )
 
 
@@ -100,3 +113,68 @@ def test_the_pre_promotion_example_blocks_a_collapsed_candidate(tmp_path: Path) 
     blocked, promoted = run(str(V1), str(V4)), run(str(V1), str(V1))
     assert blocked.returncode == 1 and "blocked" in blocked.stderr
     assert promoted.returncode == 0 and "promote" in promoted.stdout
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (
+            {"fail-on": "colapse_suspected"},
+            "input fail-on is 'colapse_suspected'; expected collapse_suspected, watch",
+        ),
+        ({"fail-on": "Watch"}, "input fail-on is 'Watch'"),
+        ({"fail-on-inconclusive": "yes"}, "input fail-on-inconclusive is 'yes'; expected true or false"),
+        ({"embeddings": "flase"}, "input embeddings is 'flase'; expected true or false"),
+    ],
+)
+def test_a_mistyped_input_fails_the_gate_instead_of_passing_it(
+    tmp_path: Path, inputs: dict[str, str], message: str
+) -> None:
+    code, outputs, text = run_gate(tmp_path, V1, V4, **inputs)
+    assert code == 2 and "exit-code=2" in outputs
+    assert f"::error title=collapse-watch gate::{message}" in text
+
+
+@pytest.mark.slow
+def test_files_named_like_options_are_compared_and_names_cannot_forge_the_summary(tmp_path: Path) -> None:
+    hostile = "x|`y`[z](javascript:e.example)<img src=x>&*_#.jsonl"
+    code, outputs, summary = run_gate(
+        tmp_path, "--help", hostile, files={"--help": V1, hostile: V4}, **{"fail-on": "never"}
+    )
+    assert code == 0 and "verdict=collapse_suspected" in outputs, summary
+    line = summary.splitlines()[2]  # "<candidate> vs <baseline>, N shared prompts"
+    assert line == (
+        "x\\|\\`y\\`\\[z\\]\\(javascript:e\\.example\\)&lt;img src=x&gt;&amp;\\*\\_\\#\\.jsonl vs "
+        "\\-\\-help, 16 shared prompts"
+    )
+    assert "<img" not in summary and "](" not in summary
+
+
+def test_the_pre_promotion_example_refuses_bad_usage_with_exit_2(tmp_path: Path) -> None:
+    script = ROOT / "examples" / "pre_promotion.sh"
+    env = {**os.environ, **shims(tmp_path)}
+    for args, extra_env, message in (
+        ([str(V1)], {}, "usage: pre_promotion.sh BASELINE CANDIDATE"),
+        ([str(V1), str(V4), "extra.jsonl"], {}, "'extra.jsonl' is not an option"),
+        ([str(V1), str(V4)], {"ALLOW_WATCH": "yes"}, "ALLOW_WATCH must be 0 or 1, got 'yes'"),
+    ):
+        proc = subprocess.run(
+            [str(script), *args], env={**env, **extra_env}, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_the_pre_promotion_example_takes_files_named_like_options(tmp_path: Path) -> None:
+    (tmp_path / "--help").write_bytes(V1.read_bytes())
+    (tmp_path / "-v4.jsonl").write_bytes(V4.read_bytes())
+    env = {**os.environ, **shims(tmp_path)}
+    proc = subprocess.run(
+        [str(ROOT / "examples" / "pre_promotion.sh"), "--help", "-v4.jsonl", "--no-embeddings"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1 and "blocked" in proc.stderr, proc.stdout + proc.stderr

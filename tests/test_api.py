@@ -79,6 +79,14 @@ def test_score_gives_the_cli_values_and_takes_lists_or_mappings() -> None:
             "bootstrap: must be at least 10",
         ),
         (
+            lambda: collapse_watch.score({"p": ["ok", "bad \ud800"]}, embeddings=False),
+            "output 1 holds invalid Unicode (lone surrogate \\ud800 at character 5)",
+        ),
+        (
+            lambda: collapse_watch.score(["a", "b"], ["p", "q\udfff"], embeddings=False),
+            "the prompt of output 1 holds invalid Unicode",
+        ),
+        (
             lambda: collapse_watch.compare(V1, "/no/such.jsonl", embeddings=False),
             "candidate: '/no/such.jsonl'",
         ),
@@ -97,7 +105,7 @@ def test_bad_arguments_are_named(call, message: str) -> None:  # type: ignore[no
 def test_history_records_what_history_views_and_metrics_show(db_url: str) -> None:
     with collapse_watch.History(db_url) as history:
         first = history.record("api-bot", "v1", as_mapping(V1), embeddings=False)
-        with pytest.raises(ValueError, match="version: expected a non-empty string"):
+        with pytest.raises(ValueError, match="version: must not be empty or only spaces"):
             history.record("api-bot", " ", as_mapping(V4), embeddings=False)
         with pytest.raises(ValueError, match="version: String should have at most 200 characters"):
             history.record("api-bot", "v" * 201, as_mapping(V4), embeddings=False)
@@ -126,3 +134,43 @@ def test_history_records_what_history_views_and_metrics_show(db_url: str) -> Non
 def test_an_unreachable_database_is_named_without_its_password() -> None:
     with pytest.raises(ValueError, match=r"cannot open the database postgresql\+psycopg://u@127.0.0.1:1/x"):
         collapse_watch.History("postgresql+psycopg://u:secret@127.0.0.1:1/x")
+
+
+def test_a_recorded_version_is_refused_and_nothing_is_mixed_into_it(tmp_path: Path) -> None:
+    with collapse_watch.History(f"sqlite:///{tmp_path / 'h.db'}") as history:
+        first = history.record("bot", "v1", as_mapping(V1), embeddings=False)
+        with pytest.raises(collapse_watch.VersionExists) as info:
+            history.record("bot", "v1", as_mapping(V4), embeddings=False)
+        message = str(info.value)
+        assert "bot@v1 is already recorded in the history" in message and "'v1-2'" in message
+        assert isinstance(info.value, ValueError) and info.value.run_id == first.run_id
+        store = history.store
+        assert history.versions("bot") == ["v1"]
+        assert store.latest_completed_run("bot") == first.run_id  # no second run of v1
+        assert [s.output for s in store.run_samples(first.run_id)] == [
+            o for outs in as_mapping(V1).values() for o in outs
+        ]
+        # the suggested label is free: recording under it works
+        assert history.record("bot", "v1-2", as_mapping(V4), embeddings=False).version == "v1-2"
+
+
+@pytest.mark.parametrize(
+    ("model", "version", "error", "message"),
+    [
+        ("", "v1", ValueError, "model: must not be empty or only spaces"),
+        ("   ", "v1", ValueError, "model: must not be empty or only spaces"),
+        ("x" * 201, "v1", ValueError, "model: 201 characters, at most 200"),
+        ("bot", "v\x00", ValueError, "version: control character \\u0000 at index 1"),
+        ("bot\nevil", "v1", ValueError, "model: control character \\u000a at index 3"),
+        ("bot", "v\ud800", ValueError, "version: lone surrogate \\ud800 at index 1"),
+        (3, "v1", TypeError, "model: expected a string, got int"),
+    ],
+)
+def test_names_the_store_cannot_keep_are_refused_by_its_rule(
+    tmp_path: Path, model: object, version: str, error: type, message: str
+) -> None:
+    with collapse_watch.History(f"sqlite:///{tmp_path / 'h.db'}") as history:
+        with pytest.raises(error) as info:
+            history.record(model, version, ["a", "b"], embeddings=False)  # type: ignore[arg-type]
+        assert message in str(info.value)
+        assert history.store.model_names() == []  # nothing stored

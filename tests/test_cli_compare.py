@@ -150,7 +150,7 @@ def test_shorter_outputs_alone_are_not_collapse(tmp_path: Path) -> None:
         ),
         (
             ["--model", "bot", "--version", "v1\x1b[31m"],
-            ["version", "--version", "control character '\\x1b'"],
+            ["version", "--version", "control character \\u001b"],
         ),
         (["--model", "m" * 201, "--version", "v1"], ["model", "--model", "at most 200"]),
     ],
@@ -190,5 +190,5 @@ def test_score_store_checks_the_files_own_version_label(tmp_path: Path) -> None:
     db = tmp_path / "h.db"
     proc = cli("score", str(data), "--store", "--no-embeddings", "--database-url", f"sqlite:///{db}")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "the file's 'version' field" in proc.stderr and "control character '\\t'" in proc.stderr
+    assert "the file's 'version' field" in proc.stderr and "control character \\u0009" in proc.stderr
     assert not db.exists()

@@ -24,7 +24,7 @@ from collector.store.engine import insert_ignore, make_engine
 from collector.store.errors import StoreError
 from collector.store.overview import OverviewStore
 from collector.store.pulls import PullStore
-from collector.store.text import TextError, decode_text, encode_text
+from collector.store.text import TextError, check_label, decode_text, encode_text
 
 if TYPE_CHECKING:
     from collector.embeddings import EmbeddingIdentity
@@ -95,8 +95,10 @@ class Store(AssessmentStore, OverviewStore, PullStore):
     # -- models and versions --------------------------------------------------------------------
     def ensure_model(self, name: str) -> int:
         """The id of model ``name``, created on first use."""
-        if not name or len(name) > 200:
-            raise StoreError(f"model name must be 1-200 characters, got {name!r}")
+        try:
+            check_label(name, "model name")
+        except (TypeError, ValueError) as exc:
+            raise StoreError(str(exc)) from None
         with self.engine.begin() as conn:
             self._insert_ignore(conn, m.Model.__table__, [{"name": name, "created_at": _now()}], ["name"])
             return self._model_id(conn, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 
 from collector.embeddings import EmbeddingIdentity
@@ -101,16 +102,21 @@ def record_scored_file(
     source_kind: str = "file",
     version_source: str = "file",
     embedding_identity: EmbeddingIdentity | None = None,
+    on_begun: Callable[[int], None] | None = None,
 ) -> int:
     """`score FILE --store`: record the file as one run of ``model``/``version``; returns the run id.
 
     Samples and metric values go through the same API the collector uses. If storing the samples
     fails, the run is closed as 'failed' with the error and the exception propagates.
+    ``on_begun(run_id)`` is called once the run exists, so a caller can close it later when a
+    database fault refused even the 'failed' close (the API's ``History``).
     """
     store.mark_interrupted_runs(stale_after=timedelta(hours=6))
     rid = store.begin_run(
         model, version, config_hash=config_hash, source_kind=source_kind, version_source=version_source
     )
+    if on_begun is not None:
+        on_begun(rid)
     try:
         for i in range(0, len(samples), 2000):
             store.add_samples(rid, samples[i : i + 2000])

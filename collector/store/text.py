@@ -17,6 +17,7 @@ REPLACEMENT = "\ufffd"
 CUT_MARKER = "…"  # ends a text cut to fit its column
 LABEL_MAX = 200  # characters of a name/label column: models, versions, prompt ids, alert labels
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class TextError(ValueError):
@@ -60,6 +61,13 @@ def decode_text(body: str | None, raw: bytes | None) -> str | None:
     return None
 
 
+def lone_surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (a JSON ``"\\ud800"`` escape, or what a
+    tokenizer can decode): no UTF-8 encoder takes it, so no metric can score it. None when none."""
+    bad = _LONE_SURROGATE.search(text)
+    return None if bad is None else bad.start()
+
+
 def safe_label(text: str) -> str:
     """``text`` with NUL and lone surrogates replaced by U+FFFD: storable as TEXT on every database."""
     return _LONE_SURROGATE.sub(REPLACEMENT, text.replace("\x00", REPLACEMENT))
@@ -69,3 +77,24 @@ def fit(text: str, limit: int) -> str:
     """``safe_label(text)`` cut to at most ``limit`` characters, ending in ``…`` when it was cut."""
     text = safe_label(text)
     return text if len(text) <= limit else text[: limit - len(CUT_MARKER)] + CUT_MARKER
+
+
+def check_label(value: object, what: str) -> str:
+    """``value`` if it can name a model or a version in the store; otherwise ``TypeError`` or
+    ``ValueError`` naming ``what``: not a string, empty or only spaces, longer than the column
+    (``LABEL_MAX``), or holding a control character (NUL, a line break, ...) or a lone surrogate.
+    The one rule for names a caller chooses (the store's models, the API's and the training
+    callbacks' names); names read from collected data are made safe instead (``safe_label``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what}: expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{what}: must not be empty or only spaces, got {value!r}")
+    if len(value) > LABEL_MAX:
+        raise ValueError(f"{what}: {len(value)} characters, at most {LABEL_MAX}: {fit(value, 40)!r}")
+    for pattern, kind in ((_CONTROL, "control character"), (_LONE_SURROGATE, "lone surrogate")):
+        bad = pattern.search(value)
+        if bad:
+            raise ValueError(
+                f"{what}: {kind} \\u{ord(bad.group()):04x} at index {bad.start()} in {fit(value, 40)!r}"
+            )
+    return value

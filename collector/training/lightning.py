@@ -45,6 +45,7 @@ class CollapseWatchLightning(Callback):
             )
         self.tokenizer = tokenizer
         self.model_attr = model_attr
+        self._resumed: str | None = None
         self.watch = TrainingWatch(
             options(
                 model_name=model_name,
@@ -72,36 +73,52 @@ class CollapseWatchLightning(Callback):
     def _lm(self, pl_module: Any) -> Any:
         return pl_module if self.model_attr is None else getattr(pl_module, self.model_attr)
 
-    def _check(self, trainer: Any, pl_module: Any, *, log: bool = True) -> None:
-        check = self.watch.check(self._lm(pl_module), self.tokenizer, trainer.global_step)
-        if log:
-            pl_module.log_dict(log_values(check, self.watch.time_share()))
-        if self.watch.stop_reason is not None:
+    def _decide(self, trainer: Any, pl_module: Any, check: bool, *, log: bool = True) -> None:
+        """A decision point every process reaches: process zero checks when ``check``; every
+        process stops if it says so."""
+        if trainer.is_global_zero and check:
+            result = self.watch.check(self._lm(pl_module), self.tokenizer, trainer.global_step)
+            if result is not None:
+                values = log_values(result, self.watch.time_share())
+                if log:
+                    pl_module.log_dict(values, rank_zero_only=True)
+                else:  # log_dict is not allowed in on_train_start
+                    for logger in trainer.loggers:
+                        logger.log_metrics(values, step=trainer.global_step)
+        if self.watch.stop_from_process_zero(self.watch.stop_reason is not None):
             trainer.should_stop = True
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("collapse_watch")
+        if isinstance(saved, dict) and isinstance(saved.get("prefix"), str):
+            self._resumed = saved["prefix"]  # a resumed fit keeps its run's identity
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.watch.begin()
-        if self.watch.opts.check_at_start and not self.watch.checked(trainer.global_step):
-            self._check(trainer, pl_module, log=False)  # log_dict is not allowed in on_train_start
-            for logger in trainer.loggers:
-                logger.log_metrics(
-                    log_values(self.checks[-1], self.watch.time_share()), step=trainer.global_step
-                )
+        if trainer.is_global_zero:
+            self.watch.start(trainer.global_step, resumed=self._resumed)
+        check = self.watch.opts.check_at_start and not self.watch.checked(trainer.global_step)
+        self._decide(trainer, pl_module, check, log=False)
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
         last = trainer.max_steps > 0 and step >= trainer.max_steps
-        if self.watch.scheduled(step) or (last and not self.watch.checked(step)):
-            self._check(trainer, pl_module)
+        if self.watch.due(step) or last:
+            check = self.watch.scheduled(step) or (last and not self.watch.checked(step))
+            self._decide(trainer, pl_module, check)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        if not self.watch.checked(trainer.global_step) and self.watch.stop_reason is None:
-            self._check(trainer, pl_module, log=False)  # the end of the last epoch
+        if (
+            trainer.is_global_zero
+            and not self.watch.checked(trainer.global_step)
+            and self.watch.stop_reason is None
+        ):
+            self.watch.check(self._lm(pl_module), self.tokenizer, trainer.global_step)  # the last epoch's end
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        checkpoint["collapse_watch"] = self.summary()
+        checkpoint["collapse_watch"] = {**self.summary(), "prefix": self.watch.prefix}
         dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
-        if dirpath:
+        if dirpath and trainer.is_global_zero:
             self.watch.write_verdict(Path(dirpath))

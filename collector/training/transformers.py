@@ -25,7 +25,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from collector.training.watch import Check, StopOn, TrainingWatch, log_values, options
+from collector.training.watch import RUN_KEY, Check, StopOn, TrainingWatch, log_values, options
 
 log = logging.getLogger("collapse_watch")
 
@@ -37,13 +37,25 @@ def _tokenizer_of(candidate: Any) -> Any:
     return candidate
 
 
+def _resumed_prefix(state: Any) -> str | None:
+    """The run's version prefix a resumed trainer state carries (``RUN_KEY`` in its log history)."""
+    for entry in reversed(state.log_history or []):
+        prefix = entry.get(RUN_KEY)
+        if isinstance(prefix, str):
+            return prefix
+    return None
+
+
 class CollapseWatchCallback(TrainerCallback):
     """Record the diversity of a fixed probe set as the model trains; stop on collapse.
 
     ``tokenizer`` may be left out when the trainer has one (its ``processing_class``). Every
-    argument is validated here; a ``ValueError`` names each bad one. After training,
-    ``summary()`` says what was checked, the measured share of training time the checks took,
-    and why training stopped; ``checks`` holds every recorded check and its verdict.
+    argument is validated here; a ``ValueError`` (``TypeError`` for a name that is no string)
+    names each bad one. Versions are ``{run_name}/step-N``: ``run_name`` defaults to the trainer's
+    ``args.run_name``, else the UTC start time; a run resumed from a checkpoint keeps its name and
+    skips the steps it recorded. After training, ``summary()`` says what was checked, the measured
+    share of training time the checks took, and why training stopped; ``checks`` holds every
+    recorded check and its verdict.
     """
 
     def __init__(
@@ -57,13 +69,14 @@ class CollapseWatchCallback(TrainerCallback):
         max_new_tokens: int = 64,
         stop_on: StopOn | None = None,
         *,
+        run_name: str | None = None,
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int = 1234,
         batch_size: int = 32,
         embeddings: bool | str = True,
         max_time_share: float | None = None,
-        version_prefix: str = "",
+        version_prefix: str | None = None,
         check_at_start: bool = True,
     ) -> None:
         if tokenizer is not None and not callable(getattr(_tokenizer_of(tokenizer), "batch_decode", None)):
@@ -80,6 +93,7 @@ class CollapseWatchCallback(TrainerCallback):
                 samples_per_prompt=samples_per_prompt,
                 max_new_tokens=max_new_tokens,
                 stop_on=stop_on,
+                run_name=run_name,
                 temperature=temperature,
                 top_p=top_p,
                 seed=seed,
@@ -104,6 +118,8 @@ class CollapseWatchCallback(TrainerCallback):
         return self.watch.summary()
 
     # ------------------------------------------------------------------ trainer events
+    # Every process of a distributed run reaches the same decision points (``_decide``): the world
+    # process zero checks there, and every process takes its stop decision (``agree``).
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._run_before_reporters()
@@ -115,24 +131,38 @@ class CollapseWatchCallback(TrainerCallback):
             )
         self.tokenizer = tokenizer
         self.watch.begin()
-        if self.watch.opts.check_at_start and not self.watch.checked(state.global_step):
-            self._check(kwargs["model"], state, control)
+        if state.is_world_process_zero:
+            hint = getattr(args, "run_name", None)
+            if hint == getattr(args, "output_dir", None):  # older transformers' default, no name
+                hint = None
+            self.watch.start(state.global_step, resumed=_resumed_prefix(state), hint=hint)
+        self._decide(
+            kwargs["model"],
+            state,
+            control,
+            self.watch.opts.check_at_start and not self.watch.checked(state.global_step),
+        )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         step = state.global_step
         last = state.max_steps > 0 and step >= state.max_steps
-        if self.watch.scheduled(step) or (last and not self.watch.checked(step)):
-            self._check(kwargs["model"], state, control)
+        if self.watch.due(step) or last:
+            self._decide(
+                kwargs["model"],
+                state,
+                control,
+                self.watch.scheduled(step) or (last and not self.watch.checked(step)),
+            )
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.watch.opts.every_steps is None and not self.watch.checked(state.global_step):
-            self._check(kwargs["model"], state, control)
+        if self.watch.opts.every_steps is None:
+            self._decide(kwargs["model"], state, control, not self.watch.checked(state.global_step))
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.watch.opts.every_steps is None and not self.watch.checked(state.global_step):
-            self._check(kwargs["model"], state, control)
+        if self.watch.opts.every_steps is None:
+            self._decide(kwargs["model"], state, control, not self.watch.checked(state.global_step))
         checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-        if os.path.isdir(checkpoint):
+        if state.is_world_process_zero and os.path.isdir(checkpoint):
             self.watch.write_verdict(checkpoint)
 
     def on_log(
@@ -141,14 +171,16 @@ class CollapseWatchCallback(TrainerCallback):
         if self._pending and logs is not None:
             logs.update(self._pending)
             if state.log_history:  # the trainer stored its copy before calling the callbacks
-                state.log_history[-1].update(self._pending)
+                state.log_history[-1].update({**self._pending, RUN_KEY: self.watch.prefix})
             self._pending = None
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
         if not self.watch.checked(state.global_step) and self.watch.stop_reason is None:
             self._check(kwargs["model"], state, control)  # stopped early by something else
         if self._pending:  # no log came after the last check: keep it in the trainer's history
-            state.log_history.append({**self._pending, "step": state.global_step})
+            state.log_history.append({**self._pending, RUN_KEY: self.watch.prefix, "step": state.global_step})
             self._pending = None
         s = self.summary()
         log.info(
@@ -162,12 +194,18 @@ class CollapseWatchCallback(TrainerCallback):
 
     # ------------------------------------------------------------------ helpers
 
+    def _decide(self, model: Any, state: Any, control: Any, check: bool) -> None:
+        """A decision point: process zero checks when ``check``; every process stops if it says so."""
+        if state.is_world_process_zero and check:
+            self._check(model, state, control)
+        if self.watch.stop_from_process_zero(self.watch.stop_reason is not None):
+            control.should_training_stop = True
+
     def _check(self, model: Any, state: Any, control: Any) -> None:
         check = self.watch.check(model, self.tokenizer, state.global_step)
-        self._pending = log_values(check, self.watch.time_share())
-        control.should_log = True
-        if self.watch.stop_reason is not None:
-            control.should_training_stop = True
+        if check is not None:
+            self._pending = log_values(check, self.watch.time_share())
+            control.should_log = True
 
     def _run_before_reporters(self) -> None:
         """Move this callback to the front of the trainer's callback list.
