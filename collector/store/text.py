@@ -90,7 +90,9 @@ def check_label(value: object, what: str) -> str:
     if not value.strip():
         raise ValueError(f"{what}: must not be empty or only spaces, got {value!r}")
     if len(value) > LABEL_MAX:
-        raise ValueError(f"{what}: {len(value)} characters, at most {LABEL_MAX}: {fit(value, 40)!r}")
+        raise ValueError(
+            f"{what}: {len(value)} characters, at most {LABEL_MAX} characters: {fit(value, 40)!r}"
+        )
     for pattern, kind in ((_CONTROL, "control character"), (_LONE_SURROGATE, "lone surrogate")):
         bad = pattern.search(value)
         if bad:
