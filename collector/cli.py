@@ -817,7 +817,10 @@ def config_check(
     `run` would refuse or `collect` fail on: key variables, probe files, the listen address)."""
     from collector.config import check_config
 
-    problems = check_config(file, connect=connect)
+    warnings: list[str] = []
+    problems = check_config(file, connect=connect, warnings=warnings)
+    for w in warnings:
+        err.print(Text(f"{file}: warning: {w}", style="bold yellow"), highlight=False, markup=False)
     if problems:
         err.print(
             Text(f"{file}: {len(problems)} problem(s)", style="bold red"), highlight=False, markup=False

@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from collector.store.engine import redact_url
-from collector.store.text import LABEL_MAX
+from collector.store.text import LABEL_MAX, label_problem
 
 DATABASE_URL_ENV = "COLLAPSE_WATCH_DATABASE_URL"
 DEFAULT_STATE_DIRNAME = ".collapse-watch"
@@ -289,6 +289,14 @@ class ModelConfig(_Strict):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*", v):
             raise ValueError(f"invalid model name {v!r} (letters, digits and _.:/@+- only)")
+        return v
+
+    @field_validator("version", "baseline_version")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        problem = label_problem(v) if v is not None else None
+        if problem is not None:
+            raise ValueError(f"version label {problem}")
         return v
 
     @field_validator("version_from")
@@ -673,8 +681,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, source=str(p), base_dir=p.resolve().parent)
 
 
-def check_config(path: str | os.PathLike[str], *, connect: bool = False) -> list[str]:
+def check_config(
+    path: str | os.PathLike[str], *, connect: bool = False, warnings: list[str] | None = None
+) -> list[str]:
     """Every problem with the file, including ones only visible on this machine; [] when fine.
+    What is worth saying but does not fail the check is appended to ``warnings`` when given.
 
     Beyond validation: ``environment_problems`` (key variables, probe files, checkpoints, globs,
     metric names, the listen address, the web config); with ``connect`` also what needs the
@@ -686,7 +697,10 @@ def check_config(path: str | os.PathLike[str], *, connect: bool = False) -> list
         return list(e.errors)
     from collector.preflight import environment_problems
 
-    return [p.text for p in environment_problems(cfg, connect=connect)]
+    found = environment_problems(cfg, connect=connect)
+    if warnings is not None:
+        warnings += [p.text for p in found if p.warning]
+    return [p.text for p in found if not p.warning]
 
 
 def config_hash(cfg: Config | ModelConfig) -> str:

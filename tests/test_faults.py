@@ -478,7 +478,7 @@ def test_a_key_echoed_in_any_encoding_or_cut_never_leaks(db_url: str, tmp_path: 
         ]
         config = write_config(tmp_path / "cw.yml", db_url, models)
         res = cli("collect", "--config", str(config), env={"CW_ECHO_KEY": KEY + "\n"})
-        history = cli("history", "--database-url", db_url, "--model", "upper")
+        history = cli("history", "upper", "--database-url", db_url)
     finally:
         server.close()
     assert server.n_requests == len(ECHOES)

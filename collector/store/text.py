@@ -65,6 +65,20 @@ def safe_label(text: str) -> str:
     return _LONE_SURROGATE.sub(REPLACEMENT, text.replace("\x00", REPLACEMENT))
 
 
+# characters a label must not hold: C0/C1 controls but tab (NUL, newlines, ESC…), DEL, line/paragraph
+# separators, and the bidi embeddings, overrides and isolates that reorder what is printed after them
+_LABEL_BREAKERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` (a version or model label) cannot be used, or None: a control character
+    (tab allowed), a line separator or a bidi override breaks tables, legends and the exposition."""
+    m = _LABEL_BREAKERS.search(label)
+    if m is None:
+        return None
+    return f"holds the control or bidi character U+{ord(m.group(0)):04X} at character {m.start() + 1}"
+
+
 def fit(text: str, limit: int) -> str:
     """``safe_label(text)`` cut to at most ``limit`` characters, ending in ``…`` when it was cut."""
     text = safe_label(text)
