@@ -236,3 +236,73 @@ def test_an_over_long_line_is_quarantined_with_its_size(tmp_path: Path) -> None:
     assert "over max_line_bytes (1024)" in (bad.error or "") and bad.location == f"{log}:2"
     assert len(bad.excerpt or "") <= 200
     assert list(src.pull()) == []  # position is past all three lines
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    """Whether the server closed ``s`` (waits at most 5 s for its end)."""
+    s.settimeout(5)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+
+
+def test_idle_and_slow_sockets_never_starve_scrapes_or_health(tmp_path: Path) -> None:
+    """100 idle connections and 20 that send half a request, all from one client IP, against the
+    real server with its default pool (8 workers + 32 queued): /metrics and /healthz still answer
+    200 (before: 503 from the 41st idle socket on), and the server keeps at most PER_CLIENT of that
+    client's header-less connections, closing the oldest."""
+    from collector.metrics_server import PER_CLIENT
+
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0)
+    base = f"http://127.0.0.1:{srv.server_port}"
+    held: list[socket.socket] = []
+    try:
+        for i in range(120):
+            s = socket.create_connection(("127.0.0.1", srv.server_port))
+            if i >= 100:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
+            held.append(s)
+        status, body = call(f"{base}/metrics")
+        assert status == 200 and b"collapse_watch_up" in body
+        assert call(f"{base}/healthz")[0] == 200
+        assert all(closed_by_server(s) for s in held[:50])  # the oldest were evicted
+        open_now = [s for s in held[-PER_CLIENT:] if not _closed_now(s)]
+        assert len(open_now) <= PER_CLIENT
+    finally:
+        for s in held:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def _closed_now(s: socket.socket) -> bool:
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_a_connection_that_sends_no_headers_is_closed_at_the_header_timeout() -> None:
+    routes = [Route("GET", "/x", lambda r: Response(200, b"ok", "text/plain"), "open")]
+    srv = HttpServer(("127.0.0.1", 0), routes, header_timeout=0.5, per_client=4)
+    import threading
+
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.server_port)) as idle:
+            assert closed_by_server(idle)
+        with socket.create_connection(("127.0.0.1", srv.server_port)) as big:
+            big.sendall(b"GET /x HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 20_000 + b"\r\n")
+            big.settimeout(5)
+            assert big.recv(100).startswith(b"HTTP/1.1 431")
+        assert call(f"http://127.0.0.1:{srv.server_port}/x") == (200, b"ok")
+    finally:
+        srv.shutdown()
+        srv.server_close()
