@@ -630,7 +630,11 @@ def refuse_fatal_problems(path: Path, cfg: Config) -> None:
     """Exit 2 listing what can never succeed (``collector.preflight``), before the database is touched."""
     from collector.preflight import environment_problems
 
-    fatal = [p.text for p in environment_problems(cfg) if p.fatal]
+    problems = environment_problems(cfg)
+    for p in problems:
+        if p.warning:  # e.g. a listener open beyond this machine without authentication
+            logging.getLogger("collapse_watch").warning("%s: %s", path, p.text)
+    fatal = [p.text for p in problems if p.fatal]
     if fatal:
         raise fail(
             f"{path}: {len(fatal)} problem(s) no run can get past (see `config check`):\n  "

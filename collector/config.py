@@ -263,6 +263,10 @@ class Decoding(_Strict):
 
 PULL_SOURCE_TYPES = ("jsonl", "sql")
 PULL_MIN_SAMPLES = 2
+# embedding_model values that name no model (YAML gives `none`, `off`, `no` as strings here)
+MEANINGLESS_MODEL_NAMES = frozenset(
+    {"", "none", "null", "nil", "off", "no", "false", "disabled", "disable", "0", "~"}
+)
 
 
 class ModelConfig(_Strict):
@@ -426,6 +430,17 @@ class Config(_Strict):
     @classmethod
     def _host(cls, v: str) -> str:
         return valid_host(v)
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _embedding_model(cls, v: str) -> str:
+        if v.strip().lower() in MEANINGLESS_MODEL_NAMES:
+            raise ValueError(
+                f"{v!r} is not a model: use 'default', a sentence-transformers name or a local path "
+                "(embeddings cannot be switched off here; to skip the embedding metrics leave them out "
+                "of each model's `metrics:`)"
+            )
+        return v
 
     @field_validator("models")
     @classmethod

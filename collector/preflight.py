@@ -135,14 +135,37 @@ def _listener(cfg: Config) -> list[Problem]:
             s.bind((addr[0], 0))  # any port: only whether the address is this machine's
         except OSError as exc:
             out.append(Problem(f"metrics_host: cannot listen on {host!r}: {exc.strerror or exc}"))
+    web = None
     if cfg.web_config_file:
         from collector.web_config import WebConfigError, load_web_config
 
         try:
-            load_web_config(cfg.web_config_file)
+            web = load_web_config(cfg.web_config_file)
         except WebConfigError as exc:
             out.append(Problem(f"web_config_file: {exc}"))
+            return out
+    if not out and not _loopback_only(host) and not (web and web.basic_auth_users):
+        out.append(
+            Problem(
+                f"metrics_host: {host} listens beyond this machine with no basic_auth_users: "
+                f"anyone who can reach port {cfg.metrics_port} reads /metrics (set web_config_file with "
+                "basic_auth_users, or metrics_host: 127.0.0.1; docs/security.md)",
+                fatal=False,
+                warning=True,
+            )
+        )
     return out
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether every address ``host`` stands for is a loopback one (0.0.0.0 and :: are not)."""
+    import ipaddress
+
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        return all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
+    except (OSError, ValueError):
+        return False
 
 
 def _sql_source(src: SqlSourceConfig) -> list[str]:

@@ -293,3 +293,68 @@ def test_control_and_bidi_characters_in_labels_are_quarantined(db_url: str, tmp_
     assert (
         check.returncode == 2 and "version label holds the control or bidi character U+202E" in check.stderr
     )
+
+
+@SQLITE
+def test_config_check_names_web_config_key_and_listener_mistakes(db_url: str, tmp_path: Path) -> None:
+    """Each mistake is one line naming the file and the key; an open listener is a loud warning that
+    does not fail the check (issue #22, fresh-eyes attack)."""
+    log = unversioned_log(tmp_path / "app.log")
+    model = jsonl_model("bot", log, version="v1")
+    cfg = write_config(tmp_path / "c.yml", db_url, [model], metrics_host="0.0.0.0")
+    res = cli("config", "check", str(cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    said = " ".join(res.stderr.split())
+    assert (
+        f"{cfg}: warning: metrics_host: 0.0.0.0 listens beyond this machine with no basic_auth_users" in said
+    )
+
+    web = tmp_path / "web.yml"
+    web.write_text(
+        json.dumps(
+            {
+                "basic_auth_users": {"prometheus": "$2y$10$not-a-hash"},
+                "tls_server_config": {
+                    "cert_file": "c",
+                    "key_file": "k",
+                    "client_auth_type": "RequireAnyClientCert",
+                },
+                "http_server_config": {"headers": {"X-A": "x\r\nInjected: 1"}},
+            }
+        )
+    )
+    server = {"base_url": "http://127.0.0.1:9/v1", "model": "e", "api_key_env": "CW_TEST_SMART_QUOTE"}
+    cfg = write_config(
+        tmp_path / "c.yml",
+        db_url,
+        [model],
+        metrics_host="0.0.0.0",
+        web_config_file=str(web),
+        embedding_server=server,
+    )
+    res = cli("config", "check", str(cfg), env={"CW_TEST_SMART_QUOTE": "sk-abc\u2019def"})
+    assert res.returncode == 2
+    said = " ".join(res.stderr.split())
+    assert f"web_config_file: {web}: " in said
+    assert "basic_auth_users: prometheus: not a bcrypt hash" in said
+    assert "client_auth_type RequireAnyClientCert needs client_ca_file" in said
+    assert (
+        "http_server_config.headers: Value error, header 'X-A': value holds the control character U+000D"
+        in said
+    )
+    assert (
+        "embedding_server.api_key_env: environment variable CW_TEST_SMART_QUOTE holds non-ASCII characters"
+        in said
+    )
+    assert "sk-abc" not in res.stderr and "Traceback" not in res.stderr
+
+    web.write_text(json.dumps({"basic_auth_users": {}}))
+    cfg = write_config(tmp_path / "c.yml", db_url, [model], web_config_file=str(web))
+    res = cli("config", "check", str(cfg))
+    assert res.returncode == 2 and "basic_auth_users is empty" in " ".join(res.stderr.split())
+
+    for meaningless in ("none", "Off "):
+        cfg = write_config(tmp_path / "c.yml", db_url, [model], embedding_model=meaningless)
+        res = cli("config", "check", str(cfg))
+        said = " ".join(res.stderr.split())
+        assert res.returncode == 2 and "embedding_model" in said and "is not a model" in said, said

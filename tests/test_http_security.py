@@ -306,3 +306,64 @@ def test_a_connection_that_sends_no_headers_is_closed_at_the_header_timeout() ->
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({"X-Evil": "a\r\nSet-Cookie: x=1"}, "control character U+000D"),
+        ({"X-Evil": "a\nb"}, "control character U+000A"),
+        ({"X-Nul": "a\x00b"}, "control character U+0000"),
+        ({"Bad Name": "x"}, "not a valid HTTP field name"),
+        ({"X-Split\r\nInjected": "x"}, "not a valid HTTP field name"),
+        ({"Content-Type": "text/html"}, "set by the server itself"),
+        ({"content-length": "0"}, "set by the server itself"),
+        ({"Transfer-Encoding": "chunked"}, "set by the server itself"),
+        ({"Connection": "keep-alive"}, "set by the server itself"),
+    ],
+)
+def test_web_config_headers_that_would_break_the_response_are_refused_at_load(
+    tmp_path: Path, headers: dict[str, str], says: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(json.dumps({"http_server_config": {"headers": headers}}))
+    with pytest.raises(WebConfigError) as info:
+        load_web_config(path)
+    assert str(info.value).startswith(f"{path}: http_server_config.headers:") and says in str(info.value)
+
+
+def test_web_config_headers_that_are_fine_are_sent(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(
+        json.dumps({"http_server_config": {"headers": {"X-Frame-Options": "deny", "X-Tab": "a\tb"}}})
+    )
+    web = load_web_config(path)
+    assert dict(web.http_server_config.headers) == {"X-Frame-Options": "deny", "X-Tab": "a\tb"}
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ({"basic_auth_users": {}}, "basic_auth_users: Value error, basic_auth_users is empty"),
+        ({"basic_auth_users": {"u": "$2y$10$tooshort"}}, "basic_auth_users: u: not a bcrypt hash"),
+        ({"basic_auth_users": {"u": "$2y$99$" + "a" * 53}}, "basic_auth_users: u: not a bcrypt hash"),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "c",
+                    "key_file": "k",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                }
+            },
+            "tls_server_config: Value error, client_auth_type RequireAndVerifyClientCert needs client_ca_file",
+        ),
+    ],
+)
+def test_web_config_mistakes_are_named_with_file_and_key(
+    tmp_path: Path, doc: dict[str, Any], says: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(WebConfigError) as info:
+        load_web_config(path)
+    assert str(info.value).startswith(f"{path}: ") and says in str(info.value), str(info.value)
