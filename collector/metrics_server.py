@@ -294,6 +294,11 @@ class _HeaderReader(threading.Thread):
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
 
+    def close(self) -> None:
+        self.sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
     def stop(self) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):
@@ -498,8 +503,8 @@ class HttpServer(socketserver.TCPServer):
         self.per_client = per_client
         self.max_waiting = max_waiting
         self._local = threading.local()
+        self._headers = _HeaderReader(self)  # before binding: a failed bind calls server_close
         super().__init__(address, _Handler)
-        self._headers = _HeaderReader(self)
         self._headers.start()
 
     @property
@@ -550,6 +555,8 @@ class HttpServer(socketserver.TCPServer):
 
     def server_close(self) -> None:
         self._headers.stop()
+        if not self._headers.is_alive():  # never started (the bind failed): close what it holds
+            self._headers.close()
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
