@@ -285,7 +285,7 @@ class _HeaderReader(threading.Thread):
         self._new: list[_Waiting] = []
         self._lock = threading.Lock()
         self.waiting: dict[_Waiting, None] = {}  # oldest first
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def add(self, sock: Any, addr: Any) -> None:
         client = addr[0] if isinstance(addr, tuple) else ""
@@ -300,13 +300,13 @@ class _HeaderReader(threading.Thread):
         self._wake_w.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
 
     def run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 for key, _ in self.sel.select(timeout=0.25):
                     if key.data is None:
                         with contextlib.suppress(OSError):
