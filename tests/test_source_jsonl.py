@@ -282,13 +282,16 @@ def test_two_copytruncate_rotations_between_passes_lose_nothing(
     assert outputs(source(tmp_path, pattern)) == ["out 6"]
 
 
-def test_a_compressed_copy_is_counted_as_lost_and_the_newer_copy_read(tmp_path: Path, caplog) -> None:
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+def test_a_compressed_copy_is_counted_as_lost_and_the_newer_copy_read(
+    tmp_path: Path, caplog, pattern: str
+) -> None:
     """With compress + delaycompress the copy holding the unread lines is gzipped by the second
     rotation: it cannot be read, so a warning says so and counts it; the newer copy is still read."""
     log = tmp_path / "app.log"
     conf = logrotate_conf(tmp_path, log, "copytruncate", "compress", "delaycompress")
     append(log, rec(0))
-    src = source(tmp_path)
+    src = source(tmp_path, pattern)
     assert outputs(src) == ["out 0"]
     src.commit()
     append(log, rec(1))  # lands in app.log.1, gzipped to app.log.2.gz by the second rotation
@@ -297,13 +300,19 @@ def test_a_compressed_copy_is_counted_as_lost_and_the_newer_copy_read(tmp_path: 
     rotate(tmp_path, conf)
     assert (tmp_path / "app.log.2.gz").exists() and (tmp_path / "app.log.1").exists()
     append(log, rec(3))
-    src = source(tmp_path)
+    src = source(tmp_path, pattern)
     with caplog.at_level("WARNING", logger="collector.sources.jsonl"):
-        assert sorted(outputs(src)) == ["out 2", "out 3"]
+        assert sorted(outputs(src)) == ["out 2", "out 3"]  # no gzip bytes read as lines
+    assert src.malformed == []
     assert src.lost_copies == [str(tmp_path / "app.log.2.gz")]
     assert any(
         "app.log.2.gz" in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records
     )
+    if pattern == "app.log*":  # the glob matches the .gz too: skipped with its reason, never parsed
+        assert any(
+            r.getMessage().endswith("app.log.2.gz is compressed and cannot be read: skipped")
+            for r in caplog.records
+        )
 
 
 @pytest.mark.parametrize("pattern", ["app.log", "app.log*"])

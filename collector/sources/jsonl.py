@@ -12,7 +12,8 @@ SHA-1 fingerprint of the file's first bytes (up to 256).  On each ``pull``:
   one with the old first bytes and at least the old offset's length: it takes over the old position
   and the copies newer than it (further rotations between two passes) are read whole, so the lines
   written since the last pass are read once, whether the glob matches the copies or not; a
-  compressed copy cannot be read and is logged as lost (``_adopt_copies``, ``lost_copies``);
+  compressed copy cannot be read and is logged as lost (``_adopt_copies``, ``lost_copies``), and a
+  compressed file the glob matches is skipped with a warning;
 * only complete lines are consumed: a last line without ``\\n`` waits until it is finished;
 * a malformed line (not UTF-8, not JSON, not an object, prompt/output missing or not strings)
   becomes an outcome with ``error`` = ``"<file>:<line>: <reason>"`` and is listed in ``malformed``.
@@ -109,6 +110,7 @@ class JsonlSource:
         self._pending = copy.deepcopy(self._committed)
         self.malformed: list[str] = []
         self.lost_copies: list[str] = []  # compressed rotated copies that held unread lines
+        self._compressed_seen: set[str] = set()
         self._matched = True
 
     # -- contract ---------------------------------------------------------------------------------
@@ -153,6 +155,11 @@ class JsonlSource:
     def _files_in_order(self) -> list[str]:
         matched = []
         for p in glob.glob(self.cfg.path, recursive=True):
+            if p.endswith(COMPRESSED):  # a compressed rotated copy (glob app.log*): not JSONL text
+                if p not in self._compressed_seen:
+                    self._compressed_seen.add(p)
+                    log.warning("%s is compressed and cannot be read: skipped", p)
+                continue
             try:
                 st = os.stat(p)
             except OSError:
