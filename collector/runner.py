@@ -49,6 +49,7 @@ from collector.sources.base import SampleOutcome, SampleRequest
 from collector.store.api import SampleRecord, Store
 from collector.store.errors import StoreError, first_line
 from collector.store.pulls import OffsetConflict, PullBatch, Quarantined
+from collector.store.text import label_problem
 from collector.vetting import Rejected, excerpt, safe_label, vet
 
 if TYPE_CHECKING:
@@ -667,6 +668,10 @@ class _OpenRun:
 
     def add(self, o: SampleOutcome) -> None:
         reported = resolve_version(self.model, o)
+        o.model_reported = None  # not stored for a sampled run: never a reason to refuse the sample
+        problem = label_problem(reported) if reported else None
+        if problem is not None:  # a server-reported label that would break tables and the exposition
+            o.output, o.error, reported = None, f"reported version label {problem}", None
         o = vet(o, None)
         if o.error is not None:
             o.error = redact(o.error, self.secrets)

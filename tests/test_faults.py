@@ -502,6 +502,51 @@ def test_a_key_echoed_in_any_encoding_or_cut_never_leaks(db_url: str, tmp_path: 
     assert "***" in errors["prefix-cut"] and "***" in errors["suffix-cut"] and "***" in errors["double-json"]
 
 
+@SQLITE
+def test_a_served_model_name_with_a_bidi_override_never_becomes_a_version(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``version_from: response_model`` and a server that names itself with U+202E: each sample is
+    a failed one with the reason, and no stored version label holds the character; an emoji and
+    brackets are a fine label (issue #22)."""
+    from tests.http_fixtures import LoopbackServer
+
+    def handle(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        served = {"hostile": "gpt\u202eevil", "fine": "v🙂[/]"}[json.loads(body)["model"]]
+        answer = {
+            "model": served,
+            "choices": [{"message": {"content": f"hi {time.monotonic_ns()}"}, "finish_reason": "stop"}],
+        }
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+    server = LoopbackServer(handle)
+    store = migrated(db_url)
+    try:
+        probes = probes_file(tmp_path, n=2)
+        models = []
+        for name in ("hostile", "fine"):
+            m = openai_model(name, server.base_url, probes, model=name)
+            del m["version"]
+            m["version_from"] = "response_model"
+            models.append(m)
+        res = cli("collect", "--config", str(write_config(tmp_path / "cw.yml", db_url, models)))
+    finally:
+        server.close()
+    assert "Traceback" not in res.stderr, res.stderr
+    labels = [r["label"] for r in q(store, "SELECT label FROM model_versions")]
+    assert "v🙂[/]" in labels and not any("\u202e" in label for label in labels), labels
+    errors = q(
+        store,
+        "SELECT s.error FROM samples s JOIN runs r ON r.id = s.run_id JOIN models mo ON mo.id = r.model_id"
+        " WHERE mo.name = 'hostile'",
+    )
+    assert len(errors) == 2
+    assert all(
+        e["error"] == "reported version label holds the control or bidi character U+202E at character 4"
+        for e in errors
+    )
+
+
 # -- exit codes --------------------------------------------------------------------------------------------
 
 
