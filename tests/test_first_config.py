@@ -6,7 +6,10 @@
   version label, an unset or malformed key variable (the embedding server's too), an address that
   is not this machine's, and with ``--connect`` a SQL table that does not exist or a column of the
   wrong type;
-* ``run`` refuses such a config with exit 2 before it creates the database.
+* ``run`` refuses such a config with exit 2 before it creates the database;
+* a line's own version wins over the config's; a line with neither is quarantined (no invented
+  ``unknown``); a control or bidi character in a version or model label quarantines the line;
+* ``config check`` names web-config, key and embedding-model mistakes and warns on an open listener.
 """
 
 from __future__ import annotations
