@@ -715,7 +715,11 @@ def refuse_fatal_problems(path: Path, cfg: Config) -> None:
     """Exit 2 listing what can never succeed (``collector.preflight``), before the database is touched."""
     from collector.preflight import environment_problems
 
-    fatal = [p.text for p in environment_problems(cfg) if p.fatal]
+    problems = environment_problems(cfg)
+    for p in problems:
+        if p.warning:  # e.g. a listener open beyond this machine without authentication
+            logging.getLogger("collapse_watch").warning("%s: %s", path, p.text)
+    fatal = [p.text for p in problems if p.fatal]
     if fatal:
         raise fail(
             f"{path}: {len(fatal)} problem(s) no run can get past (see `config check`):\n  "
@@ -902,7 +906,10 @@ def config_check(
     `run` would refuse or `collect` fail on: key variables, probe files, the listen address)."""
     from collector.config import check_config
 
-    problems = check_config(file, connect=connect)
+    warnings: list[str] = []
+    problems = check_config(file, connect=connect, warnings=warnings)
+    for w in warnings:
+        err.print(Text(f"{file}: warning: {w}", style="bold yellow"), highlight=False, markup=False)
     if problems:
         err.print(
             Text(f"{file}: {len(problems)} problem(s)", style="bold red"), highlight=False, markup=False

@@ -268,17 +268,25 @@ def _model_name(v: str) -> str:
     return v
 
 
-def _store_label(v: str) -> str:
-    return check_label(v, "label")  # the store's one rule: length, control characters, surrogates
+def _version_label(v: str) -> str:
+    return check_label(v, "version label")  # the store's one rule for labels
+
+
+def _model_label(v: str) -> str:
+    return check_label(v, "model name")
 
 
 # The labels the store keeps: a model name is also limited to characters a file name and a URL take.
-ModelName = Annotated[str, AfterValidator(_store_label), AfterValidator(_model_name)]
-VersionLabel = Annotated[str, AfterValidator(_store_label)]
+ModelName = Annotated[str, AfterValidator(_model_label), AfterValidator(_model_name)]
+VersionLabel = Annotated[str, AfterValidator(_version_label)]
 
 
 PULL_SOURCE_TYPES = ("jsonl", "sql")
 PULL_MIN_SAMPLES = 2
+# embedding_model values that name no model (YAML gives `none`, `off`, `no` as strings here)
+MEANINGLESS_MODEL_NAMES = frozenset(
+    {"", "none", "null", "nil", "off", "no", "false", "disabled", "disable", "0", "~"}
+)
 
 
 class ModelConfig(_Strict):
@@ -427,6 +435,17 @@ class Config(_Strict):
     @classmethod
     def _host(cls, v: str) -> str:
         return valid_host(v)
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _embedding_model(cls, v: str) -> str:
+        if v.strip().lower() in MEANINGLESS_MODEL_NAMES:
+            raise ValueError(
+                f"{v!r} is not a model: use 'default', a sentence-transformers name or a local path "
+                "(embeddings cannot be switched off here; to skip the embedding metrics leave them out "
+                "of each model's `metrics:`)"
+            )
+        return v
 
     @field_validator("models")
     @classmethod
@@ -682,8 +701,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, source=str(p), base_dir=p.resolve().parent)
 
 
-def check_config(path: str | os.PathLike[str], *, connect: bool = False) -> list[str]:
+def check_config(
+    path: str | os.PathLike[str], *, connect: bool = False, warnings: list[str] | None = None
+) -> list[str]:
     """Every problem with the file, including ones only visible on this machine; [] when fine.
+    What is worth saying but does not fail the check is appended to ``warnings`` when given.
 
     Beyond validation: ``environment_problems`` (key variables, probe files, checkpoints, globs,
     metric names, the listen address, the web config); with ``connect`` also what needs the
@@ -695,7 +717,10 @@ def check_config(path: str | os.PathLike[str], *, connect: bool = False) -> list
         return list(e.errors)
     from collector.preflight import environment_problems
 
-    return [p.text for p in environment_problems(cfg, connect=connect)]
+    found = environment_problems(cfg, connect=connect)
+    if warnings is not None:
+        warnings += [p.text for p in found if p.warning]
+    return [p.text for p in found if not p.warning]
 
 
 def config_hash(cfg: Config | ModelConfig) -> str:

@@ -2,8 +2,8 @@
 
 * ``read_key(env)``: an API key from the environment variable ``env``.  Surrounding whitespace is
   stripped (a key mounted from a secret file usually ends in a newline); whitespace or control
-  characters *inside* the key, or an unset/empty variable, are refused with ``KeyProblem`` (the
-  value is never shown).  The openai source, the embedding server and ``config check`` all use it.
+  characters *inside* the key, non-ASCII characters (no HTTP header carries them), or an
+  unset/empty variable, are refused with ``KeyProblem`` (the value is never shown).  The openai source, the embedding server and ``config check`` all use it.
 * ``config_secrets(cfg)``: the values to redact from anything stored, logged or printed: each
   key variable's raw and stripped value, ``Authorization``/``api-key`` header values, and the
   password of the database and of every SQL source.
@@ -35,6 +35,11 @@ def read_key(env: str) -> str:
             f"environment variable {env} holds whitespace or control characters inside the key "
             "(surrounding whitespace is stripped; the value is not shown)"
         )
+    if not key.isascii():
+        raise KeyProblem(
+            f"environment variable {env} holds non-ASCII characters (an HTTP header cannot carry "
+            "them; a copied key with a typographic quote or dash? the value is not shown)"
+        )
     return key
 
 
@@ -49,6 +54,8 @@ def read_key_file(path: str) -> str:
     key = raw.strip()
     if not key or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
         raise KeyProblem(f"the key file {path} is empty or holds whitespace inside the key (value not shown)")
+    if not key.isascii():
+        raise KeyProblem(f"the key file {path} holds non-ASCII characters (value not shown)")
     return key
 
 

@@ -18,22 +18,30 @@ access (docs/security.md):
 * ``open``  -- never authenticated (health probes).
 
 The server is built for an untrusted network: TLS from the exporter-toolkit web config file
-(``collector.web_config``), a bounded pool of ``WORKERS`` threads with a queue of ``QUEUE`` accepted
-connections (beyond it: 503 at once), a listen backlog of ``BACKLOG``, and a total deadline of
+(``collector.web_config``), a listen backlog of ``BACKLOG``, and a total deadline of
 ``READ_TIMEOUT`` seconds for the TLS handshake, the request line, the headers and the body together
-(a client dripping bytes is cut at the deadline, never holding a thread longer).
+(a client dripping bytes is cut at the deadline, never holding a thread longer).  A connection holds
+no worker until its request line and headers are in: one thread (``_HeaderReader``) reads the
+handshake and headers of every new connection without blocking, closes one that has not sent them
+within ``HEADER_TIMEOUT`` seconds (or sends more than ``MAX_HEADER`` bytes: 431), and keeps at most
+``PER_CLIENT`` such connections per client IP and ``MAX_WAITING`` in all (a new one evicts the
+oldest), so idle or slow sockets never starve a scrape or a health probe.  Complete requests go to
+a bounded pool of ``WORKERS`` threads with a queue of ``QUEUE`` (beyond it: 503 at once).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import json
 import logging
+import selectors
 import socket
 import socketserver
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +68,10 @@ READ_TIMEOUT = 10.0  # seconds for handshake + request line + headers + body, in
 WORKERS = 8  # requests handled at once
 QUEUE = 32  # accepted connections waiting for a worker; beyond: 503 at once
 BACKLOG = 128  # the kernel's listen queue
+HEADER_TIMEOUT = 5.0  # seconds a connection may take to send its request line and headers
+MAX_HEADER = 16 * 1024  # bytes of request line + headers; beyond: 431
+PER_CLIENT = 16  # connections of one client IP still sending headers; a new one evicts the oldest
+MAX_WAITING = 512  # connections of all clients still sending headers; a new one evicts the oldest
 
 Access = Literal["read", "write", "open"]
 
@@ -230,6 +242,153 @@ class _Deadline:
         self._timer.cancel()
 
 
+class _Prefixed(io.RawIOBase):
+    """Bytes already read from a connection, then the rest of it."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self.prefix, self.rest = prefix, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.prefix:
+            n = min(len(b), len(self.prefix))
+            b[:n] = self.prefix[:n]
+            self.prefix = self.prefix[n:]
+            return n
+        return int(self.rest.readinto1(b) or 0)  # what is there: never wait to fill ``b``
+
+
+@dataclass(eq=False)
+class _Waiting:
+    sock: Any
+    addr: Any
+    client: str
+    since: float
+    buf: bytes = b""
+    handshaken: bool = False
+
+
+class _HeaderReader(threading.Thread):
+    """Reads the TLS handshake, request line and headers of every new connection without blocking
+    (one thread, a selector), then hands the complete request to the server's worker pool."""
+
+    def __init__(self, server: HttpServer) -> None:
+        super().__init__(daemon=True, name="metrics-http-headers")
+        self.server = server
+        self.sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._new: list[_Waiting] = []
+        self._lock = threading.Lock()
+        self.waiting: dict[_Waiting, None] = {}  # oldest first
+        self._stopping = threading.Event()
+
+    def add(self, sock: Any, addr: Any) -> None:
+        client = addr[0] if isinstance(addr, tuple) else ""
+        with self._lock:
+            self._new.append(_Waiting(sock, addr, client, time.monotonic()))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def close(self) -> None:
+        self.sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                for key, _ in self.sel.select(timeout=0.25):
+                    if key.data is None:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(4096)
+                        with self._lock:
+                            new, self._new = self._new, []
+                        for w in new:
+                            self._admit(w)
+                    else:
+                        self._read(key.data)
+                self._expire()
+        finally:
+            for w in list(self.waiting):
+                self._drop(w)
+            with self._lock:
+                new, self._new = self._new, []
+            for w in new:
+                self.server.shutdown_request(w.sock)
+            self.sel.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _admit(self, w: _Waiting) -> None:
+        same = [x for x in self.waiting if x.client == w.client]
+        if len(same) >= self.server.per_client:
+            self._drop(same[0])  # the client's oldest idle connection makes room for its newest
+        if len(self.waiting) >= self.server.max_waiting:
+            self._drop(next(iter(self.waiting)))
+        try:
+            w.sock.setblocking(False)
+            self.sel.register(w.sock, selectors.EVENT_READ, w)
+        except (OSError, ValueError):
+            self.server.shutdown_request(w.sock)
+            return
+        self.waiting[w] = None
+
+    def _drop(self, w: _Waiting) -> None:
+        self.waiting.pop(w, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.sel.unregister(w.sock)
+        self.server.shutdown_request(w.sock)
+
+    def _expire(self) -> None:
+        end = time.monotonic() - self.server.header_timeout
+        for w in [x for x in self.waiting if x.since < end]:
+            self._drop(w)
+
+    def _read(self, w: _Waiting) -> None:
+        try:
+            if isinstance(w.sock, ssl.SSLSocket) and not w.handshaken:
+                w.sock.do_handshake()
+                w.handshaken = True
+            while True:
+                data = w.sock.recv(MAX_HEADER + 1 - len(w.buf))
+                if not data:
+                    return self._drop(w)
+                w.buf += data
+                if not (isinstance(w.sock, ssl.SSLSocket) and w.sock.pending()):
+                    break
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        except OSError:
+            return self._drop(w)
+        if b"\r\n\r\n" in w.buf or b"\n\n" in w.buf:
+            self.waiting.pop(w, None)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(w.sock)
+            w.sock.setblocking(True)
+            remaining = max(0.1, self.server.read_timeout - (time.monotonic() - w.since))
+            self.server.dispatch(w.sock, w.addr, w.buf, remaining)
+        elif len(w.buf) > MAX_HEADER:
+            with contextlib.suppress(OSError):
+                w.sock.setblocking(True)
+                w.sock.settimeout(1.0)
+                w.sock.sendall(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+            self._drop(w)
+        return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: HttpServer
     protocol_version = "HTTP/1.1"
@@ -237,11 +396,14 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.request.settimeout(self.server.read_timeout)
-        self.deadline = _Deadline(self.request, self.server.read_timeout)
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()  # within the deadline, in this worker (not the accept loop)
+        prefix, remaining = getattr(self.server._local, "pending", (b"", self.server.read_timeout))
+        self.request.settimeout(remaining)
+        self.deadline = _Deadline(self.request, remaining)
+        if isinstance(self.request, ssl.SSLSocket) and not prefix:
+            self.request.do_handshake()  # a connection not read by the header reader (tests)
         super().setup()
+        if prefix:  # the request line and headers the header reader already took off the socket
+            self.rfile = io.BufferedReader(_Prefixed(prefix, self.rfile))
 
     def finish(self) -> None:
         self.deadline.cancel()
@@ -324,6 +486,9 @@ class HttpServer(socketserver.TCPServer):
         read_timeout: float = READ_TIMEOUT,
         workers: int = WORKERS,
         queue: int = QUEUE,
+        header_timeout: float = HEADER_TIMEOUT,
+        per_client: int = PER_CLIENT,
+        max_waiting: int = MAX_WAITING,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.routes = routes
@@ -334,7 +499,13 @@ class HttpServer(socketserver.TCPServer):
         self.read_timeout = read_timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics-http")
         self._slots = threading.BoundedSemaphore(workers + queue)
+        self.header_timeout = min(header_timeout, read_timeout)
+        self.per_client = per_client
+        self.max_waiting = max_waiting
+        self._local = threading.local()
+        self._headers = _HeaderReader(self)  # before binding: a failed bind calls server_close
         super().__init__(address, _Handler)
+        self._headers.start()
 
     @property
     def server_port(self) -> int:
@@ -354,16 +525,21 @@ class HttpServer(socketserver.TCPServer):
         return sock, addr
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        self._headers.add(request, client_address)  # no worker until its headers are in
+
+    def dispatch(self, request: Any, client_address: Any, prefix: bytes, remaining: float) -> None:
+        """A connection whose request line and headers (``prefix``) are read: to a worker."""
         if not self._slots.acquire(blocking=False):
             self._busy(request)
             return
         try:
-            self._pool.submit(self._work, request, client_address)
+            self._pool.submit(self._work, request, client_address, prefix, remaining)
         except RuntimeError:  # shutting down
             self._slots.release()
             self.shutdown_request(request)
 
-    def _work(self, request: Any, client_address: Any) -> None:
+    def _work(self, request: Any, client_address: Any, prefix: bytes = b"", remaining: float = 0) -> None:
+        self._local.pending = (prefix, remaining or self.read_timeout)
         try:
             self.finish_request(request, client_address)
         except Exception as exc:  # a reset, a failed handshake, a cut deadline: the client's problem
@@ -385,6 +561,9 @@ class HttpServer(socketserver.TCPServer):
         self.shutdown_request(request)
 
     def server_close(self) -> None:
+        self._headers.stop()
+        if not self._headers.is_alive():  # never started (the bind failed): close what it holds
+            self._headers.close()
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

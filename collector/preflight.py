@@ -17,6 +17,7 @@ from pathlib import Path
 from collector.config import (
     Config,
     JsonlSourceConfig,
+    ModelConfig,
     SqlSourceConfig,
     TransformersSourceConfig,
 )
@@ -29,6 +30,7 @@ from collector.store.engine import redact_url
 class Problem:
     text: str
     fatal: bool = True
+    warning: bool = False  # printed by ``config check`` as a warning; never fails it
 
 
 def environment_problems(cfg: Config, *, connect: bool = False) -> list[Problem]:
@@ -40,6 +42,7 @@ def environment_problems(cfg: Config, *, connect: bool = False) -> list[Problem]
         src = m.source
         if isinstance(src, TransformersSourceConfig) and not Path(src.path).is_dir():
             problems.append(Problem(f"{where}.source.path: no checkpoint directory at {src.path}"))
+        problems += _version(where, m)
         if isinstance(src, JsonlSourceConfig) and not glob.glob(src.path, recursive=True):
             problems.append(Problem(f"{where}.source.path: no file matches {src.path}", fatal=False))
         if known is not None and m.metrics != "default":
@@ -63,6 +66,35 @@ def environment_problems(cfg: Config, *, connect: bool = False) -> list[Problem]
     if connect:
         problems += _database(cfg)
     return problems
+
+
+def _version(where: str, m: ModelConfig) -> list[Problem]:
+    """A pull model with no ``version:`` files only records that carry their own; with no version
+    field either, every record would be quarantined (issue #22: no invented ``unknown`` version)."""
+    src = m.source
+    if m.version is not None or m.version_from != "config":
+        return []
+    if isinstance(src, JsonlSourceConfig):
+        field, key = src.fields.version, "source.fields.version"
+    elif isinstance(src, SqlSourceConfig):
+        field, key = src.version_column, "source.version_column"
+    else:
+        return []
+    if field is None:
+        return [
+            Problem(
+                f"{where}.version: not set, and {key} is null: every record would be quarantined "
+                "(no version to file it under); set `version:`"
+            )
+        ]
+    return [
+        Problem(
+            f"{where}.version: not set: records without a {field!r} field will be quarantined "
+            "(set `version:` to file them under it)",
+            fatal=False,
+            warning=True,
+        )
+    ]
 
 
 def _known_metrics() -> set[str] | None:
@@ -103,14 +135,37 @@ def _listener(cfg: Config) -> list[Problem]:
             s.bind((addr[0], 0))  # any port: only whether the address is this machine's
         except OSError as exc:
             out.append(Problem(f"metrics_host: cannot listen on {host!r}: {exc.strerror or exc}"))
+    web = None
     if cfg.web_config_file:
         from collector.web_config import WebConfigError, load_web_config
 
         try:
-            load_web_config(cfg.web_config_file)
+            web = load_web_config(cfg.web_config_file)
         except WebConfigError as exc:
             out.append(Problem(f"web_config_file: {exc}"))
+            return out
+    if not out and not _loopback_only(host) and not (web and web.basic_auth_users):
+        out.append(
+            Problem(
+                f"metrics_host: {host} listens beyond this machine with no basic_auth_users: "
+                f"anyone who can reach port {cfg.metrics_port} reads /metrics (set web_config_file with "
+                "basic_auth_users, or metrics_host: 127.0.0.1; docs/security.md)",
+                fatal=False,
+                warning=True,
+            )
+        )
     return out
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether every address ``host`` stands for is a loopback one (0.0.0.0 and :: are not)."""
+    import ipaddress
+
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        return all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
+    except (OSError, ValueError):
+        return False
 
 
 def _sql_source(src: SqlSourceConfig) -> list[str]:

@@ -2,71 +2,110 @@
 stored, logged or printed.
 
 A secret can reach a message in more than its plain form: an HTTP library quotes an illegal header
-as ``b'Bearer sk-...\\n'`` (escaped), a server echoes it JSON-escaped (``\\/`` for ``/``, ``\\u002b``
-for ``+``) or URL-encoded (``%2F``), or an error snippet cuts it short.  ``redact`` replaces the
-value as given, stripped, ``repr``-escaped, JSON-escaped (with and without ``\\/``), URL-encoded
-(``%20`` and ``+`` styles, either case of hex digit), each of its whitespace-separated pieces of 6+
-characters, and a text that *ends* with the first 6+ characters of any of those forms (the cut at
-a snippet's end).  ``config_secrets`` in ``collector.credentials`` lists what a config names.
+as ``b'Bearer sk-...\\n'`` (escaped), a server echoes it JSON-escaped once or more (``\\/`` or
+``\\\\\\/`` for ``/``, ``\\u002b`` for ``+``), URL-encoded (``%2F``, ``+`` for a space, even
+``%252F`` twice), in another case (``SK-...``), or an error snippet cuts it short.  ``redact``
+matches each secret as one pattern in which every character may appear as itself (any case), after
+any number of backslashes, as a ``\\uXXXX`` / ``\\xXX`` escape, or percent-encoded to any depth; it
+masks every such occurrence, every whitespace-separated piece of 6+ characters of the secret, and a
+fragment of 6+ characters at the text's edges: a *prefix* of the secret that the text ends with (a
+snippet cut inside the key) or a *suffix* it starts with (a snippet that begins inside it), quotes,
+brackets and spaces around it allowed.  A secret shorter than 6 characters is masked only verbatim.
+``config_secrets`` in ``collector.credentials`` lists what a config names.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
 
 MASK = "***"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MIN_PIECE = 6
+# what may stand between a cut fragment and the edge of the text: quotes, brackets, spaces, dots
+_EDGE = r"""[\s"'`\]\[(){}<>.,;:!?…]*"""
+_CONTROL_ESCAPES = {"\n": "n", "\r": "r", "\t": "t", "\b": "b", "\f": "f"}
 
 
-def _encodings(s: str) -> set[str]:
-    js = json.dumps(s)[1:-1]
-    js_ascii = json.dumps(s, ensure_ascii=True)[1:-1]
-    forms = {
-        s,
-        repr(s)[1:-1],
-        repr(s.encode("utf-8", "replace"))[2:-1],
-        js,
-        js_ascii,
-        js.replace("/", "\\/"),
-        js_ascii.replace("/", "\\/"),
-        quote(s, safe=""),
-        quote_plus(s, safe=""),
-        quote(s),
-    }
-    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in list(forms) if "%" in f}
-    return forms
+def _char(c: str) -> str:
+    """A pattern for one character of a secret in any of the encodings above (match IGNORECASE)."""
+    cp = ord(c)
+    escapes = [re.escape(c)]
+    if cp < 0x10000:
+        escapes.append(f"u{cp:04x}")
+    else:
+        hi, lo = 0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF)
+        escapes += [f"U{cp:08x}", f"u{hi:04x}\\\\+u{lo:04x}"]
+    utf8 = c.encode("utf-8", "surrogatepass")
+    escapes.append("\\\\*".join(f"x{b:02x}" for b in utf8))
+    if c in _CONTROL_ESCAPES:
+        escapes.append(_CONTROL_ESCAPES[c])
+    # the character itself after any number of backslashes; an escape after at least one
+    alts = [f"\\\\*{re.escape(c)}", "\\\\+(?:" + "|".join(escapes[1:]) + ")"]
+    alts.append("".join(f"%(?:25)*{b:02x}" for b in utf8))
+    if c == " ":
+        alts.append(r"\+")
+    return "(?:" + "|".join(alts) + ")"
 
 
-def _forms(secret: str) -> set[str]:
-    forms = _encodings(secret) | _encodings(secret.strip())
-    forms |= {p for p in secret.split() if len(p) >= MIN_PIECE}
-    return {f for f in forms if len(f) >= MIN_PIECE or (f and f == secret)}
+@functools.lru_cache(maxsize=256)
+def _patterns(secret: str) -> tuple[re.Pattern[str], re.Pattern[str] | None, re.Pattern[str] | None]:
+    """(the whole secret anywhere, a 6+ prefix at the text's end, a 6+ suffix at its start)."""
+    chars = [_char(c) for c in secret]
+    whole = re.compile("".join(chars), re.IGNORECASE)
+    if len(secret) <= MIN_PIECE:
+        return whole, None, None
+    # prefix: P1..P6 (P7 (P8 (...)?)?)? at the end;  suffix: ((P1)? P2)? ... P(n-5)..Pn at the start
+    tail = ""
+    for c in reversed(chars[MIN_PIECE:-1]):
+        tail = f"(?:{c}{tail})?"
+    prefix = re.compile("(" + "".join(chars[:MIN_PIECE]) + tail + ")" + _EDGE + r"\Z", re.IGNORECASE)
+    head = ""
+    for c in chars[1 : len(chars) - MIN_PIECE]:
+        head = f"(?:{head}{c})?" if head else f"(?:{c})?"
+    suffix = re.compile(
+        r"\A" + _EDGE + "(" + head + "".join(chars[len(chars) - MIN_PIECE :]) + ")", re.IGNORECASE
+    )
+    return whole, prefix, suffix
+
+
+def _pieces(secret: str) -> list[str]:
+    """The secret as given, stripped, and its whitespace-separated pieces of 6+ characters."""
+    out = [secret, secret.strip()] + [p for p in secret.split() if len(p) >= MIN_PIECE]
+    return [s for s in dict.fromkeys(out) if s]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every form of every secret replaced by ``***`` (longest first), including a
-    form cut short at the end of the text."""
-    forms: set[str] = set()
-    for s in secrets:
-        if s:
-            forms |= _forms(s)
-    for f in sorted(forms, key=len, reverse=True):
-        text = text.replace(f, MASK)
-    return _cut_tail(text, forms)
+    fragment of 6+ characters cut at either edge of the text."""
+    pieces = sorted({p for s in secrets if s for p in _pieces(s)}, key=len, reverse=True)
+    for p in pieces:
+        if len(p) < MIN_PIECE:
+            text = text.replace(p, MASK)  # too short to match loosely: verbatim only
+            continue
+        whole, _, _ = _patterns(p)
+        text = whole.sub(MASK, text)
+    for p in pieces:
+        if len(p) > MIN_PIECE:
+            text = _cut_edges(text, p)
+    return text
 
 
-def _cut_tail(text: str, forms: set[str]) -> str:
-    """Mask a prefix of a form (>= MIN_PIECE characters) that the text ends with (a cut snippet)."""
-    stripped = text.rstrip()
-    for f in sorted(forms, key=len, reverse=True):
-        for n in range(min(len(f) - 1, len(stripped)), MIN_PIECE - 1, -1):
-            if stripped.endswith(f[:n]):
-                return stripped[:-n] + MASK + text[len(stripped) :]
+def _cut_edges(text: str, secret: str) -> str:
+    """Mask a prefix of ``secret`` the text ends with and a suffix it starts with (6+ characters,
+    in any encoding); only a window at each end is searched, so a long text costs little."""
+    _, prefix, suffix = _patterns(secret)
+    assert prefix is not None and suffix is not None
+    window = 40 * len(secret) + 200
+    start = max(0, len(text) - window)
+    m = prefix.search(text, start)
+    if m is not None:
+        text = text[: m.start(1)] + MASK + text[m.end(1) :]
+    m = suffix.match(text[:window])
+    if m is not None:
+        text = text[: m.start(1)] + MASK + text[m.end(1) :]
     return text
 
 

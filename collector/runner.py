@@ -49,6 +49,7 @@ from collector.sources.base import SampleOutcome, SampleRequest
 from collector.store.api import SampleRecord, Store
 from collector.store.errors import StoreError, first_line
 from collector.store.pulls import OffsetConflict, PullBatch, Quarantined
+from collector.store.text import label_problem
 from collector.vetting import Rejected, excerpt, safe_label, vet
 
 if TYPE_CHECKING:
@@ -119,10 +120,23 @@ def to_record(o: SampleOutcome) -> SampleRecord:
 
 
 def resolve_version(model: ModelConfig, outcome: SampleOutcome) -> str | None:
-    """The version this outcome belongs to: the configured one, or what the source reported."""
+    """The version this outcome belongs to: the record's own (a pulled line's ``version`` field,
+    what the server reported), else the configured one, which applies only to records without."""
     if model.version_from == "config":
-        return model.version or outcome.version
+        return outcome.version or model.version
     return outcome.version
+
+
+def _no_version(model: ModelConfig) -> str:
+    """The quarantine reason of a pulled record that carries no version when the config sets none."""
+    src = model.source
+    fields = getattr(src, "fields", None)
+    field = getattr(fields, "version", None) if fields is not None else getattr(src, "version_column", None)
+    carried = f"no {field!r} field" if field else "no version field (none is configured)"
+    return (
+        f"no version: the record has {carried} and model {model.name!r} sets no `version:` in the "
+        "config (set one, or write the version into every record)"
+    )
 
 
 class Runner:
@@ -430,16 +444,16 @@ class Runner:
             try:
                 if not o.ok:
                     raise Rejected(_reason(o.error or "no output", where))
+                if version is None:
+                    raise Rejected(_no_version(model))
                 o = vet(o, version)
             except Rejected as exc:
                 q = Quarantined(where, redact(str(exc), secrets), excerpt(o.excerpt), o.source_key)
                 entries.append(_Entry(None, o, q, version))
                 continue
-            # the config's version (or the record's, vetted) names the run; a record without one files
-            # under the latest known version (issue #22: config version + lines without one)
-            label = (
-                safe_label(version) if version is not None else (self._fallback_version(model) or "unknown")
-            )
+            # the record's version (vetted), else the config's, names the run (issue #22); a record
+            # with neither was quarantined above: an invented label would become the baseline
+            label = safe_label(version)
             run = runs.get(label)
             if run is None:
                 kind = getattr(source, "kind", "pull")
@@ -654,6 +668,10 @@ class _OpenRun:
 
     def add(self, o: SampleOutcome) -> None:
         reported = resolve_version(self.model, o)
+        o.model_reported = None  # not stored for a sampled run: never a reason to refuse the sample
+        problem = label_problem(reported) if reported else None
+        if problem is not None:  # a server-reported label that would break tables and the exposition
+            o.output, o.error, reported = None, f"reported version label {problem}", None
         o = vet(o, None)
         if o.error is not None:
             o.error = redact(o.error, self.secrets)

@@ -6,8 +6,10 @@ surrogate such as a JSON ``"\\ud800"`` escape):
 * prompts, prompt ids and version labels: NUL and lone surrogates become U+FFFD;
 * outputs: lone surrogates that are not escaped log bytes (U+DC80..U+DCFF) become U+FFFD; NUL and
   escaped bytes are kept (the store keeps such a text's exact bytes, see ``collector.store.text``);
-* a record the source could not parse, or whose version label or prompt id is longer than the
-  column (200 characters), is rejected with a reason: the collector quarantines it.
+* a record the source could not parse, whose version label or prompt id is longer than the column
+  (200 characters), or whose version or model label holds a control character (newline, NUL, ESC…;
+  tab allowed), a line separator or a bidi override (U+202A-U+202E, U+2066-U+2069), is rejected
+  with a reason: the collector quarantines it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import re
 
 from collector.sources.base import SampleOutcome
-from collector.store.text import LABEL_MAX, REPLACEMENT, safe_label
+from collector.store.text import LABEL_MAX, REPLACEMENT, label_problem, safe_label
 
 __all__ = ["Rejected", "excerpt", "safe_key", "safe_label", "safe_output", "vet"]
 
@@ -54,6 +56,10 @@ def vet(outcome: SampleOutcome, version: str | None) -> SampleOutcome:
     """
     if version is not None and len(version) > LABEL_MAX:
         raise Rejected(f"version label is {len(version)} characters (at most {LABEL_MAX})")
+    for what, label in (("version", version), ("model", outcome.model_reported)):
+        problem = label_problem(label) if label is not None else None
+        if problem is not None:
+            raise Rejected(f"{what} label {problem}")
     if len(outcome.prompt_id) > KEY_MAX:
         raise Rejected(f"prompt id is {len(outcome.prompt_id)} characters (at most {KEY_MAX})")
     outcome.prompt_id = safe_label(outcome.prompt_id)

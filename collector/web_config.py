@@ -24,13 +24,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import ssl
 import threading
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -69,23 +70,82 @@ class TlsServerConfig(_Strict):
     min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
     max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] | None = None
 
+    @model_validator(mode="after")
+    def _client_ca(self) -> TlsServerConfig:
+        if self.client_auth_type in TLS_CLIENT_CA_NEEDED and not self.client_ca_file:
+            raise ValueError(
+                f"client_auth_type {self.client_auth_type} needs client_ca_file (the CA that signs the "
+                "client certificates): without it no client could connect"
+            )
+        return self
+
+
+# headers the server itself sets for each answer: one from the web config would corrupt the framing
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "content-encoding",
+        "date",
+        "server",
+    }
+)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # controls but tab (CR, LF, NUL…)
+_BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+TLS_CLIENT_CA_NEEDED = ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven", "RequireAnyClientCert")
+
 
 class HttpServerConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     http2: bool = True  # accepted for compatibility; this server speaks HTTP/1.1
 
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP field name (letters, digits, -)")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by the server itself and cannot be overridden")
+            m = _BAD_VALUE.search(value)
+            if m is not None:
+                raise ValueError(
+                    f"header {name!r}: value holds the control character U+{ord(m.group(0)):04X} "
+                    "(CR, LF and NUL would split or end the response headers)"
+                )
+            if not value.isascii():
+                raise ValueError(f"header {name!r}: value holds non-ASCII characters")
+        return v
+
 
 class WebConfig(_Strict):
     tls_server_config: TlsServerConfig | None = None
-    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    basic_auth_users: dict[str, str] | None = None
     http_server_config: HttpServerConfig = Field(default_factory=HttpServerConfig)
 
     @field_validator("basic_auth_users")
     @classmethod
-    def _hashes(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [u for u, h in v.items() if not str(h).startswith(("$2a$", "$2b$", "$2y$"))]
+    def _hashes(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError(
+                "basic_auth_users is empty: no one could log in, yet nothing would be protected; "
+                "add a user or remove the key"
+            )
+        bad = []
+        for user, hashed in v.items():
+            m = _BCRYPT.fullmatch(str(hashed))
+            if m is None or not 4 <= int(m.group(1)) <= 31:
+                bad.append(user)
         if bad:
-            raise ValueError(f"basic_auth_users: {', '.join(bad)}: not a bcrypt hash ($2a$/$2b$/$2y$...)")
+            raise ValueError(
+                f"basic_auth_users: {', '.join(bad)}: not a bcrypt hash ($2y$<cost 04-31>$ and 53 "
+                "characters of salt and hash, as `htpasswd -nBC 10` writes)"
+            )
         return v
 
 

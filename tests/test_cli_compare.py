@@ -150,7 +150,7 @@ def test_shorter_outputs_alone_are_not_collapse(tmp_path: Path) -> None:
         ),
         (
             ["--model", "bot", "--version", "v1\x1b[31m"],
-            ["version", "--version", "control character \\u001b"],
+            ["version", "--version", "control or bidi character U+001B"],
         ),
         (["--model", "m" * 201, "--version", "v1"], ["model", "--model", "at most 200"]),
     ],
@@ -183,12 +183,12 @@ def test_score_store_checks_the_files_own_version_label(tmp_path: Path) -> None:
     data = tmp_path / "outputs.jsonl"
     data.write_text(
         "".join(
-            json.dumps({"prompt": "p", "output": f"o{i}", "model": "bot", "version": "v\t1"}) + "\n"
+            json.dumps({"prompt": "p", "output": f"o{i}", "model": "bot", "version": "v\x071"}) + "\n"
             for i in range(4)
         )
     )
     db = tmp_path / "h.db"
     proc = cli("score", str(data), "--store", "--no-embeddings", "--database-url", f"sqlite:///{db}")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "the file's 'version' field" in proc.stderr and "control character \\u0009" in proc.stderr
+    assert "the file's 'version' field" in proc.stderr and "control or bidi character U+0007" in proc.stderr
     assert not db.exists()

@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -440,6 +442,109 @@ def test_api_keys_with_newlines_never_leak(db_url: str, tmp_path: Path) -> None:
     }.items():
         for piece in ("SECRET-4242424242", "AAAAAAAAAA", "BBBBBBBBBBBB"):
             assert piece not in blob, (where, piece)
+
+
+KEY = "sk-LiveAA/AbcdEF+DefGHI=XyZ0123456789"
+ECHOES = {  # how a real server may echo the key it was sent (issue #22's fresh-eyes attack)
+    "double-json": lambda k: json.dumps(json.dumps({"error": f"bad key {k}"}).replace("/", "\\/")),
+    "url-quote": lambda k: f"invalid key={urllib.parse.quote(k, safe='')}",
+    "url-quote-plus": lambda k: f"invalid key={urllib.parse.quote_plus(k)}",
+    "upper": lambda k: f"INVALID API KEY {k.upper()}",
+    "prefix-cut": lambda k: f"invalid key {k[:14]}",  # the server cut the echo inside the key
+    "suffix-cut": lambda k: f"{k[-14:]} is not a valid key",  # the echo starts inside the key
+    "long-cut": lambda k: "x" * 280 + f" key {k}",  # over the snippet: the cut falls inside the key
+}
+
+
+@SQLITE
+def test_a_key_echoed_in_any_encoding_or_cut_never_leaks(db_url: str, tmp_path: Path) -> None:
+    """A real server on loopback answers 401 echoing the sent key double-JSON-escaped, URL-encoded
+    (quote and quote_plus), upper-cased, or cut at either edge: neither ``runs.error`` nor the CLI
+    output holds the key or any 6+ character run of its letters and digits, in any case."""
+    from tests.http_fixtures import LoopbackServer
+
+    def handle(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        sent = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        form = json.loads(body)["model"]
+        return 401, {"Content-Type": "text/plain"}, ECHOES[form](sent).encode()
+
+    server = LoopbackServer(handle)
+    store = migrated(db_url)
+    try:
+        probes = probes_file(tmp_path, n=1)
+        models = [
+            openai_model(form, server.base_url, probes, api_key_env="CW_ECHO_KEY", model=form)
+            for form in ECHOES
+        ]
+        config = write_config(tmp_path / "cw.yml", db_url, models)
+        res = cli("collect", "--config", str(config), env={"CW_ECHO_KEY": KEY + "\n"})
+        history = cli("history", "upper", "--database-url", db_url)
+    finally:
+        server.close()
+    assert server.n_requests == len(ECHOES)
+    errors = {
+        r["name"]: r["error"]
+        for r in q(store, "SELECT mo.name, r.error FROM runs r JOIN models mo ON mo.id = r.model_id")
+    }
+    assert set(errors) == set(ECHOES) and all("HTTP 401" in (e or "") for e in errors.values()), errors
+    pieces = [p for p in re.split(r"[^A-Za-z0-9]", KEY) if len(p) >= 6] + [
+        KEY[i : i + 6] for i in range(len(KEY) - 5)
+    ]
+    for where, blob in {
+        **errors,
+        "stdout": res.stdout,
+        "stderr": res.stderr,
+        "history": history.stdout,
+    }.items():
+        low = blob.lower()
+        leaked = [p for p in pieces if p.lower() in low]
+        assert not leaked, (where, leaked, blob)
+    assert "***" in errors["prefix-cut"] and "***" in errors["suffix-cut"] and "***" in errors["double-json"]
+
+
+@SQLITE
+def test_a_served_model_name_with_a_bidi_override_never_becomes_a_version(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``version_from: response_model`` and a server that names itself with U+202E: each sample is
+    a failed one with the reason, and no stored version label holds the character; an emoji and
+    brackets are a fine label (issue #22)."""
+    from tests.http_fixtures import LoopbackServer
+
+    def handle(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        served = {"hostile": "gpt\u202eevil", "fine": "v🙂[/]"}[json.loads(body)["model"]]
+        answer = {
+            "model": served,
+            "choices": [{"message": {"content": f"hi {time.monotonic_ns()}"}, "finish_reason": "stop"}],
+        }
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+    server = LoopbackServer(handle)
+    store = migrated(db_url)
+    try:
+        probes = probes_file(tmp_path, n=2)
+        models = []
+        for name in ("hostile", "fine"):
+            m = openai_model(name, server.base_url, probes, model=name)
+            del m["version"]
+            m["version_from"] = "response_model"
+            models.append(m)
+        res = cli("collect", "--config", str(write_config(tmp_path / "cw.yml", db_url, models)))
+    finally:
+        server.close()
+    assert "Traceback" not in res.stderr, res.stderr
+    labels = [r["label"] for r in q(store, "SELECT label FROM model_versions")]
+    assert "v🙂[/]" in labels and not any("\u202e" in label for label in labels), labels
+    errors = q(
+        store,
+        "SELECT s.error FROM samples s JOIN runs r ON r.id = s.run_id JOIN models mo ON mo.id = r.model_id"
+        " WHERE mo.name = 'hostile'",
+    )
+    assert len(errors) == 2
+    assert all(
+        e["error"] == "reported version label holds the control or bidi character U+202E at character 4"
+        for e in errors
+    )
 
 
 # -- exit codes --------------------------------------------------------------------------------------------

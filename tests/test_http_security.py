@@ -295,3 +295,134 @@ def test_serve_metrics_listens_where_its_config_says_with_tls_and_logs_https(tmp
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    """Whether the server closed ``s`` (waits at most 5 s for its end)."""
+    s.settimeout(5)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+
+
+def test_idle_and_slow_sockets_never_starve_scrapes_or_health(tmp_path: Path) -> None:
+    """100 idle connections and 20 that send half a request, all from one client IP, against the
+    real server with its default pool (8 workers + 32 queued): /metrics and /healthz still answer
+    200 (before: 503 from the 41st idle socket on), and the server keeps at most PER_CLIENT of that
+    client's header-less connections, closing the oldest."""
+    from collector.metrics_server import PER_CLIENT
+
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0)
+    base = f"http://127.0.0.1:{srv.server_port}"
+    held: list[socket.socket] = []
+    try:
+        for i in range(120):
+            s = socket.create_connection(("127.0.0.1", srv.server_port))
+            if i >= 100:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
+            held.append(s)
+        status, body = call(f"{base}/metrics")
+        assert status == 200 and b"collapse_watch_up" in body
+        assert call(f"{base}/healthz")[0] == 200
+        assert all(closed_by_server(s) for s in held[:50])  # the oldest were evicted
+        open_now = [s for s in held[-PER_CLIENT:] if not _closed_now(s)]
+        assert len(open_now) <= PER_CLIENT
+    finally:
+        for s in held:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def _closed_now(s: socket.socket) -> bool:
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_a_connection_that_sends_no_headers_is_closed_at_the_header_timeout() -> None:
+    routes = [Route("GET", "/x", lambda r: Response(200, b"ok", "text/plain"), "open")]
+    srv = HttpServer(("127.0.0.1", 0), routes, header_timeout=0.5, per_client=4)
+    import threading
+
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.server_port)) as idle:
+            assert closed_by_server(idle)
+        with socket.create_connection(("127.0.0.1", srv.server_port)) as big:
+            big.sendall(b"GET /x HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 20_000 + b"\r\n")
+            big.settimeout(5)
+            assert big.recv(100).startswith(b"HTTP/1.1 431")
+        assert call(f"http://127.0.0.1:{srv.server_port}/x") == (200, b"ok")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({"X-Evil": "a\r\nSet-Cookie: x=1"}, "control character U+000D"),
+        ({"X-Evil": "a\nb"}, "control character U+000A"),
+        ({"X-Nul": "a\x00b"}, "control character U+0000"),
+        ({"Bad Name": "x"}, "not a valid HTTP field name"),
+        ({"X-Split\r\nInjected": "x"}, "not a valid HTTP field name"),
+        ({"Content-Type": "text/html"}, "set by the server itself"),
+        ({"content-length": "0"}, "set by the server itself"),
+        ({"Transfer-Encoding": "chunked"}, "set by the server itself"),
+        ({"Connection": "keep-alive"}, "set by the server itself"),
+    ],
+)
+def test_web_config_headers_that_would_break_the_response_are_refused_at_load(
+    tmp_path: Path, headers: dict[str, str], says: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(json.dumps({"http_server_config": {"headers": headers}}))
+    with pytest.raises(WebConfigError) as info:
+        load_web_config(path)
+    assert str(info.value).startswith(f"{path}: http_server_config.headers:") and says in str(info.value)
+
+
+def test_web_config_headers_that_are_fine_are_sent(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(
+        json.dumps({"http_server_config": {"headers": {"X-Frame-Options": "deny", "X-Tab": "a\tb"}}})
+    )
+    web = load_web_config(path)
+    assert dict(web.http_server_config.headers) == {"X-Frame-Options": "deny", "X-Tab": "a\tb"}
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ({"basic_auth_users": {}}, "basic_auth_users: Value error, basic_auth_users is empty"),
+        ({"basic_auth_users": {"u": "$2y$10$tooshort"}}, "basic_auth_users: u: not a bcrypt hash"),
+        ({"basic_auth_users": {"u": "$2y$99$" + "a" * 53}}, "basic_auth_users: u: not a bcrypt hash"),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "c",
+                    "key_file": "k",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                }
+            },
+            "tls_server_config: Value error, client_auth_type RequireAndVerifyClientCert needs client_ca_file",
+        ),
+    ],
+)
+def test_web_config_mistakes_are_named_with_file_and_key(
+    tmp_path: Path, doc: dict[str, Any], says: str
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(WebConfigError) as info:
+        load_web_config(path)
+    assert str(info.value).startswith(f"{path}: ") and says in str(info.value), str(info.value)

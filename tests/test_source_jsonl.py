@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,84 @@ def test_real_logrotate_copytruncate_reads_every_line_once(tmp_path: Path, patte
     logrotate(tmp_path, log, "copytruncate")  # a second rotation: app.log.1 -> app.log.2
     append(log, rec(7))
     assert outputs(source(tmp_path, pattern)) == ["out 7"]
+
+
+def logrotate_conf(tmp_path: Path, log: Path, *directives: str) -> Path:
+    conf = tmp_path / "logrotate.conf"
+    body = "".join(f"  {d}\n" for d in ("rotate 5", "missingok", *directives))
+    conf.write_text(f"{log} {{\n{body}}}\n")
+    return conf
+
+
+def rotate(tmp_path: Path, conf: Path) -> None:
+    binary = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    if not os.path.exists(binary):
+        pytest.skip("logrotate is not installed (apt-get install logrotate; .ci/run installs it)")
+    state = tmp_path / "logrotate.state"
+    subprocess.run([binary, "--force", "--state", str(state), str(conf)], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+@pytest.mark.parametrize("naming", ["numbered", "dateext"])
+def test_two_copytruncate_rotations_between_passes_lose_nothing(
+    tmp_path: Path, pattern: str, naming: str
+) -> None:
+    """app.log -> app.log.1 -> app.log.2 (or two dated copies) between two passes, by the real
+    logrotate: the old position is found in the older copy, the newer copy is read whole, every
+    line once (before: the lines in app.log.1 were lost with the plain glob)."""
+    log = tmp_path / "app.log"
+    dated = ("dateext", "dateformat -%Y%m%d%H%M%S") if naming == "dateext" else ()
+    conf = logrotate_conf(tmp_path, log, "copytruncate", "nocompress", *dated)
+    append(log, rec(0) + rec(1))
+    src = source(tmp_path, pattern)
+    assert outputs(src) == ["out 0", "out 1"]
+    src.commit()
+    append(log, rec(2) + rec(3))  # not read yet: lands in the first copy
+    rotate(tmp_path, conf)
+    if dated:
+        time.sleep(1.1)  # a dated copy's name has a resolution of one second
+    append(log, rec(4))  # lands in the second copy
+    rotate(tmp_path, conf)
+    append(log, rec(5))
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("app.log") and p != log]) == 2
+    src = source(tmp_path, pattern)
+    assert sorted(outputs(src)) == ["out 2", "out 3", "out 4", "out 5"]
+    src.commit()
+    append(log, rec(6))
+    assert outputs(source(tmp_path, pattern)) == ["out 6"]
+
+
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"])
+def test_a_compressed_copy_is_counted_as_lost_and_the_newer_copy_read(
+    tmp_path: Path, caplog, pattern: str
+) -> None:
+    """With compress + delaycompress the copy holding the unread lines is gzipped by the second
+    rotation: it cannot be read, so a warning says so and counts it; the newer copy is still read."""
+    log = tmp_path / "app.log"
+    conf = logrotate_conf(tmp_path, log, "copytruncate", "compress", "delaycompress")
+    append(log, rec(0))
+    src = source(tmp_path, pattern)
+    assert outputs(src) == ["out 0"]
+    src.commit()
+    append(log, rec(1))  # lands in app.log.1, gzipped to app.log.2.gz by the second rotation
+    rotate(tmp_path, conf)
+    append(log, rec(2))  # lands in the new app.log.1
+    rotate(tmp_path, conf)
+    assert (tmp_path / "app.log.2.gz").exists() and (tmp_path / "app.log.1").exists()
+    append(log, rec(3))
+    src = source(tmp_path, pattern)
+    with caplog.at_level("WARNING", logger="collector.sources.jsonl"):
+        assert sorted(outputs(src)) == ["out 2", "out 3"]  # no gzip bytes read as lines
+    assert src.malformed == []
+    assert src.lost_copies == [str(tmp_path / "app.log.2.gz")]
+    assert any(
+        "app.log.2.gz" in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records
+    )
+    if pattern == "app.log*":  # the glob matches the .gz too: skipped with its reason, never parsed
+        assert any(
+            r.getMessage().endswith("app.log.2.gz is compressed and cannot be read: skipped")
+            for r in caplog.records
+        )
 
 
 @pytest.mark.parametrize("pattern", ["app.log", "app.log*"])

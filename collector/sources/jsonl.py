@@ -7,10 +7,13 @@ SHA-1 fingerprint of the file's first bytes (up to 256).  On each ``pull``:
   (``app.log`` renamed to ``app.log.1`` by logrotate) is looked up by inode in its old directory and
   its unread tail is read first, so nothing written before the rename is lost;
 * a file whose size is below the remembered offset, or whose first bytes changed (copytruncate, or
-  an inode reused by a new file), is read again from the start; before that, a file beside it with
-  the old first bytes and at least the old offset's length (logrotate's copy, ``app.log.1``) takes
-  over the old position, so the lines written since the last pass are read once from the copy,
-  whether the glob matches the copy or not (``_adopt_copies``);
+  an inode reused by a new file), is read again from the start; before that, its rotated copies
+  (``app.log.1``, ``app.log.2``, … or dated ``app.log-20261206``) are searched newest first for the
+  one with the old first bytes and at least the old offset's length: it takes over the old position
+  and the copies newer than it (further rotations between two passes) are read whole, so the lines
+  written since the last pass are read once, whether the glob matches the copies or not; a
+  compressed copy cannot be read and is logged as lost (``_adopt_copies``, ``lost_copies``), and a
+  compressed file the glob matches is skipped with a warning;
 * only complete lines are consumed: a last line without ``\\n`` waits until it is finished;
 * a malformed line (not UTF-8, not JSON, not an object, prompt/output missing or not strings)
   becomes an outcome with ``error`` = ``"<file>:<line>: <reason>"`` and is listed in ``malformed``.
@@ -27,7 +30,9 @@ import copy
 import glob
 import hashlib
 import json
+import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +46,7 @@ from collector.state import JsonState
 FINGERPRINT_BYTES = 256
 CHUNK = 1 << 20
 EXCERPT_BYTES = 200
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,6 +68,31 @@ def _fingerprint(f: BinaryIO, length: int) -> tuple[str, int]:
     return hashlib.sha1(head).hexdigest(), len(head)
 
 
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
+_STAMP = r"([-_.])(\d[\d_.-]*?)"
+
+
+def rotated_chain(path: str) -> list[str]:
+    """The rotated copies of ``path`` beside it, newest first: ``path.1``, ``path.2``, … (numbered),
+    then the dated ones logrotate's ``dateext`` makes (``path-20261206``…, latest first); each may
+    end in a compression suffix."""
+    directory, base = os.path.split(path)
+    pattern = re.compile(re.escape(base) + _STAMP + "(" + "|".join(re.escape(c) for c in COMPRESSED) + ")?")
+    found = []
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        digits = re.sub(r"\D", "", m.group(2))
+        numbered = m.group(1) == "." and len(digits) < 8
+        found.append(((0, int(digits)) if numbered else (1, -int(digits)), os.path.join(directory, name)))
+    return [p for _, p in sorted(found)]
+
+
 class JsonlSource:
     """A pull source over JSONL files."""
 
@@ -78,6 +109,8 @@ class JsonlSource:
         self._committed: dict[str, _Cursor] = {k: _Cursor.from_json(v) for k, v in raw.items()}
         self._pending = copy.deepcopy(self._committed)
         self.malformed: list[str] = []
+        self.lost_copies: list[str] = []  # compressed rotated copies that held unread lines
+        self._compressed_seen: set[str] = set()
         self._matched = True
 
     # -- contract ---------------------------------------------------------------------------------
@@ -122,6 +155,11 @@ class JsonlSource:
     def _files_in_order(self) -> list[str]:
         matched = []
         for p in glob.glob(self.cfg.path, recursive=True):
+            if p.endswith(COMPRESSED):  # a compressed rotated copy (glob app.log*): not JSONL text
+                if p not in self._compressed_seen:
+                    self._compressed_seen.add(p)
+                    log.warning("%s is compressed and cannot be read: skipped", p)
+                continue
             try:
                 st = os.stat(p)
             except OSError:
@@ -146,22 +184,46 @@ class JsonlSource:
         """Rotated copies of tracked files that were truncated (logrotate ``copytruncate``).
 
         A tracked file now shorter than its offset, or whose first bytes changed, was truncated or
-        replaced; a file beside it with the same first bytes and at least that many bytes, not yet
-        tracked, is its copy (as Filebeat and Vector recognise a file by a fingerprint of its head,
-        not by its name).  The copy takes over the old position, so the lines written since the last
-        pass are read from it once, whether the glob matches it (``app.log*``) or not (``app.log``),
-        and nothing already read is read again.  Returns the copies' ``(key, path)``.
+        replaced.  Its rotated copies beside it (``app.log.1``, ``app.log.2``, … or the dated
+        ``app.log-20261206``, newest first) are searched for the one with the old first bytes and
+        at least the old offset's length (as Filebeat and Vector recognise a file by a fingerprint
+        of its head, not by its name): it takes over the old position, and every untracked copy
+        newer than it (made by further rotations before this pass) is read from its start.  So the
+        lines written since the last pass are read once, whether the glob matches the copies
+        (``app.log*``) or not (``app.log``), and nothing already read is read again.  A compressed
+        copy (``.gz`` and the like) cannot be read: it is logged as lost and listed in
+        ``lost_copies``.  Returns the adopted copies' ``(key, path)``.
         """
-        copies = []
+        copies: list[tuple[str, str]] = []
         for key, cur in list(self._pending.items()):
             if cur.fp_len == 0 or not self._was_truncated(key, cur):
                 continue
-            found = self._find_copy(cur)
-            if found is None:
+            found, newer, lost = self._search_chain(cur)
+            if found is None and not lost:
+                found = self._find_copy(cur)  # a copy named otherwise (logrotate ``extension``)
+            if found is None and not lost:
+                log.warning(
+                    "%s was truncated and no rotated copy holds its old first bytes: the lines written "
+                    "after byte %d since the last pass cannot be found",
+                    cur.path,
+                    cur.offset,
+                )
                 continue
-            copy_key, copy_path = found
-            self._pending[copy_key] = _Cursor(copy_path, cur.offset, cur.line, cur.fp, cur.fp_len)
-            copies.append(found)
+            for path in lost:
+                log.warning(
+                    "%s was truncated (copytruncate) and its rotated copy %s is compressed, which cannot "
+                    "be read: the unread lines in it are lost",
+                    cur.path,
+                    path,
+                )
+                self.lost_copies.append(path)
+            if found is not None:
+                copy_key, copy_path = found
+                self._pending[copy_key] = _Cursor(copy_path, cur.offset, cur.line, cur.fp, cur.fp_len)
+                copies.append(found)
+            for newer_key, newer_path in newer:
+                self._pending[newer_key] = _Cursor(newer_path)
+                copies.append((newer_key, newer_path))
         return copies
 
     @staticmethod
@@ -175,7 +237,35 @@ class JsonlSource:
         except OSError:
             return False
 
+    def _search_chain(self, cur: _Cursor) -> tuple[tuple[str, str] | None, list[tuple[str, str]], list[str]]:
+        """Walk ``cur``'s rotated copies newest first, up to the first one already tracked (read
+        before).  Returns the copy holding the old position (or None), the untracked copies newer
+        than it (to read whole) and the compressed copies met on the way (lost).  When no copy holds
+        the old position, the newer copies are those before the first compressed one (presumed to
+        hold it); with no compressed copy either, none (an old copy is never read by a guess)."""
+        tracked = set(self._pending)
+        newer: list[tuple[str, str]] = []
+        lost: list[str] = []
+        for path in rotated_chain(cur.path):
+            try:
+                with open(path, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    key = f"{st.st_dev}:{st.st_ino}"
+                    if key in tracked:
+                        break
+                    if path.endswith(COMPRESSED):
+                        lost.append(path)
+                        continue
+                    if st.st_size >= cur.offset and _fingerprint(f, cur.fp_len) == (cur.fp, cur.fp_len):
+                        return (key, path), newer, lost
+                    if not lost:
+                        newer.append((key, path))
+            except OSError:
+                continue
+        return None, (newer if lost else []), lost[:1]
+
     def _find_copy(self, cur: _Cursor) -> tuple[str, str] | None:
+        """Any untracked file beside ``cur`` with its old first bytes (a copy named otherwise)."""
         tracked = set(self._pending)
         directory = Path(cur.path).parent
         try:

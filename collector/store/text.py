@@ -17,7 +17,6 @@ REPLACEMENT = "\ufffd"
 CUT_MARKER = "…"  # ends a text cut to fit its column
 LABEL_MAX = 200  # characters of a name/label column: models, versions, prompt ids, alert labels
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class TextError(ValueError):
@@ -73,6 +72,20 @@ def safe_label(text: str) -> str:
     return _LONE_SURROGATE.sub(REPLACEMENT, text.replace("\x00", REPLACEMENT))
 
 
+# characters a label must not hold: C0/C1 controls but tab (NUL, newlines, ESC…), DEL, line/paragraph
+# separators, and the bidi embeddings, overrides and isolates that reorder what is printed after them
+_LABEL_BREAKERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` (a version or model label) cannot be used, or None: a control character
+    (tab allowed), a line separator or a bidi override breaks tables, legends and the exposition."""
+    m = _LABEL_BREAKERS.search(label)
+    if m is None:
+        return None
+    return f"holds the control or bidi character U+{ord(m.group(0)):04X} at character {m.start() + 1}"
+
+
 def fit(text: str, limit: int) -> str:
     """``safe_label(text)`` cut to at most ``limit`` characters, ending in ``…`` when it was cut."""
     text = safe_label(text)
@@ -82,7 +95,8 @@ def fit(text: str, limit: int) -> str:
 def check_label(value: object, what: str) -> str:
     """``value`` if it can name a model or a version in the store; otherwise ``TypeError`` or
     ``ValueError`` naming ``what``: not a string, empty or only spaces, longer than the column
-    (``LABEL_MAX``), or holding a control character (NUL, a line break, ...) or a lone surrogate.
+    (``LABEL_MAX``), or holding what ``label_problem`` refuses (a control character other than tab,
+    a line separator, a bidi override) or a lone surrogate.
     The one rule for names a caller chooses (the store's models, the API's and the training
     callbacks' names); names read from collected data are made safe instead (``safe_label``)."""
     if not isinstance(value, str):
@@ -93,10 +107,12 @@ def check_label(value: object, what: str) -> str:
         raise ValueError(
             f"{what}: {len(value)} characters, at most {LABEL_MAX} characters: {fit(value, 40)!r}"
         )
-    for pattern, kind in ((_CONTROL, "control character"), (_LONE_SURROGATE, "lone surrogate")):
-        bad = pattern.search(value)
-        if bad:
-            raise ValueError(
-                f"{what}: {kind} \\u{ord(bad.group()):04x} at index {bad.start()} in {fit(value, 40)!r}"
-            )
+    problem = label_problem(value)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}: {fit(value, 40)!r}")
+    bad = _LONE_SURROGATE.search(value)
+    if bad:
+        raise ValueError(
+            f"{what}: lone surrogate \\u{ord(bad.group()):04x} at index {bad.start()} in {fit(value, 40)!r}"
+        )
     return value
