@@ -107,9 +107,9 @@ def test_history_records_what_history_views_and_metrics_show(db_url: str) -> Non
         first = history.record("api-bot", "v1", as_mapping(V1), embeddings=False)
         with pytest.raises(ValueError, match="version: must not be empty or only spaces"):
             history.record("api-bot", " ", as_mapping(V4), embeddings=False)
-        with pytest.raises(ValueError, match="version: String should have at most 200 characters"):
+        with pytest.raises(ValueError, match="version: 201 characters, at most 200 characters"):
             history.record("api-bot", "v" * 201, as_mapping(V4), embeddings=False)
-        with pytest.raises(ValueError, match="model: invalid model name"):
+        with pytest.raises(ValueError, match="model holds the control or bidi character U\\+000A"):
             history.record("api bot\n", "v9", as_mapping(V4), embeddings=False)
         with pytest.raises(TypeError, match="output 0 is a NoneType"):
             history.record("api-bot", "v9", [None], embeddings=False)  # type: ignore[list-item]
