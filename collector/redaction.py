@@ -7,8 +7,9 @@ as ``b'Bearer sk-...\\n'`` (escaped), a server echoes it JSON-escaped once or mo
 ``%252F`` twice), in another case (``SK-...``), or an error snippet cuts it short.  ``redact``
 matches each secret as one pattern in which every character may appear as itself (any case), after
 any number of backslashes, as a ``\\uXXXX`` / ``\\xXX`` escape, or percent-encoded to any depth; it
-masks every such occurrence, every whitespace-separated piece of 6+ characters of the secret, and a
-fragment of 6+ characters at the text's edges: a *prefix* of the secret that the text ends with (a
+masks every such occurrence (HTML character references included), every whitespace-separated
+piece of 6+ characters of the secret, every run of 6+ of its characters left in plain form (an
+echo cut at both ends), and a fragment of 6+ characters at the text's edges: a *prefix* of the secret that the text ends with (a
 snippet cut inside the key) or a *suffix* it starts with (a snippet that begins inside it), quotes,
 brackets and spaces around it allowed.  A secret shorter than 6 characters is masked only verbatim.
 ``config_secrets`` in ``collector.credentials`` lists what a config names.
@@ -20,6 +21,7 @@ import functools
 import logging
 import re
 from collections.abc import Iterable
+from html.entities import html5
 
 MASK = "***"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -27,6 +29,11 @@ MIN_PIECE = 6
 # what may stand between a cut fragment and the edge of the text: quotes, brackets, spaces, dots
 _EDGE = r"""[\s"'`\]\[(){}<>.,;:!?…]*"""
 _CONTROL_ESCAPES = {"\n": "n", "\r": "r", "\t": "t", "\b": "b", "\f": "f"}
+# the HTML/XML named references of each character (``&sol;`` for ``/``, ``&plus;`` for ``+``)
+_ENTITY_NAMES: dict[str, list[str]] = {}
+for _name, _value in html5.items():
+    if len(_value) == 1 and _name.endswith(";"):
+        _ENTITY_NAMES.setdefault(_value, []).append(_name[:-1])
 
 
 def _char(c: str) -> str:
@@ -47,6 +54,9 @@ def _char(c: str) -> str:
     alts.append("".join(f"%(?:25)*{b:02x}" for b in utf8))
     if c == " ":
         alts.append(r"\+")
+    # an HTML/XML character reference, escaped once or more (``&#x2F;``, ``&#47;``, ``&amp;sol;``)
+    refs = [f"#x0*{cp:x}", f"#0*{cp}"] + [re.escape(n) for n in _ENTITY_NAMES.get(c, [])]
+    alts.append("&(?:amp;)*(?:" + "|".join(refs) + ");?")
     return "(?:" + "|".join(alts) + ")"
 
 
@@ -90,7 +100,30 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for p in pieces:
         if len(p) > MIN_PIECE:
             text = _cut_edges(text, p)
+            text = _mask_runs(text, p)
     return text
+
+
+def _mask_runs(text: str, secret: str) -> str:
+    """Mask every run of 6+ consecutive characters of ``secret`` (any case) left in ``text``: a key
+    an echo cut at both ends (``...Ab/c+d=EfGh12...``) shows only in its middle."""
+    spans: list[list[int]] = []
+    for m in _runs_pattern(secret).finditer(text):
+        i = m.start()
+        if spans and i <= spans[-1][1]:
+            spans[-1][1] = i + MIN_PIECE
+        else:
+            spans.append([i, i + MIN_PIECE])
+    for start, end in reversed(spans):
+        text = text[:start] + MASK + text[end:]
+    return text
+
+
+@functools.lru_cache(maxsize=256)
+def _runs_pattern(secret: str) -> re.Pattern[str]:
+    """Every 6-character window of ``secret``, matched at each position (overlapping), any case."""
+    grams = dict.fromkeys(secret[i : i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1))
+    return re.compile("(?=(?:" + "|".join(map(re.escape, grams)) + "))", re.IGNORECASE)
 
 
 def _cut_edges(text: str, secret: str) -> str:

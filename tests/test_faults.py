@@ -453,6 +453,8 @@ ECHOES = {  # how a real server may echo the key it was sent (issue #22's fresh-
     "prefix-cut": lambda k: f"invalid key {k[:14]}",  # the server cut the echo inside the key
     "suffix-cut": lambda k: f"{k[-14:]} is not a valid key",  # the echo starts inside the key
     "long-cut": lambda k: "x" * 280 + f" key {k}",  # over the snippet: the cut falls inside the key
+    "html-entities": lambda k: f"<p>bad key {k.replace('/', '&#x2F;').replace('+', '&#43;')}</p>",
+    "middle-cut": lambda k: f"key ...{k[5:21]}... rejected",  # cut at both ends: only its middle
 }
 
 
