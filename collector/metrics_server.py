@@ -47,7 +47,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from collector.exporter import Detail, StoreCollector
 from collector.exposition import CONTENT_TYPE, render
-from collector.health import HEALTH_PATHS, SchedulerProbe, liveness, readiness
+from collector.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
 from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
@@ -182,13 +182,14 @@ def metrics_handler(registry: CollectorRegistry) -> Callable[[Request], Response
 
 
 def health_routes(store: Store, scheduler: SchedulerProbe | None = None) -> list[Route]:
-    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect."""
-    from collector.snapshot import read_only_store
+    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect.
 
-    reader = read_only_store(store)
+    ``/readyz`` reports the latest result of one background ``DatabaseCheck``: it never waits on
+    the database, so a hung database cannot tie up the workers ``/healthz`` needs."""
+    check = DatabaseCheck(store)
     answers: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {
         "/healthz": liveness,
-        "/readyz": lambda: readiness(reader, scheduler),
+        "/readyz": lambda: readiness(check, scheduler),
     }
 
     def route(method: str, path: str) -> Route:
