@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +25,7 @@ from collector.inputs import InputError, Record, read_records
 from collector.metrics.registry import metric_names, needs_embeddings
 from collector.metrics.result import SuiteResult
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from collector.render import SafeConsole, cell
 from collector.render.progress import progress_bar
 from collector.render.tables import (
     VERDICT_STYLE,
@@ -55,8 +55,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Off a terminal (CI logs, pipes) tables get room instead of being cut at 80-120 columns.
-out = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
-err = Console(stderr=True, soft_wrap=True)
+# SafeConsole: outside text never reaches the terminal with a raw control character (render/__init__).
+out = SafeConsole(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
 
@@ -375,11 +376,17 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url
     from collector.store.cli_commands import db_upgrade as upgrade
 
     url = resolve_url(database_url)
+    before = current_revision(url)
     try:
         upgrade(url, revision)
     except Exception as exc:
         raise fail(f"upgrade of {redact(url)} failed: {exc}") from None
-    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False, markup=False)
+    after = current_revision(url)
+    # the migration Job's log says what it did, not just where the database ended up
+    done = (
+        f"already at revision {after}" if after == before else f"upgraded from revision {before} to {after}"
+    )
+    out.print(f"{redact(url)}: {done}", highlight=False, markup=False)
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -435,16 +442,16 @@ def history(
         raise fail(f"{exc} in {redact(resolve_url(database_url))}") from None
     if not rows:
         raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
-    title = Text(f"{model}: {scope} values by version")
+    title = cell(f"{model}: {scope} values by version", limit=400)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for i, col in enumerate(columns):  # version labels as headers: plain text, never markup
-        table.add_column(Text(col), justify="left" if i == 0 else "right")
+        table.add_column(cell(col), justify="left" if i == 0 else "right")
     for row in rows:
         if row[0] == "verdict":
             table.add_section()
-            table.add_row(Text(row[0]), *(Text(v or "", style=VERDICT_STYLE.get(v, "")) for v in row[1:]))
+            table.add_row(cell(row[0]), *(cell(v, style=VERDICT_STYLE.get(v or "", "")) for v in row[1:]))
         else:
-            table.add_row(*(Text(cell) for cell in row))
+            table.add_row(*(cell(c) for c in row))
     out.print(table)
     print_alert_history(store, model)
 
