@@ -115,6 +115,15 @@ class Auth:
             return self.basic.check(header)
         return not self.bearer_token and is_loopback(request.client)
 
+    def challenge(self, access: Access) -> dict[str, str]:
+        """The 401's ``WWW-Authenticate``: the schemes that would be accepted for ``access``."""
+        schemes = []
+        if access == "write" and self.bearer_token:
+            schemes.append('Bearer realm="collapse-watch"')
+        if self.basic:
+            schemes.append('Basic realm="collapse-watch"')
+        return {"WWW-Authenticate": ", ".join(schemes)} if schemes else {}
+
 
 def is_loopback(address: str) -> bool:
     try:
@@ -266,9 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
         client = self.client_address[0] if isinstance(self.client_address, tuple) else ""
         probe = Request(self.command, path, headers, b"", client)
         if not self.server.auth.allows(route.access, probe):
-            return self._send(
-                Response.json(401, {"error": "authentication required"}, **{"WWW-Authenticate": "Basic"})
-            )
+            challenge = self.server.auth.challenge(route.access)
+            return self._send(Response.json(401, {"error": "authentication required"}, **challenge))
         body = b""
         if route.max_body:
             if "chunked" in headers.get("transfer-encoding", "").lower():

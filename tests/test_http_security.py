@@ -81,6 +81,44 @@ def test_basic_auth_protects_metrics_and_alerts(tmp_path: Path) -> None:
         srv.server_close()
 
 
+def challenge(url: str, body: bytes | None = None) -> str | None:
+    """The ``WWW-Authenticate`` header of a 401 (None when there is none)."""
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 401
+    return info.value.headers.get("WWW-Authenticate")
+
+
+def test_a_401_names_the_scheme_that_applies(tmp_path: Path) -> None:
+    """Only a bearer token configured: POST /alerts' 401 asks for Bearer, not Basic (a client would
+    otherwise prompt for a user name); with basic auth too, both; /metrics under basic auth: Basic."""
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    payload = json.dumps(notification("firing")).encode()
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, alerts_token="tok-123456")
+    try:
+        # once a token is configured, loopback alone is not enough: the token is missing here
+        assert (
+            challenge(f"http://127.0.0.1:{srv.server_port}/alerts", payload)
+            == 'Bearer realm="collapse-watch"'
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    web = load_web_config(web_config(tmp_path))
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, web=web, alerts_token="tok-123456")
+    try:
+        base = f"http://127.0.0.1:{srv.server_port}"
+        assert (
+            challenge(f"{base}/alerts", payload)
+            == 'Bearer realm="collapse-watch", Basic realm="collapse-watch"'
+        )
+        assert challenge(f"{base}/metrics") == 'Basic realm="collapse-watch"'
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_without_credentials_only_loopback_clients_may_post() -> None:
     auth = Auth()
     assert auth.allows("write", Request("POST", "/alerts", {}, b"", "127.0.0.1"))
