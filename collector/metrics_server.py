@@ -48,6 +48,7 @@ from prometheus_client.process_collector import ProcessCollector
 from collector.exporter import Detail, StoreCollector
 from collector.exposition import CONTENT_TYPE, render
 from collector.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
+from collector.outage import OutageLog
 from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
@@ -148,8 +149,9 @@ def store_registry(
         lambda: load_snapshot(reader_store, detail=detail, max_versions=max_versions, intervals=intervals)
     )
     registry = CollectorRegistry()
-    registry.register(StoreCollector(reader))
-    registry.register(ReliabilityCollector(reader_store))  # #11's series, read without a write lock
+    outage = OutageLog(logging.getLogger("collapse_watch.exporter"), "the store for /metrics")  # shared
+    registry.register(StoreCollector(reader, outage))  # one line per outage, not per scrape
+    registry.register(ReliabilityCollector(reader_store, outage))  # #11's series, read without a write lock
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -473,3 +473,44 @@ def test_readyz_says_refused_when_the_server_answers_no() -> None:
     assert status == 503
     assert body["checks"]["database"].startswith("refused: "), body
     assert f'database "{url.database}" does not exist' in body["checks"]["database"]
+
+
+def test_a_database_outage_is_logged_once_not_per_scrape(
+    own_pg_database: tuple[str, Any], tmp_path: Path
+) -> None:
+    """Twelve scrapes while PostgreSQL refuses: one line when the outage starts (no traceback),
+    one when it ends, nothing per scrape in between (each scrape used to log ~110 lines)."""
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    url, _admin = own_pg_database
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    real = make_url(url)
+    proxy = TcpProxy(real.port or 5432)
+    log = tmp_path / "server.log"
+    proc, base = start_server(
+        real.set(port=proxy.port).render_as_string(hide_password=False), log, "serve-metrics"
+    )
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as res:
+            return res.read().decode()
+
+    try:
+        assert "collapse_watch_up 1.0" in scrape()
+        before = len(log.read_text().splitlines())
+        proxy.cut()
+        for _ in range(12):
+            assert "collapse_watch_up 0.0" in scrape()
+        proxy.restore()
+        wait_for("/metrics reads the store again", lambda: "collapse_watch_up 1.0" in scrape())
+        scrape()
+    finally:
+        stop(proc)
+        proxy.close()
+    lines = log.read_text().splitlines()[before:]
+    outage = [line for line in lines if "collapse_watch.exporter" in line]
+    assert len(outage) == 2, "\n".join(lines)
+    assert "cannot read the store for /metrics:" in outage[0] and "readable again after" in outage[1]
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert len(lines) <= 6, "\n".join(lines)  # the outage lines, the stop lines
