@@ -45,6 +45,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from collector.credentials import TokenFile
 from collector.exporter import Detail, StoreCollector
 from collector.exposition import CONTENT_TYPE, render
 from collector.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
@@ -53,7 +54,7 @@ from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
 from collector.store.errors import StoreError
-from collector.web_config import BasicAuth, WebConfig, bearer_matches, ssl_context
+from collector.web_config import BasicAuth, WebConfig, bearer_matches, reloading_ssl_context
 
 log = logging.getLogger("collapse_watch.http")
 MAX_ALERT_BODY = 4 * 1024 * 1024  # bytes; Alertmanager batches at most a few hundred alerts
@@ -102,7 +103,11 @@ class Auth:
     """Who may call what: the web config's basic-auth users and the receiver's bearer token."""
 
     basic: BasicAuth | None = None
-    bearer_token: str | None = None
+    bearer_token: str | TokenFile | None = None  # a TokenFile is re-read when its file changes
+
+    def token(self) -> str | None:
+        t = self.bearer_token
+        return t.current() if isinstance(t, TokenFile) else t
 
     def allows(self, access: Access, request: Request) -> bool:
         header = request.headers.get("authorization")
@@ -110,16 +115,17 @@ class Auth:
             return True
         if access == "read":
             return not self.basic or self.basic.check(header)
-        if self.bearer_token and bearer_matches(header, self.bearer_token):
+        token = self.token()
+        if token and bearer_matches(header, token):
             return True
         if self.basic:
             return self.basic.check(header)
-        return not self.bearer_token and is_loopback(request.client)
+        return not token and is_loopback(request.client)
 
     def challenge(self, access: Access) -> dict[str, str]:
         """The 401's ``WWW-Authenticate``: the schemes that would be accepted for ``access``."""
         schemes = []
-        if access == "write" and self.bearer_token:
+        if access == "write" and self.bearer_token is not None:
             schemes.append('Bearer realm="collapse-watch"')
         if self.basic:
             schemes.append('Basic realm="collapse-watch"')
@@ -410,12 +416,13 @@ def serve_store_metrics(
     detail: Detail = "summary",
     scheduler: SchedulerProbe | None = None,
     web: WebConfig | None = None,
-    alerts_token: str | None = None,
+    alerts_token: str | TokenFile | None = None,
 ) -> HttpServer:
     """Start serving in a daemon thread; returns the HTTP server (``.server_port``, ``.shutdown()``).
 
-    ``web``: the exporter-toolkit web config (TLS, basic auth); ``alerts_token``: the bearer token
-    ``POST /alerts`` accepts (docs/security.md); ``scheduler``: ``collapse-watch run``'s, for
+    ``web``: the exporter-toolkit web config (TLS, basic auth; the certificate is reloaded when its
+    files change); ``alerts_token``: the bearer token ``POST /alerts`` accepts (docs/security.md;
+    a ``TokenFile`` is re-read when the file changes); ``scheduler``: ``collapse-watch run``'s, for
     ``/readyz`` (None: no scheduler to check).
     """
     registry = store_registry(store, intervals, max_versions, detail)
@@ -423,7 +430,7 @@ def serve_store_metrics(
         (host, port),
         collector_routes(store, registry, scheduler),
         auth=Auth(BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None, alerts_token),
-        tls=ssl_context(web) if web else None,
+        tls=reloading_ssl_context(web) if web else None,  # follows a rotated certificate
         extra_headers=dict(web.http_server_config.headers) if web else None,
     )
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()

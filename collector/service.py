@@ -219,7 +219,7 @@ def start_metrics_server(
 def listener_security(cfg: Config | None, web_config_file: str | None = None) -> tuple[Any, str | None]:
     """The web config (``--web.config.file`` over the config's ``web_config_file``) and the bearer
     token of ``POST /alerts``; ``MetricsPortError`` naming what cannot be used."""
-    from collector.credentials import KeyProblem, alerts_token
+    from collector.credentials import KeyProblem, TokenFile, alerts_token
     from collector.web_config import WebConfigError, load_web_config
 
     path = web_config_file or (cfg.web_config_file if cfg else None)
@@ -228,7 +228,9 @@ def listener_security(cfg: Config | None, web_config_file: str | None = None) ->
     except WebConfigError as exc:
         raise MetricsPortError(str(exc)) from None
     try:
-        token = alerts_token(cfg) if cfg else None
+        token: Any = alerts_token(cfg) if cfg else None
+        if cfg and cfg.alert_receiver.bearer_token_file and not cfg.alert_receiver.bearer_token_env:
+            token = TokenFile(cfg.alert_receiver.bearer_token_file)  # re-read when the Secret rotates
     except KeyProblem as exc:
         raise MetricsPortError(f"alert_receiver: {exc}") from None
     return web, token
