@@ -715,7 +715,8 @@ def open_in_background(url: str | None, stopped: threading.Event) -> None:
 
     try:
         try:
-            service.open_store_interruptibly(url, stopped)
+            if service.open_store_interruptibly(url, stopped) is not None:
+                log.info("database open and migrated")
             return
         except Exception as exc:
             if not service.database_down(exc, url):
@@ -724,7 +725,8 @@ def open_in_background(url: str | None, stopped: threading.Event) -> None:
                 "database not usable at start (%s): waiting for it; /readyz answers 503 until it is",
                 first_line(exc),
             )
-        service.wait_for_database(url, stopped)
+        if service.wait_for_database(url, stopped) is not None:
+            log.info("database open and migrated")
     except Exception as exc:
         err.print(Text(f"error: cannot open the database {redact(resolve_url(url))}: {exc}"), highlight=False)
         logging.shutdown()
