@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +25,7 @@ from collector.inputs import InputError, Record, read_records
 from collector.metrics.registry import metric_names, needs_embeddings
 from collector.metrics.result import SuiteResult
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from collector.render import SafeConsole, cell
 from collector.render.progress import progress_bar
 from collector.render.tables import (
     VERDICT_STYLE,
@@ -55,8 +55,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Off a terminal (CI logs, pipes) tables get room instead of being cut at 80-120 columns.
-out = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
-err = Console(stderr=True, soft_wrap=True)
+# SafeConsole: outside text never reaches the terminal with a raw control character (render/__init__).
+out = SafeConsole(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
 
@@ -375,11 +376,17 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url
     from collector.store.cli_commands import db_upgrade as upgrade
 
     url = resolve_url(database_url)
+    before = current_revision(url)
     try:
         upgrade(url, revision)
     except Exception as exc:
         raise fail(f"upgrade of {redact(url)} failed: {exc}") from None
-    out.print(f"{redact(url)}: at revision {current_revision(url)}", highlight=False, markup=False)
+    after = current_revision(url)
+    # the migration Job's log says what it did, not just where the database ended up
+    done = (
+        f"already at revision {after}" if after == before else f"upgraded from revision {before} to {after}"
+    )
+    out.print(f"{redact(url)}: {done}", highlight=False, markup=False)
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -435,16 +442,16 @@ def history(
         raise fail(f"{exc} in {redact(resolve_url(database_url))}") from None
     if not rows:
         raise fail(f"no stored metric values for model {model!r} in {redact(resolve_url(database_url))}")
-    title = Text(f"{model}: {scope} values by version")
+    title = cell(f"{model}: {scope} values by version", limit=400)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for i, col in enumerate(columns):  # version labels as headers: plain text, never markup
-        table.add_column(Text(col), justify="left" if i == 0 else "right")
+        table.add_column(cell(col), justify="left" if i == 0 else "right")
     for row in rows:
         if row[0] == "verdict":
             table.add_section()
-            table.add_row(Text(row[0]), *(Text(v or "", style=VERDICT_STYLE.get(v, "")) for v in row[1:]))
+            table.add_row(cell(row[0]), *(cell(v, style=VERDICT_STYLE.get(v or "", "")) for v in row[1:]))
         else:
-            table.add_row(*(Text(cell) for cell in row))
+            table.add_row(*(cell(c) for c in row))
     out.print(table)
     print_alert_history(store, model)
 
@@ -576,10 +583,11 @@ def run(
     ):  # SIGHUP: a graceful stop (docs/reliability.md)
         signal.signal(sig, on_signal)
     store, server, probe = open_store_or_wait(cfg, stopped, metrics_port, web)
-    if store is None:  # stopped while the database was down
+    if store is None:  # stopped while the database was down (a try may still be blocked: no joining it)
         server.shutdown()
         log.info("stopped")
-        raise typer.Exit(0)
+        logging.shutdown()
+        os._exit(0)
     collector = build_collector(cfg, store)
     try:
         collector.serve(stopped, metrics_port=metrics_port, web_config_file=web, server=server, probe=probe)
@@ -596,21 +604,18 @@ def run(
 def open_store_or_wait(
     cfg: Config, stopped: threading.Event, metrics_port: int | None, web: str | None
 ) -> tuple[Store | None, Any, Any]:
-    """``run``'s store, migrated. A database server that is down at start is waited for
-    (``service.wait_for_database``) with the HTTP server already up, so /healthz answers 200 and
-    /readyz 503 ("database": "unreachable: ..."); then ``(store or None if stopped, server, probe)``
-    for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
+    """``run``'s store, migrated. On a database server the HTTP server starts first, so /healthz
+    answers 200 and /readyz 503 ("database": "connecting ..." / "unreachable: ...") however long
+    the database takes; a server that does not answer is waited for (``service.wait_for_database``:
+    backoff, each connect bounded, SIGTERM honoured mid-try). Then ``(store or None if stopped,
+    server, probe)`` for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
     from collector import service
     from collector.health import SchedulerProbe
     from collector.store.errors import first_line
 
     url = cfg.database_url
-    try:
-        return service.open_store(url), None, None
-    except Exception as exc:
-        if not service.database_down(exc, url):
-            raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
-        problem = first_line(exc)
+    if resolve_url(url).startswith("sqlite"):  # a file: nothing to wait for, no listener needed yet
+        return open_store(url), None, None
     probe = SchedulerProbe()
     try:
         server = service.start_metrics_server(
@@ -618,18 +623,22 @@ def open_store_or_wait(
         )
     except service.MetricsPortError as exc:
         raise fail(str(exc)) from None
-    log.warning(
-        "database %s not usable at start (%s): waiting for it; %s answers 503 until it is",
-        redact(resolve_url(url)),
-        problem,
-        server.url("/readyz", cfg.metrics_host),
-    )
     try:
-        store = service.wait_for_database(url, stopped)
+        try:
+            return service.open_store_interruptibly(url, stopped), server, probe
+        except Exception as exc:
+            if not service.database_down(exc, url):
+                raise
+            log.warning(
+                "database %s not usable at start (%s): waiting for it; %s answers 503 until it is",
+                redact(resolve_url(url)),
+                first_line(exc),
+                server.url("/readyz", cfg.metrics_host),
+            )
+        return service.wait_for_database(url, stopped), server, probe
     except Exception as exc:
         server.shutdown()
         raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
-    return store, server, probe
 
 
 @app.command("serve-metrics")
@@ -653,12 +662,13 @@ def serve_metrics(
     """Serve /metrics from the database alone, for setups where collection runs elsewhere.
 
     A database server that does not answer at start is retried with backoff in the background
-    while /metrics, /healthz and /readyz (503 until it answers and is migrated) are served."""
+    while /metrics, /healthz and /readyz (503 until it answers and is migrated) are served.
+    SIGTERM, SIGINT and SIGHUP end it at once (exit 0)."""
+    import signal
     import threading
 
     from collector import service
     from collector.config import valid_host
-    from collector.store.errors import first_line
 
     cfg = load_config_or_fail(config) if config else None
     url = database_url or (cfg.database_url if cfg else None)
@@ -672,29 +682,55 @@ def serve_metrics(
     except (ValueError, service.MetricsPortError) as exc:
         raise fail(str(exc)) from None
     refuse_missing_file(url)
-    down = None
-    try:
-        store = service.open_store(url)
-    except Exception as exc:
-        if not service.database_down(exc, url):
-            raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
-        store, down = Store(url), first_line(exc)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stopped.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    local = resolve_url(url).startswith("sqlite")
+    # a server database: listen first, open (and wait for) the database in the background
+    store = open_store(url) if local else Store(url)
     try:
         server = service.start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)
     except service.MetricsPortError as exc:
         raise fail(str(exc)) from None
     log.info("serving %s from %s", server.url("/metrics", host), redact(resolve_url(url)))
-    if down is not None:
-        log.warning(
-            "database not usable at start (%s): waiting for it; /readyz answers 503 until it is", down
-        )
-        threading.Thread(
-            target=service.wait_for_database, args=(url, threading.Event()), name="wait-db", daemon=True
-        ).start()
+    if not local:
+        threading.Thread(target=open_in_background, args=(url, stopped), name="wait-db", daemon=True).start()
+    stopped.wait()
+    server.shutdown()
+    log.info("stopped")
+    logging.shutdown()
+    os._exit(0)
+
+
+def open_in_background(url: str | None, stopped: threading.Event) -> None:
+    """``serve-metrics``' database: migrated, waited for while it does not answer (logged once at
+    start, then once per try), or the process ends (exit 2) on a configuration error."""
+    from collector import service
+    from collector.store.errors import first_line
+
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.shutdown()
+        try:
+            if service.open_store_interruptibly(url, stopped) is not None:
+                log.info("database open and migrated")
+            return
+        except Exception as exc:
+            if not service.database_down(exc, url):
+                raise
+            log.warning(
+                "database not usable at start (%s): waiting for it; /readyz answers 503 until it is",
+                first_line(exc),
+            )
+        if service.wait_for_database(url, stopped) is not None:
+            log.info("database open and migrated")
+    except Exception as exc:
+        err.print(Text(f"error: cannot open the database {redact(resolve_url(url))}: {exc}"), highlight=False)
+        logging.shutdown()
+        os._exit(EXIT_USAGE)
 
 
 log = logging.getLogger("collapse_watch")

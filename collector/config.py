@@ -64,7 +64,10 @@ def _resolve(value: str | None, info: ValidationInfo) -> str | None:
     if value is None:
         return None
     base = (info.context or {}).get("base_dir")
-    p = Path(value).expanduser()
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # "~name" of no such user (or no home directory): a relative path, as written
+        p = Path(value)
     if base is not None and not p.is_absolute():
         p = Path(base) / p
     return str(p)

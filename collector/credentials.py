@@ -126,3 +126,46 @@ def config_secrets(cfg: Config) -> list[str]:
 
 def unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
+
+
+class TokenFile:
+    """The key in a mounted secret file, re-read when the file changes (no restart to rotate it).
+
+    ``current()`` costs one ``stat`` per call; a changed file (inode, mtime or size: a Kubernetes
+    Secret's symlink swap changes them) is read again by ``read_key_file``'s rule. A file that is
+    briefly missing or empty mid-rotation keeps the last good key (logged once per bad state).
+    """
+
+    def __init__(self, path: str) -> None:
+        import threading
+
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._key = read_key_file(path)  # a bad file at start is the caller's KeyProblem
+        self._bad: tuple[int, int, int] | None = None
+
+    def _stat(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return (0, 0, -1)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def current(self) -> str:
+        import logging
+
+        stamp = self._stat()
+        with self._lock:
+            if stamp == self._stamp or stamp == self._bad:
+                return self._key
+            try:
+                key = read_key_file(self.path)
+            except KeyProblem as exc:
+                self._bad = stamp
+                logging.getLogger("collapse_watch.http").warning("keeping the previous bearer token: %s", exc)
+                return self._key
+            if key != self._key:
+                logging.getLogger("collapse_watch.http").info("bearer token re-read from %s", self.path)
+            self._key, self._stamp, self._bad = key, stamp, None
+            return key

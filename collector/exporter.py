@@ -41,6 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from collector import __version__
+from collector.outage import OutageLog
 from collector.store.overview import OUTCOMES, ChangeRow, Overview, VersionState
 
 log = logging.getLogger("collapse_watch.exporter")
@@ -292,8 +293,9 @@ def health_families(
 class StoreCollector(Collector):
     """Reads a ``Snapshot`` on every scrape; a failing read exports ``collapse_watch_up 0``."""
 
-    def __init__(self, load_snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, load_snapshot: Callable[[], Snapshot], outage: OutageLog | None = None) -> None:
         self._load = load_snapshot
+        self._outage = outage or OutageLog(log, "the store for /metrics")
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []  # families depend on the store's content: no describe-time checks
@@ -304,9 +306,10 @@ class StoreCollector(Collector):
         try:
             snap = self._load()
         except Exception as exc:  # the scrape must still answer, saying the store is unreadable
-            log.error("cannot read the store for /metrics: %s", exc)
+            self._outage.failed(exc, "snapshot")  # one line when an outage starts, not per scrape
             snap = None
         if snap is not None:
+            self._outage.ok("snapshot")
             yield from value_families(snap)
             yield from change_families(snap)
             yield from version_families(snap)

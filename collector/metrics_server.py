@@ -53,14 +53,16 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from collector.credentials import TokenFile
 from collector.exporter import Detail, StoreCollector
 from collector.exposition import CONTENT_TYPE, render
-from collector.health import HEALTH_PATHS, SchedulerProbe, liveness, readiness
+from collector.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
+from collector.outage import OutageLog
 from collector.reliability_exporter import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
 from collector.store.errors import StoreError
-from collector.web_config import BasicAuth, WebConfig, bearer_matches, ssl_context
+from collector.web_config import BasicAuth, WebConfig, bearer_matches, reloading_ssl_context
 
 log = logging.getLogger("collapse_watch.http")
 MAX_ALERT_BODY = 4 * 1024 * 1024  # bytes; Alertmanager batches at most a few hundred alerts
@@ -113,7 +115,11 @@ class Auth:
     """Who may call what: the web config's basic-auth users and the receiver's bearer token."""
 
     basic: BasicAuth | None = None
-    bearer_token: str | None = None
+    bearer_token: str | TokenFile | None = None  # a TokenFile is re-read when its file changes
+
+    def token(self) -> str | None:
+        t = self.bearer_token
+        return t.current() if isinstance(t, TokenFile) else t
 
     def allows(self, access: Access, request: Request) -> bool:
         header = request.headers.get("authorization")
@@ -121,11 +127,21 @@ class Auth:
             return True
         if access == "read":
             return not self.basic or self.basic.check(header)
-        if self.bearer_token and bearer_matches(header, self.bearer_token):
+        token = self.token()
+        if token and bearer_matches(header, token):
             return True
         if self.basic:
             return self.basic.check(header)
-        return not self.bearer_token and is_loopback(request.client)
+        return not token and is_loopback(request.client)
+
+    def challenge(self, access: Access) -> dict[str, str]:
+        """The 401's ``WWW-Authenticate``: the schemes that would be accepted for ``access``."""
+        schemes = []
+        if access == "write" and self.bearer_token is not None:
+            schemes.append('Bearer realm="collapse-watch"')
+        if self.basic:
+            schemes.append('Basic realm="collapse-watch"')
+        return {"WWW-Authenticate": ", ".join(schemes)} if schemes else {}
 
 
 def is_loopback(address: str) -> bool:
@@ -151,8 +167,9 @@ def store_registry(
         lambda: load_snapshot(reader_store, detail=detail, max_versions=max_versions, intervals=intervals)
     )
     registry = CollectorRegistry()
-    registry.register(StoreCollector(reader))
-    registry.register(ReliabilityCollector(reader_store))  # #11's series, read without a write lock
+    outage = OutageLog(logging.getLogger("collapse_watch.exporter"), "the store for /metrics")  # shared
+    registry.register(StoreCollector(reader, outage))  # one line per outage, not per scrape
+    registry.register(ReliabilityCollector(reader_store, outage))  # #11's series, read without a write lock
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
@@ -194,13 +211,14 @@ def metrics_handler(registry: CollectorRegistry) -> Callable[[Request], Response
 
 
 def health_routes(store: Store, scheduler: SchedulerProbe | None = None) -> list[Route]:
-    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect."""
-    from collector.snapshot import read_only_store
+    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect.
 
-    reader = read_only_store(store)
+    ``/readyz`` reports the latest result of one background ``DatabaseCheck``: it never waits on
+    the database, so a hung database cannot tie up the workers ``/healthz`` needs."""
+    check = DatabaseCheck(store)
     answers: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {
         "/healthz": liveness,
-        "/readyz": lambda: readiness(reader, scheduler),
+        "/readyz": lambda: readiness(check, scheduler),
     }
 
     def route(method: str, path: str) -> Route:
@@ -427,9 +445,8 @@ class _Handler(BaseHTTPRequestHandler):
         client = self.client_address[0] if isinstance(self.client_address, tuple) else ""
         probe = Request(self.command, path, headers, b"", client)
         if not self.server.auth.allows(route.access, probe):
-            return self._send(
-                Response.json(401, {"error": "authentication required"}, **{"WWW-Authenticate": "Basic"})
-            )
+            challenge = self.server.auth.challenge(route.access)
+            return self._send(Response.json(401, {"error": "authentication required"}, **challenge))
         body = b""
         if route.max_body:
             if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -578,12 +595,13 @@ def serve_store_metrics(
     detail: Detail = "summary",
     scheduler: SchedulerProbe | None = None,
     web: WebConfig | None = None,
-    alerts_token: str | None = None,
+    alerts_token: str | TokenFile | None = None,
 ) -> HttpServer:
     """Start serving in a daemon thread; returns the HTTP server (``.server_port``, ``.shutdown()``).
 
-    ``web``: the exporter-toolkit web config (TLS, basic auth); ``alerts_token``: the bearer token
-    ``POST /alerts`` accepts (docs/security.md); ``scheduler``: ``collapse-watch run``'s, for
+    ``web``: the exporter-toolkit web config (TLS, basic auth; the certificate is reloaded when its
+    files change); ``alerts_token``: the bearer token ``POST /alerts`` accepts (docs/security.md;
+    a ``TokenFile`` is re-read when the file changes); ``scheduler``: ``collapse-watch run``'s, for
     ``/readyz`` (None: no scheduler to check).
     """
     registry = store_registry(store, intervals, max_versions, detail)
@@ -591,7 +609,7 @@ def serve_store_metrics(
         (host, port),
         collector_routes(store, registry, scheduler),
         auth=Auth(BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None, alerts_token),
-        tls=ssl_context(web) if web else None,
+        tls=reloading_ssl_context(web) if web else None,  # follows a rotated certificate
         extra_headers=dict(web.http_server_config.headers) if web else None,
     )
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()

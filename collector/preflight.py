@@ -111,14 +111,47 @@ def _keys(cfg: Config) -> list[Problem]:
     out = []
     for where, env in key_envs(cfg):
         try:
-            read_key(env)
+            key = read_key(env)
         except KeyProblem as exc:
             out.append(Problem(f"{where}: {exc}"))
+        else:
+            out += _placeholder(f"{where}: the key in {env}", key)
     try:
-        alerts_token(cfg)
+        token = alerts_token(cfg)
     except KeyProblem as exc:
         out.append(Problem(f"alert_receiver: {exc}"))
+    else:
+        receiver = cfg.alert_receiver
+        source = receiver.bearer_token_file or f"${receiver.bearer_token_env}"
+        out += _placeholder(f"alert_receiver: the bearer token in {source}", token)
+    out += _placeholder("database_url: the password", _database_password(cfg))
     return out
+
+
+PLACEHOLDER = "CHANGE-ME"  # the shipped example secrets' placeholder (deploy/, docs/)
+
+
+def _placeholder(what: str, secret: str | None) -> list[Problem]:
+    """A secret still holding the shipped placeholder: anyone who read the docs knows it."""
+    if secret and PLACEHOLDER.lower() in secret.lower():
+        return [
+            Problem(
+                f"{what} is a placeholder (it contains {PLACEHOLDER}, as the shipped examples do): "
+                "set a real secret, e.g. `openssl rand -hex 32`"
+            )
+        ]
+    return []
+
+
+def _database_password(cfg: Config) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    from collector.store.engine import resolve_url
+
+    try:
+        return make_url(resolve_url(cfg.database_url)).password  # type: ignore[return-value]
+    except Exception:  # not a URL SQLAlchemy understands: the database check names that
+        return None
 
 
 def _listener(cfg: Config) -> list[Problem]:
@@ -184,7 +217,7 @@ def _sql_source(src: SqlSourceConfig) -> list[str]:
 def _database(cfg: Config) -> list[Problem]:
     from sqlalchemy import create_engine, text
 
-    from collector.store.engine import resolve_url
+    from collector.store.engine import connect_bound, resolve_url
 
     url = resolve_url(cfg.database_url)
     if url.startswith("sqlite"):  # connecting would create the file: check its directory instead
@@ -195,7 +228,7 @@ def _database(cfg: Config) -> list[Problem]:
             return [Problem(f"database_url: no directory for the SQLite file {db}")]
         return []
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, connect_args=connect_bound(url))  # a hung server: a bounded wait
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()

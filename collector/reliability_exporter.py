@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.outage import OutageLog
 from collector.store import Store
 
 log = logging.getLogger("collapse_watch.exporter")
@@ -25,16 +26,18 @@ log = logging.getLogger("collapse_watch.exporter")
 class ReliabilityCollector(Collector):
     """Quarantine and blank-output series from the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, outage: OutageLog | None = None) -> None:
         self.store = store
+        self._outage = outage or OutageLog(log, "quarantine and blank-output counts")
 
     def collect(self) -> Iterator[Metric]:
         try:
             quarantined = self.store.quarantine_counts()
             blank = self.store.last_run_blank_ratios()
-        except Exception:
-            log.warning("reading quarantine and blank-output counts failed", exc_info=True)
+        except Exception as exc:
+            self._outage.failed(exc, "reliability")  # once per outage (collector.outage), no traceback
             return
+        self._outage.ok("reliability")
         q = CounterMetricFamily(
             "collapse_watch_quarantined_records",
             "Records of a pull source set aside with their reason (see the quarantine table).",

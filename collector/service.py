@@ -84,17 +84,42 @@ def database_down(exc: BaseException, url: str | None) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError, CommandError))
 
 
+def open_store_interruptibly(url: str | None, stopped: threading.Event) -> Store | None:
+    """``open_store(url)`` in a daemon thread, so the caller (the main thread, where SIGTERM is
+    handled) returns None as soon as ``stopped`` is set, even while a connect or a migration
+    waits on a database that does not answer. Its error, if any, is raised here."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            box["store"] = open_store(url)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=attempt, name="open-store", daemon=True).start()
+    while not done.wait(0.2):
+        if stopped.is_set():
+            return None
+    if "error" in box:
+        raise box["error"]
+    return box["store"]  # type: ignore[no-any-return]
+
+
 def wait_for_database(url: str | None, stopped: threading.Event) -> Store | None:
     """``open_store(url)``, retried with backoff (``RETRY_FIRST_SECONDS`` doubling up to
     ``RETRY_MOST_SECONDS``) while the database is down (``database_down``); each failed try is one
-    warning. None when ``stopped`` is set first. Any other error is raised at once."""
+    warning, and each connect is bounded (``collector.store.engine.CONNECT_TIMEOUT_SECONDS``).
+    None as soon as ``stopped`` is set, even mid-try. Any other error is raised at once."""
     from collector.store.errors import first_line
 
     delay = RETRY_FIRST_SECONDS
     attempt = 0
     while not stopped.is_set():
         try:
-            store = open_store(url)
+            store = open_store_interruptibly(url, stopped)
         except Exception as exc:
             if not database_down(exc, url):
                 raise
@@ -103,6 +128,8 @@ def wait_for_database(url: str | None, stopped: threading.Event) -> Store | None
                 "database not usable yet (try %d): %s; trying again in %gs", attempt, first_line(exc), delay
             )
         else:
+            if store is None:
+                break
             if attempt:
                 log.info(
                     "database reachable and migrated after %d failed tr%s",
@@ -192,7 +219,7 @@ def start_metrics_server(
 def listener_security(cfg: Config | None, web_config_file: str | None = None) -> tuple[Any, str | None]:
     """The web config (``--web.config.file`` over the config's ``web_config_file``) and the bearer
     token of ``POST /alerts``; ``MetricsPortError`` naming what cannot be used."""
-    from collector.credentials import KeyProblem, alerts_token
+    from collector.credentials import KeyProblem, TokenFile, alerts_token
     from collector.web_config import WebConfigError, load_web_config
 
     path = web_config_file or (cfg.web_config_file if cfg else None)
@@ -201,7 +228,9 @@ def listener_security(cfg: Config | None, web_config_file: str | None = None) ->
     except WebConfigError as exc:
         raise MetricsPortError(str(exc)) from None
     try:
-        token = alerts_token(cfg) if cfg else None
+        token: Any = alerts_token(cfg) if cfg else None
+        if cfg and cfg.alert_receiver.bearer_token_file and not cfg.alert_receiver.bearer_token_env:
+            token = TokenFile(cfg.alert_receiver.bearer_token_file)  # re-read when the Secret rotates
     except KeyProblem as exc:
         raise MetricsPortError(f"alert_receiver: {exc}") from None
     return web, token

@@ -24,14 +24,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import os
 import re
 import ssl
 import threading
+import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+log = logging.getLogger("collapse_watch.http")
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -196,6 +201,65 @@ def ssl_context(cfg: WebConfig) -> ssl.SSLContext | None:
         raise WebConfigError(f"tls_server_config: cannot load the certificate or key: {exc}") from None
     ctx.verify_mode = CLIENT_AUTH[tls.client_auth_type]
     return ctx
+
+
+RELOAD_EVERY_SECONDS = 2.0  # how often, at most, a handshake looks at the certificate files
+
+
+def _stamp(paths: list[str]) -> tuple[tuple[int, int, int], ...]:
+    """What changes when a file is replaced (a Kubernetes Secret's symlink swap included)."""
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((0, 0, -1))
+        else:
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def reloading_ssl_context(cfg: WebConfig, every: float = RELOAD_EVERY_SECONDS) -> ssl.SSLContext | None:
+    """``ssl_context(cfg)`` that follows its certificate, key and client CA files without a restart:
+    a handshake (``sni_callback``, called for every ClientHello) looks at the files' stat at most
+    every ``every`` seconds and, when they changed, switches the connection (and the ones after it)
+    to a context loaded from the new files. A pair that does not load (a half-written rotation) is
+    logged and the current context kept; the next look tries again."""
+    first = ssl_context(cfg)
+    tls = cfg.tls_server_config
+    if first is None or tls is None:
+        return None
+    paths = [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
+    lock = threading.Lock()
+    state: dict[str, Any] = {"ctx": first, "stamp": _stamp(paths), "looked": time.monotonic()}
+
+    def current() -> ssl.SSLContext:
+        with lock:
+            now = time.monotonic()
+            if now - state["looked"] < every:
+                return state["ctx"]  # type: ignore[no-any-return]
+            state["looked"] = now
+            stamp = _stamp(paths)
+            if stamp == state["stamp"]:
+                return state["ctx"]  # type: ignore[no-any-return]
+            try:
+                fresh = ssl_context(cfg)
+            except WebConfigError as exc:
+                log.warning("keeping the current TLS certificate: %s", exc)
+                return state["ctx"]  # type: ignore[no-any-return]
+            fresh.sni_callback = pick  # type: ignore[union-attr]
+            state.update(ctx=fresh, stamp=stamp)
+            log.info("TLS certificate reloaded from %s", tls.cert_file)
+            return fresh  # type: ignore[return-value]
+
+    def pick(sock: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        ctx = current()
+        if sock.context is not ctx:
+            sock.context = ctx
+        return None
+
+    first.sni_callback = pick  # type: ignore[assignment]
+    return first
 
 
 class BasicAuth:

@@ -2,7 +2,9 @@
 
 ``TcpProxy(port)`` forwards 127.0.0.1:``proxy.port`` to 127.0.0.1:``port``.  ``cut()`` closes every
 forwarded connection and refuses new ones (they are accepted and closed at once, as a database that
-went away mid-query looks to its client); ``restore()`` forwards again.
+went away mid-query looks to its client); ``hang()`` makes it a database that accepts and never
+answers (new connections are held open in silence, bytes on forwarded ones are no longer passed
+on); ``restore()`` forwards again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ class TcpProxy:
         self.target_port = target_port
         self._up = threading.Event()
         self._up.set()
+        self._hung = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -29,6 +34,10 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._hung.is_set():
+                with self._lock:
+                    self._open.append(client)  # accepted, never answered
+                continue
             if not self._up.is_set():
                 client.close()
                 continue
@@ -42,10 +51,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                self._flowing.wait()  # held while hung: a hung server never answers
                 dst.sendall(data)
         for s in (src, dst):
             with contextlib.suppress(OSError):
@@ -60,7 +69,13 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
                 s.close()
 
+    def hang(self) -> None:
+        self._hung.set()
+        self._flowing.clear()
+
     def restore(self) -> None:
+        self._hung.clear()
+        self._flowing.set()
         self._up.set()
 
     def close(self) -> None:

@@ -258,3 +258,15 @@ def test_make_source_builds_each_kind(tmp_path: Path, monkeypatch) -> None:
         src.close()
     assert kinds == [("openai", False), ("jsonl", True), ("sql", True), ("transformers", False)]
     assert cfg.models[1].source.state_file == str(tmp_path / ".collapse-watch" / "j.jsonl-state.json")
+
+
+def test_a_tilde_path_of_no_such_user_is_a_path_not_a_crash(tmp_path: Path) -> None:
+    """`~nosuchuser/x.jsonl` (Hypothesis found `~Ì`): expanduser raises RuntimeError; the config
+    keeps it as a path relative to the config's directory instead of crashing `config check`."""
+    cfg = load_config(
+        write(
+            tmp_path,
+            "models:\n  - name: bot\n    source: {type: jsonl, path: '~cw-no-such-user-9/x.jsonl'}\n",
+        )
+    )
+    assert cfg.models[0].source.path == str(tmp_path / "~cw-no-such-user-9" / "x.jsonl")

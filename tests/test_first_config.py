@@ -361,3 +361,27 @@ def test_config_check_names_web_config_key_and_listener_mistakes(db_url: str, tm
         res = cli("config", "check", str(cfg))
         said = " ".join(res.stderr.split())
         assert res.returncode == 2 and "embedding_model" in said and "is not a model" in said, said
+
+
+@SQLITE
+def test_config_check_refuses_the_shipped_placeholder_secrets(db_url: str, tmp_path: Path) -> None:
+    """The example Secrets' `CHANGE-ME-alert-receiver-token` (any secret containing CHANGE-ME, the
+    database password too) is known to everyone who read the docs: refused with a clear line."""
+    log = unversioned_log(tmp_path / "app.log")
+    token = tmp_path / "token"
+    token.write_text("CHANGE-ME-alert-receiver-token\n")
+    cfg = write_config(tmp_path / "c.yml", db_url, [jsonl_model("bot", log, version="v1")])
+    data = yaml.safe_load(cfg.read_text())
+    data["alert_receiver"] = {"bearer_token_file": str(token)}
+    cfg.write_text(yaml.safe_dump(data))
+    check = cli("config", "check", str(cfg))
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert f"alert_receiver: the bearer token in {token} is a placeholder (it contains CHANGE-ME" in " ".join(
+        check.stderr.split()
+    )
+    pg = "postgresql+psycopg://collapse:CHANGE-ME@127.0.0.1:9/collapse_watch"
+    check = cli("config", "check", str(cfg), env={"COLLAPSE_WATCH_DATABASE_URL": pg})
+    assert "database_url: the password is a placeholder" in " ".join(check.stderr.split()), check.stderr
+    assert "CHANGE-ME@" not in check.stderr  # the URL is never printed with its password
+    token.write_text("a-real-secret-0f3c9e\n")
+    assert cli("config", "check", str(cfg)).returncode == 0

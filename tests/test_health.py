@@ -36,8 +36,13 @@ pytestmark = pytest.mark.integration
 
 def probe(url: str) -> tuple[int, dict[str, Any]]:
     """(status, JSON body) of a GET, 5xx included."""
+    return probe_within(url, 10)
+
+
+def probe_within(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
+    """``probe`` with a kubelet-like timeout: no answer within ``timeout`` s raises (the test fails)."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as res:
+        with urllib.request.urlopen(url, timeout=timeout) as res:
             return res.status, json.loads(res.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -83,15 +88,16 @@ def test_readyz_follows_the_schema_revision(db_url: str, tmp_path: Path) -> None
     proc, base = start_server(db_url, tmp_path / "server.log", "serve-metrics")
     try:
         status, body = probe(f"{base}/readyz")
-        assert (status, body) == (200, {"status": "ready", "checks": {"database": "ok", "schema": "ok"}})
+        assert (status, body["status"], body["checks"]) == (200, "ready", {"database": "ok", "schema": "ok"})
+        assert 0 <= body["checked_seconds_ago"] < 10  # the background check's latest result, and its age
         downgrade(db_url, "-1")
-        status, body = probe(f"{base}/readyz")
-        assert status == 503 and body["status"] == "not ready", body
+        status, body = wait_for("/readyz 503", lambda: (r := probe(f"{base}/readyz"))[0] == 503 and r)
+        assert body["status"] == "not ready", body
         assert body["checks"]["database"] == "ok"
         assert head() in body["checks"]["schema"] and "collapse-watch db upgrade" in body["checks"]["schema"]
         assert probe(f"{base}/healthz") == (200, {"status": "ok"})  # alive: no restart for this
         assert cli("db", "upgrade", "--database-url", db_url).returncode == 0
-        assert probe(f"{base}/readyz")[0] == 200
+        wait_for("/readyz 200 again", lambda: probe(f"{base}/readyz")[0] == 200)
     finally:
         stop(proc)
 
@@ -132,7 +138,9 @@ def test_readyz_is_503_while_the_database_refuses_connections(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": name}
             )
         _, body = wait_for("/readyz 503", lambda: (r := probe(f"{base}/readyz"))[0] == 503 and r)
-        assert body["checks"]["database"].startswith("unreachable: "), body
+        # the server answered "FATAL: database ... is not currently accepting connections"
+        assert body["checks"]["database"].startswith("refused: "), body
+        assert "not currently accepting connections" in body["checks"]["database"]
         assert "schema" not in body["checks"]
         assert probe(f"{base}/healthz")[0] == 200
         with admin.connect() as conn:
@@ -341,6 +349,7 @@ def test_serve_metrics_waits_for_a_database_that_is_down_at_start(
     try:
         status, body = probe(f"{base}/readyz")
         assert status == 503 and body["checks"]["database"].startswith("unreachable: "), body
+        wait_for("the background open's first try", lambda: "not usable at start" in log.read_text())
         proxy.restore()
         wait_for(
             "/readyz 200 once the database answers", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120
@@ -350,3 +359,161 @@ def test_serve_metrics_waits_for_a_database_that_is_down_at_start(
         stop(proc)
         proxy.close()
     assert "not usable at start" in log.read_text()
+
+
+def test_a_hung_database_never_blocks_the_probes(own_pg_database: tuple[str, Any], tmp_path: Path) -> None:
+    """A database that accepts connections and never answers (a real proxy holding every byte):
+    30 /readyz probes at once all answer within a probe's 5 s (503, naming the database), and
+    /healthz keeps answering; the probes never pile up on the database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    url, _admin = own_pg_database
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    real = make_url(url)
+    proxy = TcpProxy(real.port or 5432)
+    proc, base = start_server(
+        real.set(port=proxy.port).render_as_string(hide_password=False),
+        tmp_path / "server.log",
+        "serve-metrics",
+    )
+    try:
+        wait_for("/readyz 200", lambda: probe(f"{base}/readyz")[0] == 200)
+        proxy.hang()
+
+        with ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(lambda _: probe_within(f"{base}/readyz", 5), range(30)))
+        assert all(status in (200, 503) for status, _ in answers), answers
+        assert probe_within(f"{base}/healthz", 2) == (200, {"status": "ok"})
+        _, body = wait_for("/readyz 503", lambda: (r := probe_within(f"{base}/readyz", 5))[0] == 503 and r)
+        assert body["checks"]["database"].startswith("unreachable: "), body
+        for _ in range(10):  # still answering, every time, while the database hangs
+            assert probe_within(f"{base}/healthz", 2)[0] == 200
+            assert probe_within(f"{base}/readyz", 5)[0] == 503
+        proxy.restore()
+        wait_for(
+            "/readyz 200 once the database answers", lambda: probe(f"{base}/readyz")[0] == 200, timeout=60
+        )
+    finally:
+        stop(proc)
+        proxy.close()
+
+
+@pytest.mark.parametrize("command", ["run", "serve-metrics"])
+def test_a_database_hung_at_start_leaves_the_port_open_and_sigterm_ends_it(
+    own_pg_database: tuple[str, Any], tmp_path: Path, command: str
+) -> None:
+    """A database that accepts and never answers when the pod starts: the listener is up at once
+    (/healthz 200, /readyz 503 naming the database), and SIGTERM ends the process promptly, exit 0."""
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    url, _admin = own_pg_database
+    real = make_url(url)
+    proxy = TcpProxy(real.port or 5432)
+    proxy.hang()
+    # a connect that would wait 10 minutes: the listener and SIGTERM must not wait on it
+    hung_url = real.set(port=proxy.port, query={"connect_timeout": "600"}).render_as_string(
+        hide_password=False
+    )
+    log = tmp_path / "server.log"
+    try:
+        if command == "serve-metrics":
+            proc, base = start_server(hung_url, log, "serve-metrics")
+        else:
+            port = free_port()
+            config = tmp_path / "config.yml"
+            config.write_text(
+                json.dumps(
+                    {
+                        "database_url": hung_url,
+                        "metrics_host": "127.0.0.1",
+                        "metrics_port": port,
+                        "models": [
+                            {
+                                "name": "bot",
+                                "source": {"type": "jsonl", "path": str(tmp_path / "o.jsonl")},
+                                "schedule": {"every": "1h"},
+                            }
+                        ],
+                    }
+                )
+            )
+            (tmp_path / "o.jsonl").write_text("")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "collector", "run", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("w"),
+                env=dict(os.environ),
+            )
+            base = f"http://127.0.0.1:{port}"
+            wait_for("run's /healthz", lambda: probe_within(f"{base}/healthz", 2)[0] == 200, timeout=60)
+        assert probe_within(f"{base}/healthz", 2) == (200, {"status": "ok"})
+        status, body = probe_within(f"{base}/readyz", 5)
+        assert status == 503, body
+        assert body["checks"]["database"].startswith(("connecting", "unreachable: ")), body
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proxy.close()
+
+
+def test_readyz_says_refused_when_the_server_answers_no() -> None:
+    """A wrong database name: the server answered (FATAL), so it is "refused", not "unreachable"."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_BASE).set(database=f"cw_missing_{uuid.uuid4().hex[:8]}")
+    status, body = readiness(Store(url.render_as_string(hide_password=False)))
+    if "Connection refused" in body["checks"]["database"]:
+        pytest.skip(f"PostgreSQL at {PG_BASE} unreachable")
+    assert status == 503
+    assert body["checks"]["database"].startswith("refused: "), body
+    assert f'database "{url.database}" does not exist' in body["checks"]["database"]
+
+
+def test_a_database_outage_is_logged_once_not_per_scrape(
+    own_pg_database: tuple[str, Any], tmp_path: Path
+) -> None:
+    """Twelve scrapes while PostgreSQL refuses: one line when the outage starts (no traceback),
+    one when it ends, nothing per scrape in between (each scrape used to log ~110 lines)."""
+    from sqlalchemy.engine import make_url
+    from tcp_proxy import TcpProxy
+
+    url, _admin = own_pg_database
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    real = make_url(url)
+    proxy = TcpProxy(real.port or 5432)
+    log = tmp_path / "server.log"
+    proc, base = start_server(
+        real.set(port=proxy.port).render_as_string(hide_password=False), log, "serve-metrics"
+    )
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as res:
+            return res.read().decode()
+
+    try:
+        assert "collapse_watch_up 1.0" in scrape()
+        wait_for("the background open at start", lambda: "database open and migrated" in log.read_text())
+        before = len(log.read_text().splitlines())
+        proxy.cut()
+        for _ in range(12):
+            assert "collapse_watch_up 0.0" in scrape()
+        proxy.restore()
+        wait_for("/metrics reads the store again", lambda: "collapse_watch_up 1.0" in scrape())
+        scrape()
+    finally:
+        stop(proc)
+        proxy.close()
+    lines = log.read_text().splitlines()[before:]
+    outage = [line for line in lines if "collapse_watch.exporter" in line]
+    assert len(outage) == 2, "\n".join(lines)
+    assert "cannot read the store for /metrics:" in outage[0] and "readable again after" in outage[1]
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    ours = [line for line in lines if "alembic" not in line]  # the background migration at start
+    assert len(ours) <= 4, "\n".join(ours)  # the two outage lines, the stop lines

@@ -272,3 +272,76 @@ def test_hostile_text_through_the_real_cli(tmp_path: Path) -> None:
         check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
         # promtool lints names/help too; only a parse error would print "error while linting"
         assert b"error while linting" not in check.stdout + check.stderr, check.stdout + check.stderr
+
+
+ESCAPES = "\x1b[31mX\x1b[0m \x1b]0;pwned\x07 \x1b]52;c;ZXZpbA==\x07 \r\x9b2J"
+
+
+def no_raw_controls(text: str) -> None:
+    """No control sequence from the data reached the output (rich's own colours may)."""
+    for raw in ("\x1b[31mX", "\x1b]", "\x07", "\r", "\x9b"):
+        assert raw not in text, (raw, text[-400:])
+
+
+def test_terminal_escapes_in_outside_text_are_shown_never_sent(tmp_path: Path) -> None:
+    """An alert posted with a valid token whose summary carries SGR, OSC title and OSC 52 clipboard
+    sequences, BEL and CR: the real `history` prints them as visible text, on a colour terminal
+    too; a 10,000-character summary takes a few lines, not a screenful. An error naming a file
+    with escapes in its name is just as inert."""
+    from store_helpers import full_run
+
+    from collector.metrics_server import serve_store_metrics
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    upgrade(url)
+    store = Store(url)
+    full_run(store, "bot", "v1", 0.8)
+    server = serve_store_metrics(store, host="127.0.0.1", port=0, alerts_token="s3cret-token")
+    try:
+        for summary in (ESCAPES, "long " + "y" * 10_000):
+            body = {
+                "version": "4",
+                "status": "firing",
+                "receiver": "team",
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "labels": {"alertname": "Hostile", "model": "bot", "version": "v1"},
+                        "annotations": {"summary": summary},
+                        "startsAt": "2026-11-29T10:00:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": f"f{len(summary)}",
+                    }
+                ],
+            }
+            req = urllib.request.Request(
+                server.url("/alerts"),
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret-token"},
+            )
+            with urllib.request.urlopen(req, timeout=10) as res:
+                assert res.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    for env in ({"COLUMNS": "200"}, {"COLUMNS": "200", "FORCE_COLOR": "1", "TERM": "xterm-256color"}):
+        res = cli("history", "bot", "--database-url", url, env=env)
+        assert res.returncode == 0, res.stderr
+        no_raw_controls(res.stdout)
+        assert "\\x1b]0;pwned\\x07" in res.stdout and "\\x1b]52;c;ZXZpbA==\\x07" in res.stdout
+        long_lines = [line for line in res.stdout.splitlines() if "y" * 40 in line]
+        assert 1 <= len(long_lines) <= 3, len(long_lines)  # cut, not 111 lines
+        assert "characters)" in res.stdout
+    from collector.store.alerts import AlertHistory
+
+    stored = [e.summary or "" for e in AlertHistory(store.engine).recent("bot", limit=10)]
+    assert any("pwned" in s for s in stored)  # the database keeps the text; only the terminal cuts it
+    assert any(len(s) >= 9_000 for s in stored)
+    res = cli(
+        "compare",
+        str(tmp_path / "a\x1b]0;pwned\x07.jsonl"),
+        str(tmp_path / "b.jsonl"),
+        env={"COLUMNS": "200"},
+    )
+    assert res.returncode == 2
+    no_raw_controls(res.stdout + res.stderr)

@@ -81,6 +81,44 @@ def test_basic_auth_protects_metrics_and_alerts(tmp_path: Path) -> None:
         srv.server_close()
 
 
+def challenge(url: str, body: bytes | None = None) -> str | None:
+    """The ``WWW-Authenticate`` header of a 401 (None when there is none)."""
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 401
+    return info.value.headers.get("WWW-Authenticate")
+
+
+def test_a_401_names_the_scheme_that_applies(tmp_path: Path) -> None:
+    """Only a bearer token configured: POST /alerts' 401 asks for Bearer, not Basic (a client would
+    otherwise prompt for a user name); with basic auth too, both; /metrics under basic auth: Basic."""
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    payload = json.dumps(notification("firing")).encode()
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, alerts_token="tok-123456")
+    try:
+        # once a token is configured, loopback alone is not enough: the token is missing here
+        assert (
+            challenge(f"http://127.0.0.1:{srv.server_port}/alerts", payload)
+            == 'Bearer realm="collapse-watch"'
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    web = load_web_config(web_config(tmp_path))
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, web=web, alerts_token="tok-123456")
+    try:
+        base = f"http://127.0.0.1:{srv.server_port}"
+        assert (
+            challenge(f"{base}/alerts", payload)
+            == 'Bearer realm="collapse-watch", Basic realm="collapse-watch"'
+        )
+        assert challenge(f"{base}/metrics") == 'Basic realm="collapse-watch"'
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_without_credentials_only_loopback_clients_may_post() -> None:
     auth = Auth()
     assert auth.allows("write", Request("POST", "/alerts", {}, b"", "127.0.0.1"))
@@ -426,3 +464,92 @@ def test_web_config_mistakes_are_named_with_file_and_key(
     with pytest.raises(WebConfigError) as info:
         load_web_config(path)
     assert str(info.value).startswith(f"{path}: ") and says in str(info.value), str(info.value)
+
+
+def test_the_bearer_token_file_is_re_read_when_it_changes(tmp_path: Path) -> None:
+    """The receiver's token file (a mounted Secret) rotated by replacing the file, as Kubernetes
+    does: the new token is accepted and the old one refused, without a restart."""
+    import os
+
+    from collector.config import Config
+    from collector.service import start_metrics_server
+
+    token = tmp_path / "token"
+    token.write_text("first-token-1111\n")
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = Config.model_validate(
+        {
+            "database_url": f"sqlite:///{tmp_path / 's.db'}",
+            "alert_receiver": {"bearer_token_file": str(token)},
+        }
+    )
+    srv = start_metrics_server(store, cfg, host="127.0.0.1", port=0)
+    url = f"http://127.0.0.1:{srv.server_port}/alerts"
+    payload = json.dumps(notification("firing")).encode()
+    try:
+        assert call(url, payload, {"Authorization": "Bearer first-token-1111"})[0] == 200
+        fresh = tmp_path / "token.new"
+        fresh.write_text("second-token-2222\n")
+        os.replace(fresh, token)  # a new file (inode) under the old name
+        assert call(url, payload, {"Authorization": "Bearer second-token-2222"})[0] == 200
+        assert call(url, payload, {"Authorization": "Bearer first-token-1111"})[0] == 401
+        token.unlink()  # mid-rotation: missing for a moment; the last good token still works
+        assert call(url, payload, {"Authorization": "Bearer second-token-2222"})[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def served_subject(port: int, sni: bool) -> str:
+    """The subject of the certificate a real ``openssl s_client`` is served (with or without SNI)."""
+    res = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *(["-servername", "collector.example"] if sni else ["-noservername"])],
+        input="", capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    subject = [line for line in res.stdout.splitlines() if line.startswith("subject=")]
+    assert subject, res.stdout + res.stderr
+    return subject[0]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_a_rotated_tls_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    """cert-manager renews the certificate in place: new connections get the new one (checked at
+    most every 2 s), with and without SNI; a pair that does not load keeps the current one."""
+    import os
+
+    from collector.web_config import RELOAD_EVERY_SECONDS
+    from tests.ops_stack import wait_for
+
+    def make(cn: str, where: Path) -> None:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={cn}",
+             "-keyout", str(where / "k.pem"), "-out", str(where / "c.pem")],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+    make("first.example", tmp_path)
+    path = web_config(tmp_path, tls_server_config={"cert_file": "c.pem", "key_file": "k.pem"})
+    store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
+    srv = serve_store_metrics(store, host="127.0.0.1", port=0, web=load_web_config(path))
+    try:
+        assert "first.example" in served_subject(srv.server_port, sni=True)
+        (tmp_path / "c.pem").write_text("not a certificate")  # half-written: keep serving the old one
+        end = time.monotonic() + 2.5 * RELOAD_EVERY_SECONDS  # a window in which the files are looked at
+        while time.monotonic() < end:
+            assert "first.example" in served_subject(srv.server_port, sni=True)
+        new = tmp_path / "new"
+        new.mkdir()
+        make("second.example", new)
+        os.replace(new / "k.pem", tmp_path / "k.pem")
+        os.replace(new / "c.pem", tmp_path / "c.pem")
+        wait_for("the new certificate", lambda: "second.example" in served_subject(srv.server_port, sni=True))
+        assert "second.example" in served_subject(srv.server_port, sni=False)
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "c.pem"))  # trusts only the new one
+        ctx.check_hostname = False
+        status, _ = call(
+            f"https://127.0.0.1:{srv.server_port}/metrics", headers=basic("prometheus", "s3cret"), ctx=ctx
+        )
+        assert status == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -60,3 +60,17 @@ def test_url_resolution(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(ENV_VAR, "sqlite:///env.db")
     assert resolve_url(None) == "sqlite:///env.db"
     assert resolve_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_db_upgrade_says_what_it_did(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The migration Job's only log line: "upgraded from X to Y" the first time, "already at Y" after."""
+    from cli_process import cli
+
+    from collector.store.migrate import head
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    first = cli("db", "upgrade", "--database-url", url)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"{url}: upgraded from revision none to {head()}"
+    again = cli("db", "upgrade", "--database-url", url)
+    assert again.stdout.strip() == f"{url}: already at revision {head()}"

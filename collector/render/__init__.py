@@ -1,1 +1,44 @@
-"""Terminal rendering (tables, progress) for the CLI; nothing outside the CLI prints."""
+"""Terminal rendering (tables, progress) for the CLI; nothing outside the CLI prints.
+
+Outside text (models, versions, prompts, alert text, file names, error messages) reaches the
+terminal only as data: never parsed as rich markup (``rich.text.Text``), and never with a control
+character sent raw. ``visible`` writes C0/C1 controls (ESC, CR, BEL, ...) as the visible text
+``\\x1b``; ``SafeConsole``, the console every CLI command prints through, applies it to everything it
+writes (so a colour, a title change or a clipboard write smuggled in a string is shown, not obeyed),
+while rich's own styling still reaches the terminal. ``cell`` also cuts a long table cell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.segment import Segment
+from rich.text import Text
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+CELL_LIMIT = 200  # characters of outside text in one terminal table cell
+
+
+def visible(text: str) -> str:
+    """``text`` with every C0/C1 control character but tab and newline written as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def cell(text: str | None, limit: int = CELL_LIMIT, style: str = "") -> Text:
+    """Outside text as one table cell: never markup, controls visible, cut at ``limit``
+    characters with the count left out (the full text stays in the database and the report)."""
+    text = visible(text or "")
+    if len(text) > limit:
+        text = f"{text[:limit]}… (+{len(text) - limit} characters)"
+    return Text(text, style=style)
+
+
+class SafeConsole(Console):
+    """A ``Console`` that never writes a control character it was given as text (see module doc)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            seg if seg.control else Segment(visible(seg.text), seg.style, seg.control) for seg in buffer
+        )

@@ -6,11 +6,12 @@ from datetime import datetime
 
 from rich import box
 from rich.table import Table
-from rich.text import Text
 
+from collector.render import cell
 from collector.store.alerts import AlertEvent
 
 STATUS_STYLE = {"firing": "red", "resolved": "green"}
+SUMMARY_LIMIT = 300  # characters of a summary in the terminal (the database keeps it whole)
 
 
 def _when(t: datetime | None) -> str:
@@ -19,18 +20,20 @@ def _when(t: datetime | None) -> str:
 
 def alert_table(model: str, events: list[AlertEvent]) -> Table:
     """Newest first: when received, alert, version, severity, firing/resolved, since, summary."""
-    table = Table(title=Text(f"{model}: alerts received"), title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=cell(f"{model}: alerts received", limit=400), title_justify="left", box=box.SIMPLE_HEAD
+    )
     for col in ("received (UTC)", "alert", "version", "severity", "status", "since"):
         table.add_column(col, no_wrap=True)
     table.add_column("summary", overflow="fold")
     for e in events:
-        table.add_row(  # every cell as Text: labels and annotations are never parsed as markup
+        table.add_row(  # every cell as data: never markup, controls visible, long text cut
             _when(e.received_at),
-            Text(e.alertname),
-            Text(e.version or ""),
-            Text(e.severity or ""),
-            Text(e.status, style=STATUS_STYLE.get(e.status, "")),
+            cell(e.alertname),
+            cell(e.version),
+            cell(e.severity),
+            cell(e.status, style=STATUS_STYLE.get(e.status, "")),
             _when(e.starts_at),
-            Text(e.summary or ""),
+            cell(e.summary, limit=SUMMARY_LIMIT),
         )
     return table

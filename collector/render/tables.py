@@ -11,6 +11,7 @@ from rich.text import Text
 from collector.comparison import BatchComparison
 from collector.exporter import Snapshot
 from collector.metrics.result import MetricValue, SuiteResult
+from collector.render import visible
 from collector.runner import RunReport
 from collector.trends.change import change, clip_value_interval, format_change, format_interval
 
@@ -18,7 +19,7 @@ from collector.trends.change import change, clip_value_interval, format_change, 
 def plain(text: str | None) -> Text | None:
     """Text from outside (a model, version, file name) as a renderable that is never parsed as
     markup; None stays None."""
-    return None if text is None else Text(text)
+    return None if text is None else Text(visible(text))
 
 
 def fmt(x: float, digits: int = 4) -> str:

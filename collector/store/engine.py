@@ -94,7 +94,21 @@ def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(real, pool_pre_ping=True)
+    return create_engine(real, pool_pre_ping=True, connect_args=connect_bound(real))
+
+
+CONNECT_TIMEOUT_SECONDS = 10
+"""How long one PostgreSQL connect may take (a server that accepts and never answers would
+otherwise hold the caller for minutes); a ``connect_timeout`` in the URL wins."""
+
+
+def connect_bound(url: str, seconds: float = CONNECT_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """psycopg ``connect_args`` bounding each connect to ``seconds``, unless the URL sets its own."""
+    from sqlalchemy.engine import make_url
+
+    if "connect_timeout" in make_url(url).query:
+        return {}
+    return {"connect_timeout": max(2, round(seconds))}  # libpq's floor is 2 s
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], key: list[str]) -> None:
