@@ -428,7 +428,22 @@ def history(
         else:
             table.add_row(*(Text(cell) for cell in row))
     out.print(table)
+    print_collapsed_prompts(store, model)
     print_alert_history(store, model)
+
+
+def print_collapsed_prompts(store: Store, model: str) -> None:
+    """The prompts that collapsed in the newest version that has any (text as data, one line each)."""
+    from collector.store.cli_commands import collapsed_prompts
+    from collector.trends.prompts import shorten
+
+    version, rows = collapsed_prompts(store, model)
+    if not rows:
+        return
+    out.print(Text(f"collapsed prompts in {version} (vs the baseline):"))
+    for key, text, change in rows:
+        label = f'"{shorten(text, 80)}" ({shorten(key, 60)})' if text else shorten(key, 60)
+        out.print(Text(f"  • {label}: {change}"))
 
 
 def print_alert_history(store: Store, model: str, limit: int = 20) -> None:

@@ -69,10 +69,10 @@ class PromptFinding:
     collapsed: bool  # collapsed in every headline metric compared
     severity: float  # the first headline metric's decline in diversity (more negative is worse)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, text_limit: int | None = None) -> dict[str, Any]:
         return {
             "prompt_id": self.prompt_id,
-            "prompt": self.prompt,
+            "prompt": self.prompt if text_limit is None else shorten(self.prompt, text_limit),
             "collapsed": self.collapsed,
             "metrics": {m: asdict(f) for m, f in self.metrics.items()},
         }
@@ -121,7 +121,10 @@ class PromptEvidence:
         more = f", and {len(bad) - REASON_PROMPTS} more" if len(bad) > REASON_PROMPTS else ""
         return f"{head}: " + "; ".join(named) + more
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, all_findings: bool = True, text_limit: int | None = None) -> dict[str, Any]:
+        """For machines; ``all_findings=False`` keeps the collapsed prompts only (a stored verdict's
+        details: the findings table holds the rest), ``text_limit`` shortens prompt texts."""
+        shown = self.findings if all_findings else self.collapsed
         return {
             "metrics": list(self.metrics),
             "fdr": self.fdr,
@@ -133,7 +136,7 @@ class PromptEvidence:
             "can_detect": self.can_detect,
             "notes": list(self.notes),
             "collapsed": [f.prompt_id for f in self.collapsed],
-            "findings": [f.as_dict() for f in self.findings],
+            "findings": [f.as_dict(text_limit) for f in shown],
         }
 
 
@@ -146,7 +149,8 @@ def shorten(text: str, limit: int = REASON_PROMPT_CHARS) -> str:
 def describe_prompt(f: PromptFinding) -> str:
     """``"Write a story…" (p-1a2b) distinct_2 −38.0 pp``: the text as data in quotes, the id, the
     first headline metric's change."""
-    label = f'"{shorten(f.prompt)}" ({f.prompt_id})' if f.prompt else f.prompt_id
+    key = shorten(f.prompt_id, 40)
+    label = f'"{shorten(f.prompt)}" ({key})' if f.prompt else key
     first = next(iter(f.metrics.values()))
     return f"{label} {first.metric} {format_change(first.metric, first.change)}"
 

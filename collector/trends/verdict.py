@@ -404,5 +404,8 @@ def verdict(
     if coverage is not None:
         details["coverage"] = asdict(coverage)
     if prompts is not None:
-        details["prompts"] = {**prompts.as_dict(), "rule_on": th.min_collapsed_prompts > 0}
+        details["prompts"] = {
+            **prompts.as_dict(all_findings=False, text_limit=200),
+            "rule_on": th.min_collapsed_prompts > 0,
+        }
     return Verdict(status=status, reasons=reasons, details=details)
