@@ -333,7 +333,7 @@ def compare(
     embed = None if no_embeddings else ProgressEmbedder(embedding_model, quiet=as_json, store=history)
     sides = [load_side(spec, selected, embed, seed, history) for spec in specs]
     try:
-        result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed)
+        result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed, embed=embed)
     except ValueError as exc:
         raise fail(str(exc)) from None
     if as_json:

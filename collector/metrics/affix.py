@@ -42,6 +42,14 @@ def _share_with(texts: Sequence[str], words: list[str], kind: Kind) -> float:
     return sum(_words(t, kind)[:k] == words for t in live) / len(live)
 
 
+def _more_than(texts: Sequence[str], words: list[str], kind: Kind) -> bool:
+    """Whether most texts that carry ``words`` say more than them: a string that is the whole
+    output of most (identical outputs) is duplication, not an opening or closing."""
+    k = len(words)
+    carrying = [w for t in texts for w in [_words(t, kind)] if w[:k] == words]
+    return sum(len(t.split()) > k for t in texts if _words(t, kind)[:k] == words) * 2 > len(carrying)
+
+
 def common_affix(
     texts: Sequence[str], kind: Kind, min_words: int = MIN_WORDS, min_share: float = MIN_SHARE
 ) -> list[str] | None:
@@ -83,7 +91,7 @@ def shared_affix(candidate: Sequence[str], baseline: Sequence[str]) -> Affix | N
         ordered = words if kind == "opening" else words[::-1]
         share = _share_with(candidate, ordered, kind)  # type: ignore[arg-type]
         base = _share_with(baseline, ordered, kind)  # type: ignore[arg-type]
-        if base < share / 2:
+        if base < share / 2 and _more_than(candidate, ordered, kind):  # type: ignore[arg-type]
             return Affix(kind, " ".join(words), len(words), share, base)  # type: ignore[arg-type]
     return None
 
