@@ -105,7 +105,7 @@ class PromptEvidence:
     def can_detect(self) -> bool:
         """Whether the outputs per prompt allow a prompt to survive the correction at all."""
         m = max(1, self.n_prompts)
-        return math.isfinite(self.min_p) and self.min_p * m / max(1, self.need) < self.fdr
+        return bool(math.isfinite(self.min_p) and self.min_p * m / max(1, self.need) < self.fdr)
 
     def summary(self, baseline_label: str = "baseline") -> str:
         """``4 of 40 prompts collapsed (distinct_2 and vendi_score, each at FDR 0.05): "Write a…"
