@@ -123,7 +123,14 @@ def prompt_tests(
         p_value = float(np.sum(change[finite] <= change[0] + tol) / finite.sum())
         out.append(
             PromptTest(
-                pid, metric.name, float(b_vals[0]), float(c_vals[0]), p_value, float(1.0 / finite.sum()), nb, nc
+                pid,
+                metric.name,
+                float(b_vals[0]),
+                float(c_vals[0]),
+                p_value,
+                float(1.0 / finite.sum()),
+                nb,
+                nc,
             )
         )
     return out
