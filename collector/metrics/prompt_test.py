@@ -26,6 +26,8 @@ import numpy as np
 from collector.metrics.base import Corpus, Metric
 
 DEFAULT_PERMUTATIONS = 999
+FIRST_PERMUTATIONS = 199  # drawn first; most prompts stop there (see STOP_AFTER)
+STOP_AFTER = 10  # splits at least as extreme as the observed one that end the test early
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class PromptTest:
     base_value: float
     cand_value: float
     p_value: float  # one-sided, decline in the metric's diversity direction; NaN when untestable
-    min_p: float  # the smallest p-value this prompt's splits could give
+    min_p: float  # the smallest p-value this prompt's test could give (all its splits drawn)
     n_base: int
     n_cand: int
 
@@ -84,6 +86,31 @@ def splits(n_base: int, n_cand: int, n_perm: int, rng: np.random.Generator) -> n
     return np.vstack([observed[None, :], rows])
 
 
+def _changes(
+    metric: Metric,
+    texts: list[str],
+    emb: np.ndarray | None,
+    member: np.ndarray,
+    sign: float,
+    with_observed: bool = True,
+) -> tuple[np.ndarray, float, float]:
+    """Per split, the change candidate − baseline oriented so that negative is less diverse; and
+    (when row 0 is the observed split) the observed baseline and candidate values."""
+    values = set_values(metric, texts, emb, np.vstack([~member, member]))
+    b_vals, c_vals = values[: len(member)], values[len(member) :]
+    change = sign * (c_vals - b_vals)
+    if not with_observed:
+        return change, math.nan, math.nan
+    return change, float(b_vals[0]), float(c_vals[0])
+
+
+def _extreme(change: np.ndarray) -> int:
+    """Splits (the observed one, row 0, included) whose change is at most the observed change."""
+    finite = change[np.isfinite(change)]
+    tol = 1e-12 * max(1.0, abs(change[0]))
+    return int(np.sum(finite <= change[0] + tol))
+
+
 def prompt_tests(
     metric: Metric,
     base: Corpus,
@@ -93,7 +120,13 @@ def prompt_tests(
     seed: int = 0,
 ) -> list[PromptTest]:
     """The permutation test of ``metric`` on every prompt the two corpora share (in ``cand``'s
-    order).  A prompt with fewer than two outputs on a side gets NaN values and p-value."""
+    order).  A prompt with fewer than two outputs on a side gets NaN values and p-value.
+
+    Most prompts of a healthy candidate are far from significant: ``FIRST_PERMUTATIONS`` splits are
+    drawn first, and a prompt with at least ``STOP_AFTER`` splits as extreme as its own stops there
+    (p ≥ 10/200 = 0.05: beyond any threshold the false-discovery step applies); the others get all
+    ``n_perm`` (Besag and Clifford's sequential Monte Carlo test, in two stages).  A small p-value
+    is therefore always computed from all the splits."""
     rng = np.random.default_rng(seed)
     base_index = {pid: p for p, pid in enumerate(base.prompt_ids)}
     sign = 1.0 if metric.higher_is_diverse else -1.0
@@ -111,28 +144,20 @@ def prompt_tests(
         emb = None
         if base.embeddings is not None and cand.embeddings is not None:
             emb = np.vstack([base.embeddings[b_sl], cand.embeddings[c_sl]])
-        member = splits(nb, nc, n_perm, rng)
-        values = set_values(metric, b_texts + c_texts, emb, np.vstack([~member, member]))
-        b_vals, c_vals = values[: len(member)], values[len(member) :]
-        change = sign * (c_vals - b_vals)
+        member = splits(nb, nc, min(n_perm, FIRST_PERMUTATIONS), rng)
+        change, b0, c0 = _changes(metric, b_texts + c_texts, emb, member, sign)
         if not np.isfinite(change[0]):
-            out.append(PromptTest(pid, metric.name, b_vals[0], c_vals[0], math.nan, math.nan, nb, nc))
+            out.append(PromptTest(pid, metric.name, b0, c0, math.nan, math.nan, nb, nc))
             continue
+        exact = math.comb(nb + nc, nc) <= min(n_perm, FIRST_PERMUTATIONS) + 1
+        if not exact and n_perm > FIRST_PERMUTATIONS and _extreme(change) < STOP_AFTER:
+            more = splits(nb, nc, n_perm - FIRST_PERMUTATIONS, rng)[1:]  # row 0 is the observed split
+            extra, _, _ = _changes(metric, b_texts + c_texts, emb, more, sign, with_observed=False)
+            change = np.concatenate([change, extra])
         finite = np.isfinite(change)
-        tol = 1e-12 * max(1.0, abs(change[0]))
-        p_value = float(np.sum(change[finite] <= change[0] + tol) / finite.sum())
-        out.append(
-            PromptTest(
-                pid,
-                metric.name,
-                float(b_vals[0]),
-                float(c_vals[0]),
-                p_value,
-                float(1.0 / finite.sum()),
-                nb,
-                nc,
-            )
-        )
+        p_value = _extreme(change) / float(finite.sum())
+        most = math.comb(nb + nc, nc) if exact else n_perm + 1  # splits the full test would use
+        out.append(PromptTest(pid, metric.name, b0, c0, p_value, 1.0 / most, nb, nc))
     return out
 
 
