@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collector.assessment import SCORE_BOOT
 from collector.comparison import compare_batches
 from collector.metrics.base import Sample
 from collector.metrics.registry import select_metrics
@@ -99,8 +100,9 @@ def verdicts(
     for r in reps:
         a, b = split(pool, per_side, np.random.default_rng(r))
         names = [m.name for m in metrics]
-        base = score_batch("A", a, metrics=names, embed=embed, seed=r)
-        cand = score_batch("B", b, metrics=names, embed=embed, seed=r)
+        # the scores' own intervals are never used by a comparison (as in collector.assessment)
+        base = score_batch("A", a, metrics=names, embed=embed, seed=r, n_boot=SCORE_BOOT)
+        cand = score_batch("B", b, metrics=names, embed=embed, seed=r, n_boot=SCORE_BOOT)
         v = compare_batches(base, cand, metrics, seed=r).verdict
         out.append((r, v.status, v.reasons))
         counts[v.status] += 1

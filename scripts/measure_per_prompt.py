@@ -1,15 +1,16 @@
 """Collapse on a few prompts (issue #26): the verdict's dose-response with the per-prompt rule on
 and off, the forced template opening, and the per-prompt floors' calibration, on REAL outputs.
 
-Data (``tests/data/per_prompt/``, made with ``scripts/generate_samples.py``, SmolLM2-135M-Instruct on
-CPU, 40 default probes, 40 new tokens):
+Data: real SmolLM2-135M-Instruct outputs for the first 24 default probes (40 new tokens, CPU):
 
-* ``healthy.jsonl``: 16 outputs per prompt at temperature 1.0 (seed 2601);
-* ``t02.jsonl``: 8 outputs per prompt at temperature 0.2 (seed 2602): the collapsed answers.
+* healthy: ``collector/demo_data/control_series.jsonl``, 12 outputs per prompt at temperature 1.0
+  (three independent draws of 4; the pool of ``scripts/measure_false_alarms.py``);
+* collapsed: ``tests/data/per_prompt/t02.jsonl``, 6 outputs per prompt at temperature 0.2 (seed 2602,
+  ``scripts/generate_samples.py --prompts 24 -k 6 --temperature 0.2 --max-new-tokens 40``).
 
-The baseline is the first 8 healthy outputs of each prompt.  The candidate with K collapsed prompts
-answers K prompts (a fixed seeded order) with their 8 T 0.2 outputs and the other 40 − K with the
-other 8 healthy outputs.  Each K is judged twice: the default verdict (per-prompt rule on) and with
+The baseline is the first 6 healthy outputs of each prompt.  The candidate with K collapsed prompts
+answers K prompts (a fixed seeded order) with their 6 T 0.2 outputs and the other 24 − K with the
+other 6 healthy outputs.  Each K is judged twice: the default verdict (per-prompt rule on) and with
 ``min_collapsed_prompts=0`` (the rule off: the verdict before issue #26).
 
     python scripts/measure_per_prompt.py                    # lexical-only and full suite
@@ -36,8 +37,11 @@ from collector.metrics.registry import select_metrics
 from collector.scoring import score_batch
 from collector.trends import Thresholds
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "per_prompt"
-KS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 40)
+ROOT = Path(__file__).resolve().parent.parent
+HEALTHY = ROOT / "collector" / "demo_data" / "control_series.jsonl"
+COLLAPSED = ROOT / "tests" / "data" / "per_prompt" / "t02.jsonl"
+PER_SIDE = 6
+KS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 24)
 OPENING = "Certainly! Here is my answer:"
 
 
@@ -56,9 +60,10 @@ def samples(rows: list[dict], edit: Callable[[str], str] = lambda t: t) -> list[
 
 def sides(k: int, healthy: dict[str, list[dict]], cold: dict[str, list[dict]], order: list[str]):
     """(baseline rows, candidate rows) with the first ``k`` prompts of ``order`` collapsed."""
-    base = [r for pid in sorted(healthy) for r in healthy[pid][:8]]
+    n = PER_SIDE
+    base = [r for pid in sorted(healthy) for r in healthy[pid][:n]]
     hit = set(order[:k])
-    cand = [r for pid in sorted(healthy) for r in (cold[pid][:8] if pid in hit else healthy[pid][8:16])]
+    cand = [r for pid in sorted(healthy) for r in (cold[pid][:n] if pid in hit else healthy[pid][n : 2 * n])]
     return base, cand
 
 
@@ -85,8 +90,8 @@ def judge(base_rows, cand_rows, names, embed, th: Thresholds, seed: int = 0):
 
 
 def calibrate(healthy: dict[str, list[dict]], reps: int) -> None:
-    """Per-prompt change of distinct_2 (pp) and vendi_score (ratio) between two disjoint 8-output
-    halves of the healthy outputs, over ``reps`` random splits: what the floors must exceed."""
+    """Per-prompt change of distinct_2 (pp) between two disjoint ``PER_SIDE``-output sets of the
+    healthy outputs, over ``reps`` random splits: what the floor must exceed."""
     from collector.metrics.registry import select_metrics as sel
 
     d2 = next(m for m in sel(["distinct_2"]))
@@ -95,8 +100,8 @@ def calibrate(healthy: dict[str, list[dict]], reps: int) -> None:
         rng = np.random.default_rng(r)
         for rows in healthy.values():
             idx = rng.permutation(len(rows))
-            a = [rows[i]["output"] for i in idx[:8]]
-            b = [rows[i]["output"] for i in idx[8:16]]
+            a = [rows[i]["output"] for i in idx[:PER_SIDE]]
+            b = [rows[i]["output"] for i in idx[PER_SIDE : 2 * PER_SIDE]]
             diffs.append(d2.fn(b) - d2.fn(a))
     x = np.asarray(diffs) * 100
     print(
@@ -113,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ks", default=",".join(map(str, KS)), help="collapsed-prompt counts to judge")
     ap.add_argument("--calibrate", type=int, default=0, help="only print the floors' calibration")
     args = ap.parse_args(argv)
-    healthy, cold = grouped(DATA / "healthy.jsonl"), grouped(DATA / "t02.jsonl")
+    healthy = grouped(HEALTHY)
     if args.calibrate:
         calibrate(healthy, args.calibrate)
         return 0
+    cold = grouped(COLLAPSED)
     order = [str(p) for p in np.random.default_rng(26).permutation(sorted(healthy))]
     ks = [int(k) for k in args.ks.split(",")]
     lexical = [m.name for m in select_metrics(None) if not m.needs_embeddings]
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     on, off = Thresholds(), Thresholds(min_collapsed_prompts=0)
     for mode, names, embed in modes:
         names = names or [m.name for m in select_metrics(None)]
-        print(f"\n## {mode}: {len(healthy)} prompts, 8 outputs per prompt per side")
+        print(f"\n## {mode}: {len(healthy)} prompts, {PER_SIDE} outputs per prompt per side")
         print("| K collapsed | rule off | rule on | prompts named | first reason (rule on) |")
         print("|---|---|---|---|---|")
         for k in ks:
@@ -145,10 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{with_rule.verdict.reasons[0][:110]} |"
             )
             print(f"  ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-        base = [r for pid in sorted(healthy) for r in healthy[pid][:8]]
-        cand = [
-            dict(r, output=f"{OPENING} {r['output']}") for pid in sorted(healthy) for r in healthy[pid][8:16]
-        ]
+        base, plain = sides(0, healthy, cold, order)
+        cand = [dict(r, output=f"{OPENING} {r['output']}") for r in plain]
         forced = judge(base, cand, names, embed, on)
         print(f"\nforced opening {OPENING!r} on healthy outputs: {forced.verdict.status}")
         for line in forced.verdict.reasons[:2]:

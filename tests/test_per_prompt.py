@@ -1,9 +1,11 @@
 """Collapse on a few prompts (issue #26), on REAL SmolLM2 outputs: the per-prompt rule, its names in
 the verdict, compare --json, the store, history, the report and /metrics, and the shared opening.
 
-Data: ``tests/data/per_prompt`` (see ``scripts/measure_per_prompt.py``): 40 prompts, 16 healthy
-outputs each at temperature 1.0 and 8 collapsed ones at 0.2.  The baseline is the first 8 healthy
-outputs; a candidate with K collapsed prompts answers K prompts with their T 0.2 outputs.
+Data (see ``scripts/measure_per_prompt.py``): 24 prompts, 12 healthy outputs each at temperature 1.0
+(``collector/demo_data/control_series.jsonl``) and 6 collapsed ones at 0.2
+(``tests/data/per_prompt/t02.jsonl``).  The baseline is the first 6 healthy outputs; a candidate
+with K collapsed prompts answers K prompts with their T 0.2 outputs and the others with the other
+6 healthy ones.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ OPENING = "Certainly! Here is my answer:"
 
 @pytest.fixture(scope="module")
 def data() -> tuple[dict, dict, list[str]]:
-    healthy, cold = mpp.grouped(mpp.DATA / "healthy.jsonl"), mpp.grouped(mpp.DATA / "t02.jsonl")
+    healthy, cold = mpp.grouped(mpp.HEALTHY), mpp.grouped(mpp.COLLAPSED)
     order = [str(p) for p in np.random.default_rng(26).permutation(sorted(healthy))]
     return healthy, cold, order
 
@@ -57,9 +59,10 @@ def k4(data):  # type: ignore[no-untyped-def]
 
 def test_data_is_real_and_shaped(data) -> None:  # type: ignore[no-untyped-def]
     healthy, cold, _ = data
-    assert len(healthy) == 40 and set(cold) == set(healthy)
-    assert all(len(v) == 16 for v in healthy.values()) and all(len(v) == 8 for v in cold.values())
+    assert len(healthy) == 24 and set(cold) == set(healthy)
+    assert all(len(v) == 12 for v in healthy.values()) and all(len(v) == 6 for v in cold.values())
     assert {r["temperature"] for v in cold.values() for r in v} == {0.2}
+    assert {r["model"] for v in cold.values() for r in v} == {"smollm2-135m-instruct"}
 
 
 def test_four_of_forty_collapsed_prompts_give_watch_and_are_named(k4) -> None:  # type: ignore[no-untyped-def]
@@ -106,8 +109,7 @@ def test_one_collapsed_prompt_is_named_but_short_of_the_rule(data) -> None:  # t
 
 def test_shared_opening_is_named_with_and_without_verdicts(data) -> None:  # type: ignore[no-untyped-def]
     healthy, _, _ = data
-    base = [r for pid in sorted(healthy) for r in healthy[pid][:8]]
-    plain = [r for pid in sorted(healthy) for r in healthy[pid][8:16]]
+    base, plain = mpp.sides(0, healthy, {}, [])
     forced = [dict(r, output=f"{OPENING} {r['output']}") for r in plain]
     v = judge(base, forced)
     assert v.affix is not None and v.affix.kind == "opening" and v.affix.text == OPENING
@@ -120,7 +122,7 @@ def test_shared_opening_is_named_with_and_without_verdicts(data) -> None:  # typ
 
 def test_affix_detection_and_stripping_on_real_outputs(data) -> None:  # type: ignore[no-untyped-def]
     healthy, _, _ = data
-    outs = [r["output"] for v in healthy.values() for r in v[:8]]
+    outs = [r["output"] for v in healthy.values() for r in v[:6]]
     assert shared_affix(outs, outs) is None  # healthy outputs share no opening
     forced = [f"{OPENING} {t}" for t in outs]
     found = shared_affix(forced, outs)
