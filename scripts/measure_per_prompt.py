@@ -89,7 +89,7 @@ def judge(base_rows, cand_rows, names, embed, th: Thresholds, seed: int = 0):
     return compare_batches(base, cand, select_metrics(names), thresholds=th, seed=seed, embed=embed)
 
 
-def calibrate(healthy: dict[str, list[dict]], reps: int) -> None:
+def calibrate(healthy: dict[str, list[dict]], reps: int, embed: Callable | None = None) -> None:
     """Per-prompt change of distinct_2 (pp) between two disjoint ``PER_SIDE``-output sets of the
     healthy outputs, over ``reps`` random splits: what the floor must exceed."""
     from collector.metrics.registry import select_metrics as sel
@@ -103,6 +103,20 @@ def calibrate(healthy: dict[str, list[dict]], reps: int) -> None:
             a = [rows[i]["output"] for i in idx[:PER_SIDE]]
             b = [rows[i]["output"] for i in idx[PER_SIDE : 2 * PER_SIDE]]
             diffs.append(d2.fn(b) - d2.fn(a))
+    if embed is not None:
+        from collector.metrics.embedding import vendi_score
+
+        ratios = []
+        for r in range(reps):
+            rng = np.random.default_rng(r)
+            for rows in healthy.values():
+                idx = rng.permutation(len(rows))
+                v = embed([rows[i]["output"] for i in idx[: 2 * PER_SIDE]])
+                ratios.append(vendi_score(v[PER_SIDE:]) / vendi_score(v[:PER_SIDE]))
+        q = np.quantile(np.asarray(ratios), [0.001, 0.01, 0.05])
+        print(
+            f"healthy per-prompt vendi_score ratio: quantiles 0.1% x{q[0]:.3f}, 1% x{q[1]:.3f}, 5% x{q[2]:.3f}"
+        )
     x = np.asarray(diffs) * 100
     print(
         f"healthy per-prompt distinct_2 change over {reps} splits x {len(healthy)} prompts: SD {x.std():.2f} pp, "
@@ -115,18 +129,22 @@ def calibrate(healthy: dict[str, list[dict]], reps: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-embeddings", action="store_true", help="the lexical-only verdict only")
+    ap.add_argument("--full-only", action="store_true", help="the full-suite verdict only")
     ap.add_argument("--ks", default=",".join(map(str, KS)), help="collapsed-prompt counts to judge")
     ap.add_argument("--calibrate", type=int, default=0, help="only print the floors' calibration")
     args = ap.parse_args(argv)
     healthy = grouped(HEALTHY)
     if args.calibrate:
-        calibrate(healthy, args.calibrate)
+        texts = [r["output"] for rows in healthy.values() for r in rows]
+        calibrate(healthy, args.calibrate, None if args.no_embeddings else cached_embedder(texts))
         return 0
     cold = grouped(COLLAPSED)
     order = [str(p) for p in np.random.default_rng(26).permutation(sorted(healthy))]
     ks = [int(k) for k in args.ks.split(",")]
     lexical = [m.name for m in select_metrics(None) if not m.needs_embeddings]
-    modes: list[tuple[str, list[str] | None, Callable | None]] = [("lexical-only", lexical, None)]
+    modes: list[tuple[str, list[str] | None, Callable | None]] = (
+        [] if args.full_only else [("lexical-only", lexical, None)]
+    )
     if not args.no_embeddings:
         every = [r["output"] for rows in (*healthy.values(), *cold.values()) for r in rows]
         every += [f"{OPENING} {t}" for t in every]

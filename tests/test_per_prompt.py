@@ -37,6 +37,8 @@ import measure_per_prompt as mpp  # noqa: E402
 
 LEXICAL = [m.name for m in select_metrics(None) if not m.needs_embeddings]
 OPENING = "Certainly! Here is my answer:"
+K = 5  # collapsed prompts of the main candidate: the mean has not moved yet (measured: ok up to 6)
+N = 24
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +53,10 @@ def judge(base_rows, cand_rows, th: Thresholds | None = None, names=LEXICAL):
 
 
 @pytest.fixture(scope="module")
-def k4(data):  # type: ignore[no-untyped-def]
+def k5(data):  # type: ignore[no-untyped-def]
     healthy, cold, order = data
-    b, c = mpp.sides(4, healthy, cold, order)
-    return b, c, order[:4], judge(b, c), judge(b, c, Thresholds(min_collapsed_prompts=0))
+    b, c = mpp.sides(K, healthy, cold, order)
+    return b, c, order[:K], judge(b, c), judge(b, c, Thresholds(min_collapsed_prompts=0))
 
 
 def test_data_is_real_and_shaped(data) -> None:  # type: ignore[no-untyped-def]
@@ -65,25 +67,25 @@ def test_data_is_real_and_shaped(data) -> None:  # type: ignore[no-untyped-def]
     assert {r["model"] for v in cold.values() for r in v} == {"smollm2-135m-instruct"}
 
 
-def test_four_of_forty_collapsed_prompts_give_watch_and_are_named(k4) -> None:  # type: ignore[no-untyped-def]
-    _, _, collapsed, on, _ = k4
+def test_five_of_24_collapsed_prompts_give_watch_and_are_named(k5) -> None:  # type: ignore[no-untyped-def]
+    _, _, collapsed, on, _ = k5
     assert on.verdict.status == "watch"
     first = on.verdict.reasons[0]
-    assert first.startswith("4 of 40 prompts collapsed"), first
+    assert first.startswith(f"{K} of {N} prompts collapsed"), first
     assert on.prompts is not None
     assert {f.prompt_id for f in on.prompts.collapsed} == set(collapsed)
     # the worst first: each named prompt's decline is at least the next one's
     sev = [f.severity for f in on.prompts.collapsed]
     assert sev == sorted(sev)
-    assert on.verdict.details["prompts"]["n_collapsed"] == 4
+    assert on.verdict.details["prompts"]["n_collapsed"] == K
 
 
-def test_without_the_per_prompt_rule_the_same_candidate_is_ok(k4) -> None:  # type: ignore[no-untyped-def]
-    _, _, _, on, off = k4
-    assert off.verdict.status == "ok"  # the mean over 40 prompts has not moved enough
+def test_without_the_per_prompt_rule_the_same_candidate_is_ok(k5) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, on, off = k5
+    assert off.verdict.status == "ok"  # the mean over 24 prompts has not moved enough
     assert on.verdict.status == "watch"
     # the findings are still reported when the rule is off
-    assert any(r.startswith("4 of 40 prompts collapsed") for r in off.verdict.reasons)
+    assert any(r.startswith(f"{K} of {N} prompts collapsed") for r in off.verdict.reasons)
 
 
 def test_healthy_split_names_no_prompt_and_is_ok(data) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +93,7 @@ def test_healthy_split_names_no_prompt_and_is_ok(data) -> None:  # type: ignore[
     b, c = mpp.sides(0, healthy, cold, order)
     v = judge(b, c)
     assert v.verdict.status == "ok", v.verdict.reasons
-    assert v.prompts is not None and v.prompts.collapsed == [] and v.prompts.n_prompts == 40
+    assert v.prompts is not None and v.prompts.collapsed == [] and v.prompts.n_prompts == N
     assert not any("prompts collapsed" in r for r in v.verdict.reasons)
 
 
@@ -101,8 +103,8 @@ def test_one_collapsed_prompt_is_named_but_short_of_the_rule(data) -> None:  # t
     v = judge(b, c)
     assert v.prompts is not None and [f.prompt_id for f in v.prompts.collapsed] == order[:1]
     assert v.verdict.status == "ok"
-    assert any(r.startswith("1 of 40 prompts collapsed") for r in v.verdict.reasons)
-    # a share rule on top: 1 of 40 is 2.5%, so a 1-prompt count with no share rule gives watch
+    assert any(r.startswith(f"1 of {N} prompts collapsed") for r in v.verdict.reasons)
+    # with a count of 1 one prompt gives watch; a share of 5% on top needs 2 of 24
     assert judge(b, c, Thresholds(min_collapsed_prompts=1)).verdict.status == "watch"
     assert judge(b, c, Thresholds(min_collapsed_prompts=1, min_collapsed_share=0.05)).verdict.status == "ok"
 
@@ -147,7 +149,12 @@ def test_benjamini_hochberg_matches_the_step_up_definition() -> None:
 
 def test_permutation_p_values_are_exact_for_small_samples(data) -> None:  # type: ignore[no-untyped-def]
     healthy, cold, _ = data
-    pid = sorted(healthy)[0]
+    d2 = select_metrics(["distinct_2"])[0]
+
+    def drop(pid: str) -> float:
+        return d2.fn([r["output"] for r in cold[pid][:4]]) - d2.fn([r["output"] for r in healthy[pid][:4]])
+
+    pid = min(healthy, key=drop)  # the prompt that collapsed most
     assert splits(4, 4, 999, np.random.default_rng(0)).shape == (70, 8)  # every split, enumerated
     base = build_corpus([Sample(pid, r["output"]) for r in healthy[pid][:4]])
     cand = build_corpus([Sample(pid, r["output"]) for r in cold[pid][:4]])
@@ -163,7 +170,7 @@ def test_compare_json_has_a_prompts_section(tmp_path, data) -> None:  # type: ig
     from collector.cli import app
 
     healthy, cold, order = data
-    b, c = mpp.sides(4, healthy, cold, order)
+    b, c = mpp.sides(K, healthy, cold, order)
     for name, rows in (("a", b), ("b", c)):
         with (tmp_path / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             for r in rows:
@@ -179,8 +186,8 @@ def test_compare_json_has_a_prompts_section(tmp_path, data) -> None:  # type: ig
     out = json.loads(res.stdout)
     assert out["verdict"] == "watch"
     p = out["prompts"]
-    assert p["n_prompts"] == 40 and p["n_collapsed"] == 4 and p["rule_reached"] is True
-    assert set(p["collapsed"]) == set(order[:4])
+    assert p["n_prompts"] == N and p["n_collapsed"] == K and p["rule_reached"] is True
+    assert set(p["collapsed"]) == set(order[:K])
     first = p["findings"][0]
     assert first["collapsed"] is True and first["prompt"] == healthy[first["prompt_id"]][0]["prompt"]
     assert first["metrics"]["distinct_2"]["change"] < -0.1
@@ -192,14 +199,16 @@ HOSTILE = '[bold red]x[/] "quoted" <script>alert(1)</script>\nsecond line\x00 ' 
 
 def test_hostile_prompt_text_is_truncated_in_reasons(data) -> None:  # type: ignore[no-untyped-def]
     healthy, cold, order = data
-    b, c = mpp.sides(4, healthy, cold, order)
-    target = order[0]
-    b = [dict(r, prompt=HOSTILE) if r["prompt_id"] == target else r for r in b]
-    c = [dict(r, prompt=HOSTILE) if r["prompt_id"] == target else r for r in c]
+    b, c = mpp.sides(K, healthy, cold, order)
+    target = set(order[:K])  # every named prompt has the hostile text
+    b = [dict(r, prompt=HOSTILE) if r["prompt_id"] in target else r for r in b]
+    c = [dict(r, prompt=HOSTILE) if r["prompt_id"] in target else r for r in c]
     v = judge(b, c)
     line = v.verdict.reasons[0]
     assert "\n" not in line and "\x00" not in line and len(line) < 1000
-    assert '"[bold red]x[/] "quoted" <script>alert(1)</script> second line' in line
+    # one line, cut at 60 characters with a marker; NUL and newline as spaces
+    assert '"[bold red]x[/] "quoted" <script>alert(1)</script> second li…"' in line
+    assert "yyyy" not in line
 
 
 def _store_two_runs(store, healthy, cold, order, k: int, prompt_of=lambda r: r["prompt"]):  # type: ignore[no-untyped-def]
@@ -251,7 +260,7 @@ def test_findings_round_trip_in_the_store_and_view(db_url: str, data) -> None:  
 
 @pytest.fixture(scope="module")
 def assessed(tmp_path_factory, data):  # type: ignore[no-untyped-def]
-    """A SQLite history with v1 (healthy) and v2 (4 of 40 prompts collapsed), assessed as the
+    """A SQLite history with v1 (healthy) and v2 (K of 24 prompts collapsed), assessed as the
     collector does (lexical-only)."""
     from collector.assessment import assess_model
 
@@ -263,7 +272,7 @@ def assessed(tmp_path_factory, data):  # type: ignore[no-untyped-def]
         healthy,
         cold,
         order,
-        4,
+        K,
         lambda r: "[red]<b>" + r["prompt"] if r["prompt_id"] == order[0] else r["prompt"],
     )
     v = assess_model(store, "bot", metrics=LEXICAL, n_boot=200, n_halves=20)
@@ -275,8 +284,8 @@ def test_collector_assessment_stores_and_names_collapsed_prompts(assessed) -> No
     assert v is not None and v.status == "watch"
     run = store.latest_completed_run("bot", "v2")
     found = store.prompt_findings_of(run)
-    assert {f.prompt_key for f in found if f.collapsed} == set(order[:4])
-    assert len({f.prompt_key for f in found}) == 40
+    assert {f.prompt_key for f in found if f.collapsed} == set(order[:K])
+    assert len({f.prompt_key for f in found}) == N
 
 
 def test_history_says_prompts_collapsed(assessed) -> None:  # type: ignore[no-untyped-def]
@@ -288,7 +297,7 @@ def test_history_says_prompts_collapsed(assessed) -> None:  # type: ignore[no-un
     res = CliRunner().invoke(app, ["history", "bot", "--database-url", url], env={"COLUMNS": "250"})
     assert res.exit_code == 0, res.output
     row = next(line for line in res.output.splitlines() if line.strip().startswith("prompts collapsed"))
-    assert "4 of 40" in row
+    assert f"{K} of {N}" in row
     assert "collapsed prompts in v2" in res.output
     assert '"[red]<b>' in res.output  # prompt text printed as text, never as markup
 
@@ -298,9 +307,9 @@ def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # 
 
     _, store, order, _ = assessed
     html = write_report(store, "bot", tmp_path).read_text(encoding="utf-8")
-    assert "Prompts that collapsed: 4 of 40" in html
+    assert f"Prompts that collapsed: {K} of {N}" in html
     assert "[red]&lt;b&gt;" in html and "[red]<b>" not in html
-    for pid in order[:4]:
+    for pid in order[:K]:
         assert pid in html
 
 
@@ -311,7 +320,7 @@ def test_metrics_export_one_collapsed_prompt_count_per_model(assessed) -> None: 
     _, store, _, _ = assessed
     reg = CollectorRegistry()
     reg.register(StoreCollector(lambda: load_snapshot(store)))
-    assert reg.get_sample_value("collapse_watch_prompts_collapsed", {"model": "bot", "version": "v2"}) == 4.0
+    assert reg.get_sample_value("collapse_watch_prompts_collapsed", {"model": "bot", "version": "v2"}) == K
     series = [
         s for fam in reg.collect() if fam.name == "collapse_watch_prompts_collapsed" for s in fam.samples
     ]
