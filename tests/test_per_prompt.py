@@ -195,6 +195,7 @@ def test_compare_json_has_a_prompts_section(tmp_path, data) -> None:  # type: ig
 
 
 HOSTILE = '[bold red]x[/] "quoted" <script>alert(1)</script>\nsecond line\x00 ' + "y" * 10_000
+STORED_HOSTILE = HOSTILE.replace("\x00", "\ufffd")  # the collector's vetting: the store takes plain text
 
 
 def test_hostile_prompt_text_is_truncated_in_reasons(data) -> None:  # type: ignore[no-untyped-def]
@@ -232,7 +233,12 @@ def test_findings_round_trip_in_the_store_and_view(db_url: str, data) -> None:  
     healthy, cold, order = data
     store = migrated_store(db_url)
     r1, r2 = _store_two_runs(
-        store, healthy, cold, order, 0, lambda r: HOSTILE if r["prompt_id"] == order[0] else r["prompt"]
+        store,
+        healthy,
+        cold,
+        order,
+        0,
+        lambda r: STORED_HOSTILE if r["prompt_id"] == order[0] else r["prompt"],
     )
     rows = [
         PromptFindingRecord(r1, order[0], "distinct_2", 0.8, 0.4, -0.4, 0.001, 0.02, True),
@@ -250,7 +256,7 @@ def test_findings_round_trip_in_the_store_and_view(db_url: str, data) -> None:  
             )
         ).all()
     assert [tuple(g) for g in got] == [
-        ("bot", "v2", "v1", order[0], HOSTILE.replace("\x00", "\x00"), "distinct_2", -0.4, True)
+        ("bot", "v2", "v1", order[0], STORED_HOSTILE, "distinct_2", -0.4, True)
     ]
     # a second assessment replaces the findings, never duplicates them
     store.save_assessment(r2, [], VerdictRecord("ok", ["y"], {}, "v1"), rows[1:])
