@@ -269,7 +269,8 @@ def compare_batches(
     result = verdict(
         within_cmp, trends or {}, families, th, pooled=across_cmp, coverage=coverage, prompts=prompts
     )
-    affix = shared_affix(cand_sub.texts, base_sub.texts) if check_affix else None
+    groups = [cand_sub.prompt_texts(p) for p in range(cand_sub.n_prompts)]
+    affix = shared_affix(groups, base_sub.texts) if check_affix else None
     stripped = None
     if affix is not None:
         plain = without_affix(cand, affix, metrics, embed)
@@ -285,9 +286,10 @@ def compare_batches(
             check_affix=False,
         ).verdict
         line = affix_reason(affix, result.status, stripped, th.baseline_label)
+        first = result.status != "inconclusive"  # else the reason it could not decide stays first
         result = Verdict(
             result.status,
-            [line, *result.reasons],
+            [line, *result.reasons] if first else [*result.reasons, line],
             {
                 **result.details,
                 "shared_affix": {

@@ -124,17 +124,22 @@ def test_shared_opening_is_named_with_and_without_verdicts(data) -> None:  # typ
 
 def test_affix_detection_and_stripping_on_real_outputs(data) -> None:  # type: ignore[no-untyped-def]
     healthy, _, _ = data
-    outs = [r["output"] for v in healthy.values() for r in v[:6]]
-    assert shared_affix(outs, outs) is None  # healthy outputs share no opening
-    forced = [f"{OPENING} {t}" for t in outs]
+    groups = [[r["output"] for r in v[:6]] for v in healthy.values()]
+    outs = [t for g in groups for t in g]
+    assert shared_affix(groups, outs) is None  # healthy outputs share no opening
+    forced = [[f"{OPENING} {t}" for t in g] for g in groups]
     found = shared_affix(forced, outs)
     assert found is not None and found.text == OPENING and found.share == 1.0
-    assert [strip_affix(t, found) for t in forced] == [t.strip() for t in outs]
-    closing = [f"{t} Let me know if you need anything else." for t in outs]
+    assert [strip_affix(t, found) for g in forced for t in g] == [t.strip() for t in outs]
+    closing = [[f"{t} Let me know if you need anything else." for t in g] for g in groups]
     c = shared_affix(closing, outs)
     assert c is not None and c.kind == "closing" and c.text == "Let me know if you need anything else."
-    assert shared_affix(forced, forced) is None  # the baseline had it too: not new
-    assert shared_affix(["same words here"] * 10, outs) is None  # identical outputs: duplication
+    assert shared_affix(forced, [t for g in forced for t in g]) is None  # the baseline had it too: not new
+    assert shared_affix([["same words here"] * 6] * 5, outs) is None  # identical outputs: duplication
+    # one prompt's answers that all begin alike (a collapse on that prompt) are not a template
+    alike = [f"The train was a {t}" for t in groups[0]]
+    assert shared_affix([alike], groups[0]) is None
+    assert shared_affix([alike, *forced[1:3]], outs) is None  # 3 prompts, only 2 with the opening
 
 
 def test_benjamini_hochberg_matches_the_step_up_definition() -> None:

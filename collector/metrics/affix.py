@@ -15,6 +15,7 @@ from typing import Literal
 
 MIN_WORDS = 3
 MIN_SHARE = 0.6
+MIN_PROMPTS = 3  # a template is shared across prompts: one prompt's similar answers are not one
 MAX_WORDS = 40  # longer shared strings are still found; only the first 40 words are compared
 
 Kind = Literal["opening", "closing"]
@@ -80,18 +81,27 @@ def common_affix(
     return words if kind == "opening" else words[::-1]
 
 
-def shared_affix(candidate: Sequence[str], baseline: Sequence[str]) -> Affix | None:
-    """The opening (else closing) that most candidate outputs share and the baseline's do not:
-    at least ``MIN_SHARE`` of the candidate's non-blank outputs carry it, under half as large a
-    share of the baseline's."""
+def shared_affix(candidate: Sequence[Sequence[str]], baseline: Sequence[str]) -> Affix | None:
+    """The opening (else closing) that most candidate outputs share and the baseline's do not.
+
+    ``candidate``: the candidate's outputs grouped by prompt.  At least ``MIN_SHARE`` of its
+    non-blank outputs carry it, and so do outputs of at least ``MIN_SHARE`` of its prompts (and of
+    ``MIN_PROMPTS``): a template spans prompts, while one prompt's collapsed answers may all begin
+    alike.  The baseline's outputs carry it at under half that share.
+    """
+    groups = [list(g) for g in candidate]
+    flat = [t for g in groups for t in g]
     for kind in ("opening", "closing"):
-        words = common_affix(candidate, kind)  # type: ignore[arg-type]
+        words = common_affix(flat, kind)  # type: ignore[arg-type]
         if words is None:
             continue
         ordered = words if kind == "opening" else words[::-1]
-        share = _share_with(candidate, ordered, kind)  # type: ignore[arg-type]
+        share = _share_with(flat, ordered, kind)  # type: ignore[arg-type]
         base = _share_with(baseline, ordered, kind)  # type: ignore[arg-type]
-        if base < share / 2 and _more_than(candidate, ordered, kind):  # type: ignore[arg-type]
+        k = len(ordered)
+        prompts = sum(any(_words(t, kind)[:k] == ordered for t in g) for g in groups)  # type: ignore[arg-type]
+        spread = prompts >= max(MIN_PROMPTS, MIN_SHARE * len(groups))
+        if spread and base < share / 2 and _more_than(flat, ordered, kind):  # type: ignore[arg-type]
             return Affix(kind, " ".join(words), len(words), share, base)  # type: ignore[arg-type]
     return None
 
