@@ -421,9 +421,10 @@ def history(
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for i, col in enumerate(columns):  # version labels as headers: plain text, never markup
         table.add_column(Text(col), justify="left" if i == 0 else "right")
-    for row in rows:
-        if row[0] == "verdict":
+    for i, row in enumerate(rows):
+        if row[0] == "prompts collapsed" or (row[0] == "verdict" and rows[i - 1][0] != "prompts collapsed"):
             table.add_section()
+        if row[0] == "verdict":
             table.add_row(Text(row[0]), *(Text(v or "", style=VERDICT_STYLE.get(v, "")) for v in row[1:]))
         else:
             table.add_row(*(Text(cell) for cell in row))

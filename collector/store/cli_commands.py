@@ -68,14 +68,14 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
         return text + (f", p {t.p_value:.2f}" if not math.isnan(t.p_value) else "")
 
     table = [[k, *(cell(k, v) for v in versions), trend_cell(k)] for k in sorted(values)]
+    run_ids = {v: store.latest_completed_run(model, v) for v in versions}
+    counts = store.prompts_collapsed([r for r in run_ids.values() if r is not None])
+    if counts:  # per version: prompts that collapsed on their own vs the baseline (issue #26)
+        cells = [f"{counts[r][0]} of {counts[r][1]}" if r in counts else "" for r in run_ids.values()]
+        table.append(["prompts collapsed", *cells, ""])
     verdicts = [_verdict_of_version(store, model, v) for v in versions]
     if any(verdicts):
         table.append(["verdict", *(v or "" for v in verdicts), ""])
-    run_ids = {v: store.latest_completed_run(model, v) for v in versions}
-    counts = store.prompts_collapsed([r for r in run_ids.values() if r is not None])
-    if counts:
-        cells = [f"{counts[r][0]} of {counts[r][1]}" if r in counts else "" for r in run_ids.values()]
-        table.append(["prompts collapsed", *cells, ""])
     labels = [f"{v} (baseline)" if v == baseline else v for v in versions]
     return ["metric", *labels, "trend (diversity)"], table
 
