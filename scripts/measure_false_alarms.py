@@ -10,8 +10,7 @@ versions come from the same model, so every verdict that is not ``ok`` is a fals
 
     python scripts/measure_false_alarms.py --reps 100                   # full suite
     python scripts/measure_false_alarms.py --reps 100 --no-embeddings   # the lexical-only verdict
-    python scripts/measure_false_alarms.py --reps 200 --pool tests/data/per_prompt/healthy.jsonl \
-        --per-side 8                       # 40 prompts x 8 + 8: where the per-prompt rule can fire
+    python scripts/measure_false_alarms.py --reps 200 --per-side 6    # 6 + 6: the per-prompt rule can fire
 
 Prints the verdict counts and the false-alarm rate with a Wilson 95% interval.
 """
