@@ -413,7 +413,7 @@ def compare(
         )
         for name, value, p in (("baseline", baseline, prompts), ("candidate", candidate, candidate_prompts))
     ]
-    return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed))
+    return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed, embed=embed))
 
 
 class VersionExists(ValueError):

@@ -28,7 +28,7 @@ from collector.metrics.registry import select_metrics
 from collector.scored_subset import bottom_k
 from collector.scoring import EmbedFn, identity_of, score_batch
 from collector.store.api import Store
-from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
+from collector.store.assessments import ComparisonRecord, PromptFindingRecord, TrendRecord, VerdictRecord
 from collector.store.embeddings import run_identities
 from collector.trends import DEFAULT_LAST_K, Thresholds, Trend, Verdict, trend
 
@@ -114,6 +114,27 @@ def comparison_records(bc: BatchComparison, reference: str, reference_run_id: in
         )
         for r in bc.rows
         for c in [r.comparison]
+    ]
+
+
+def finding_records(bc: BatchComparison, reference_run_id: int) -> list[PromptFindingRecord]:
+    """The per-prompt findings of one batch comparison as store records (none when not tested)."""
+    if bc.prompts is None:
+        return []
+    return [
+        PromptFindingRecord(
+            reference_run_id,
+            f.prompt_id,
+            mf.metric,
+            mf.base_value,
+            mf.cand_value,
+            mf.change,
+            mf.p_value,
+            mf.adjusted_p,
+            f.collapsed,
+        )
+        for f in bc.prompts.findings
+        for mf in f.metrics.values()
     ]
 
 
@@ -250,6 +271,7 @@ def assess_model(
                 n_boot=n_boot,
                 n_halves=n_halves,
                 seed=seed,
+                embed=embed if mismatch is None else None,
             )
         except ValueError as exc:
             raise AssessmentError(f"{model_name}: run {cand_run} vs {ref.label}: {exc}") from exc
@@ -270,7 +292,12 @@ def assess_model(
         if on_compared is not None:
             on_compared("previous", vs_prev)
     v = vs_base.verdict
-    store.save_assessment(cand_run, records, VerdictRecord(v.status, v.reasons, v.details, baseline))
+    store.save_assessment(
+        cand_run,
+        records,
+        VerdictRecord(v.status, v.reasons, v.details, baseline),
+        finding_records(vs_base, base_run),
+    )
     return v
 
 

@@ -352,7 +352,7 @@ def compare(
     embed = None if no_embeddings else ProgressEmbedder(embedding_model, quiet=as_json, store=history)
     sides = [load_side(spec, selected, embed, seed, history) for spec in specs]
     try:
-        result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed)
+        result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed, embed=embed)
     except ValueError as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -446,14 +446,30 @@ def history(
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for i, col in enumerate(columns):  # version labels as headers: plain text, never markup
         table.add_column(cell(col), justify="left" if i == 0 else "right")
-    for row in rows:
-        if row[0] == "verdict":
+    for i, row in enumerate(rows):
+        if row[0] == "prompts collapsed" or (row[0] == "verdict" and rows[i - 1][0] != "prompts collapsed"):
             table.add_section()
+        if row[0] == "verdict":
             table.add_row(cell(row[0]), *(cell(v, style=VERDICT_STYLE.get(v or "", "")) for v in row[1:]))
         else:
             table.add_row(*(cell(c) for c in row))
     out.print(table)
+    print_collapsed_prompts(store, model)
     print_alert_history(store, model)
+
+
+def print_collapsed_prompts(store: Store, model: str) -> None:
+    """The prompts that collapsed in the newest version that has any (text as data, one line each)."""
+    from collector.store.cli_commands import collapsed_prompts
+    from collector.trends.prompts import shorten
+
+    version, rows = collapsed_prompts(store, model)
+    if not rows:
+        return
+    out.print(Text(f"collapsed prompts in {version} (vs the baseline):"))
+    for key, text, change in rows:
+        label = f'"{shorten(text, 80)}" ({shorten(key, 60)})' if text else shorten(key, 60)
+        out.print(Text(f"  • {label}: {change}"))
 
 
 def print_alert_history(store: Store, model: str, limit: int = 20) -> None:

@@ -9,18 +9,26 @@
   half-sample changes into an interval around the full-data change (delete-half jackknife).
 * The verdict is taken on the ``within`` comparisons (paired by prompt, the cleanest test); the
   ``across`` comparisons are reported alongside (see docs/metrics.md).
+* Per prompt: each headline metric is tested on every shared prompt alone (a permutation test on
+  the prompt's own outputs, :mod:`collector.trends.prompts`), so a collapse on a few prompts is
+  named (and gives ``watch``) before the mean moves.
+* A shared opening or closing (:mod:`collector.metrics.affix`) that most candidate outputs carry and
+  the baseline's do not is named, and the verdict is computed again with it stripped.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from collector.metrics.base import Corpus, Metric
+from collector.metrics.affix import Affix, shared_affix, strip_affix
+from collector.metrics.base import Corpus, Metric, Sample, build_corpus
+from collector.metrics.prompt_test import DEFAULT_PERMUTATIONS, tests_for
 from collector.metrics.result import SuiteResult
-from collector.metrics.suite import half_sample_weights, replicate_values
+from collector.metrics.suite import half_sample_weights, replicate_values, score_corpus
 from collector.metrics.tail import TailPair
 from collector.trends import (
     Comparison,
@@ -32,8 +40,10 @@ from collector.trends import (
     compare_paired_replicates,
     verdict,
 )
+from collector.trends.prompts import PromptEvidence, assess_prompts, shorten
 
 ACROSS_HALVES = 100
+MAX_PERMUTATIONS = 9999
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class ScoredBatch:
     label: str
     corpus: Corpus
     result: SuiteResult
+    prompts: dict[str, str] = field(default_factory=dict)  # prompt id -> prompt text (when known)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,9 @@ class BatchComparison:
     rows: list[MetricComparison]
     verdict: Verdict
     coverage: Coverage | None = None
+    prompts: PromptEvidence | None = None
+    affix: Affix | None = None
+    without_affix: Verdict | None = None  # the verdict with the shared opening/closing stripped
 
     def by_scope(self, scope: str) -> dict[str, Comparison]:
         return {r.metric: r.comparison for r in self.rows if r.scope == scope}
@@ -132,6 +146,59 @@ def tail_rows(base: Corpus, cand: Corpus, halves: np.ndarray, scale: float) -> l
     ]
 
 
+def permutations_for(n_prompts: int, th: Thresholds) -> int:
+    """Random splits per prompt: enough that the smallest p-value, ``1/(n+1)``, survives the
+    Benjamini-Hochberg step the per-prompt rule needs (with a factor 2 to spare), at least
+    ``DEFAULT_PERMUTATIONS``, at most ``MAX_PERMUTATIONS``."""
+    need = max(1, th.min_collapsed_prompts, math.ceil(th.min_collapsed_share * n_prompts))
+    wanted = math.ceil(2 * n_prompts / (th.prompt_fdr * need))
+    return int(min(MAX_PERMUTATIONS, max(DEFAULT_PERMUTATIONS, wanted)))
+
+
+def prompt_evidence(
+    base: Corpus, cand: Corpus, metrics: Sequence[Metric], texts: dict[str, str], th: Thresholds, seed: int
+) -> PromptEvidence | None:
+    """The per-prompt findings of the headline metrics among ``metrics`` (None when none is)."""
+    headline = [m for m in metrics if m.name in th.headline_metrics]
+    tests = tests_for(headline, base, cand, n_perm=permutations_for(cand.n_prompts, th), seed=seed)
+    if not tests:
+        return None
+    return assess_prompts(
+        tests,
+        {m.name: m.higher_is_diverse for m in headline},
+        texts,
+        fdr=th.prompt_fdr,
+        floors=th.prompt_min_decline,
+        min_count=th.min_collapsed_prompts,
+        min_share=th.min_collapsed_share,
+    )
+
+
+def without_affix(
+    cand: ScoredBatch, affix: Affix, metrics: Sequence[Metric], embed: Callable | None
+) -> ScoredBatch:
+    """The candidate rescored with ``affix`` stripped from its outputs (embedded again with ``embed``;
+    without it, the embedding metrics are left out)."""
+    c = cand.corpus
+    owner = c.sample_prompt_index()
+    samples = [Sample(c.prompt_ids[owner[i]], strip_affix(t, affix)) for i, t in enumerate(c.texts)]
+    vectors = None
+    if embed is not None and any(m.needs_embeddings for m in metrics):
+        vectors = np.asarray(embed([s.output for s in samples]))
+    use = [m for m in metrics if vectors is not None or not m.needs_embeddings]
+    corpus = build_corpus(samples, vectors)
+    return replace(cand, corpus=corpus, result=score_corpus(corpus, use, n_boot=2, seed=0))
+
+
+def affix_reason(affix: Affix, status_with: str, without: Verdict, baseline_label: str) -> str:
+    """``shared opening "Certainly! Here is my answer:" in 100% of the candidate's outputs (v1: 0%);
+    with it: collapse_suspected; without it: ok``."""
+    return (
+        f'shared {affix.kind} "{shorten(affix.text, 80)}" in {affix.share:.0%} of the candidate\'s outputs '
+        f"({baseline_label}: {affix.baseline_share:.0%}); with it: {status_with}; without it: {without.status}"
+    )
+
+
 def compare_batches(
     base: ScoredBatch,
     cand: ScoredBatch,
@@ -143,8 +210,15 @@ def compare_batches(
     n_halves: int = ACROSS_HALVES,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    embed: Callable | None = None,
+    check_affix: bool = True,
 ) -> BatchComparison:
-    """Every metric in both scopes, candidate vs baseline, and the verdict."""
+    """Every metric in both scopes, candidate vs baseline, per-prompt findings and the verdict.
+
+    When the candidate's outputs share an opening or closing the baseline's do not
+    (``check_affix``), the comparison is made again with it stripped (``embed`` re-embeds the
+    stripped outputs; without it that second verdict is lexical-only) and both verdicts are said.
+    """
     shared = sorted(set(base.corpus.prompt_ids) & set(cand.corpus.prompt_ids))
     if not shared:
         raise ValueError(
@@ -190,5 +264,41 @@ def compare_batches(
     within_cmp = {r.metric: r.comparison for r in rows if r.scope == "within"}
     across_cmp = {r.metric: r.comparison for r in rows if r.scope == "across"}
     coverage = coverage_of(base, cand, shared)
-    result = verdict(within_cmp, trends or {}, families, th, pooled=across_cmp, coverage=coverage)
-    return BatchComparison(base.label, cand.label, len(shared), rows, result, coverage)
+    texts = {**base.prompts, **cand.prompts}
+    prompts = prompt_evidence(base_sub, cand_sub, metrics, texts, th, seed)
+    result = verdict(
+        within_cmp, trends or {}, families, th, pooled=across_cmp, coverage=coverage, prompts=prompts
+    )
+    groups = [cand_sub.prompt_texts(p) for p in range(cand_sub.n_prompts)]
+    affix = shared_affix(groups, base_sub.texts) if check_affix else None
+    stripped = None
+    if affix is not None:
+        plain = without_affix(cand, affix, metrics, embed)
+        stripped = compare_batches(
+            base,
+            plain,
+            metrics,
+            trends=trends,
+            thresholds=th,
+            n_boot=n_boot,
+            n_halves=n_halves,
+            seed=seed,
+            check_affix=False,
+        ).verdict
+        line = affix_reason(affix, result.status, stripped, th.baseline_label)
+        first = result.status != "inconclusive"  # else the reason it could not decide stays first
+        result = Verdict(
+            result.status,
+            [line, *result.reasons] if first else [*result.reasons, line],
+            {
+                **result.details,
+                "shared_affix": {
+                    **asdict(affix),
+                    "status_without": stripped.status,
+                    "reasons_without": stripped.reasons,
+                },
+            },
+        )
+    return BatchComparison(
+        base.label, cand.label, len(shared), rows, result, coverage, prompts, affix, stripped
+    )

@@ -310,6 +310,10 @@ class ModelConfig(_Strict):
     # a uniform reservoir per version; every line is still stored). See docs/reliability.md.
     run_timeout_seconds: float | None = Field(None, gt=0)
     max_scored_samples: int = Field(5000, ge=10)
+    # issue #26: collapsed prompts (each headline metric declined on the prompt's own outputs, at the
+    # per-prompt FDR) that give at least watch; 0 turns the rule off.  See docs/metrics.md.
+    min_collapsed_prompts: int = Field(2, ge=0)
+    min_collapsed_share: float = Field(0.0, ge=0, le=1)
 
     @field_validator("version_from")
     @classmethod

@@ -22,6 +22,7 @@ change vs the previous version, the ``across`` slopes and the trend p-values as 
     version_ordinal  latest_version_ordinal  version_first_seen_timestamp_seconds{model,version}
     collapse_suspected{model,version,worst}  diversity_watch{model,version,worst}
     trend_declining{model,version,worst}
+    prompts_collapsed{model,version}   (latest version only: one series per model, a count)
     trend_slope{model,metric,scope} (across: headline)  trend_p_value (headline)  trend_versions (full)
     runs_total{model,status}  samples_total  sample_errors_total  last_run_timestamp_seconds
     last_success_timestamp_seconds  last_run_duration_seconds  run_duration_seconds (histogram)
@@ -199,6 +200,12 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         "version_ordinal", "Position of the version in the model's order (0 = oldest).", ["model", "version"]
     )
     latest = _gauge("latest_version_ordinal", "Ordinal of the model's latest version.", ["model"])
+    collapsed = _gauge(
+        "prompts_collapsed",
+        "Prompts of the latest version whose headline metrics each declined beyond their floor at the "
+        "per-prompt false-discovery rate (a count; the prompts are named in the verdict and the store).",
+        ["model", "version"],
+    )
     first_seen = _gauge(
         "version_first_seen_timestamp_seconds",
         "When the store first saw the version (Unix seconds): the dashboards' version annotations.",
@@ -215,6 +222,8 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     worst = worst_declines(snap)
     for model, v in sorted(latest_versions(snap).items()):
         latest.add_metric([model], float(v.ordinal - 1))
+        if v.prompts_collapsed is not None:
+            collapsed.add_metric([model, v.version], float(v.prompts_collapsed))
         if v.verdict is None:
             continue
         declines = worst.get((model, v.version), [])
@@ -227,7 +236,7 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         )
         if v.trend_declining is not None:
             trending.add_metric([model, v.version, ",".join(trend_worst)], 1.0 if v.trend_declining else 0.0)
-    yield from (verdict, suspected, watch, trending, info, ordinal, latest, first_seen)
+    yield from (verdict, suspected, watch, trending, collapsed, info, ordinal, latest, first_seen)
 
 
 def trend_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:

@@ -54,4 +54,5 @@ def score_batch(
         embeddings = embed([s.output for s in samples])
     corpus = build_corpus(samples, embeddings)  # type: ignore[arg-type]
     result = score_corpus(corpus, selected, n_boot=n_boot, seed=seed)
-    return ScoredBatch(label=label, corpus=corpus, result=result)
+    texts = {s.prompt_id: s.prompt for s in samples if s.prompt}
+    return ScoredBatch(label=label, corpus=corpus, result=result, prompts=texts)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collector.scheduler import RunModel
     from collector.scoring import EmbedFn
     from collector.trends import Verdict
+    from collector.trends.verdict import Thresholds
 
 log = logging.getLogger("collapse_watch")
 
@@ -150,13 +151,16 @@ def assess_after_run(
     on_verdict: OnVerdict | None = None,
     max_samples: int | None = None,
     on_compared: Callable[[str, BatchComparison], None] | None = None,
+    thresholds: Thresholds | None = None,
 ) -> Verdict | None:
     """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored
     (``max_samples``: its ``max_scored_samples``, for collected runs; ``on_compared``: see
-    :func:`collector.assessment.assess_model`)."""
+    :func:`collector.assessment.assess_model`; ``thresholds``: e.g. the model's per-prompt rule)."""
     from collector.assessment import assess_model
 
-    verdict = assess_model(store, model, embed=embed, max_samples=max_samples, on_compared=on_compared)
+    verdict = assess_model(
+        store, model, embed=embed, max_samples=max_samples, on_compared=on_compared, thresholds=thresholds
+    )
     if verdict is not None and on_verdict is not None:
         on_verdict(model, verdict)
     return verdict
@@ -173,7 +177,12 @@ def after_run_hook(
         known = [label for label, _ in store.version_order(model.name)]
         if model.baseline_version and model.baseline_version in known:
             store.set_baseline(model.name, model.baseline_version)
-        assess_after_run(store, model.name, embed, on_verdict, model.max_scored_samples)
+        from collector.trends.verdict import Thresholds
+
+        th = Thresholds(
+            min_collapsed_prompts=model.min_collapsed_prompts, min_collapsed_share=model.min_collapsed_share
+        )
+        assess_after_run(store, model.name, embed, on_verdict, model.max_scored_samples, thresholds=th)
 
     return on_finished
 

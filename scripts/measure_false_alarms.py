@@ -10,6 +10,7 @@ versions come from the same model, so every verdict that is not ``ok`` is a fals
 
     python scripts/measure_false_alarms.py --reps 100                   # full suite
     python scripts/measure_false_alarms.py --reps 100 --no-embeddings   # the lexical-only verdict
+    python scripts/measure_false_alarms.py --reps 200 --per-side 6    # 6 + 6: the per-prompt rule can fire
 
 Prints the verdict counts and the false-alarm rate with a Wilson 95% interval.
 """
@@ -29,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collector.assessment import SCORE_BOOT
 from collector.comparison import compare_batches
 from collector.metrics.base import Sample
 from collector.metrics.registry import select_metrics
@@ -97,8 +99,9 @@ def verdicts(
     for r in reps:
         a, b = split(pool, per_side, np.random.default_rng(r))
         names = [m.name for m in metrics]
-        base = score_batch("A", a, metrics=names, embed=embed, seed=r)
-        cand = score_batch("B", b, metrics=names, embed=embed, seed=r)
+        # the scores' own intervals are never used by a comparison (as in collector.assessment)
+        base = score_batch("A", a, metrics=names, embed=embed, seed=r, n_boot=SCORE_BOOT)
+        cand = score_batch("B", b, metrics=names, embed=embed, seed=r, n_boot=SCORE_BOOT)
         v = compare_batches(base, cand, metrics, seed=r).verdict
         out.append((r, v.status, v.reasons))
         counts[v.status] += 1
@@ -117,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="lexical metrics only (the lexical-only verdict: collapse needs the lexical family at p < 0.01)",
     )
+    ap.add_argument(
+        "--pool", type=Path, default=POOL, help=f"JSONL of one model's outputs (default {POOL.name})"
+    )
     args = ap.parse_args(argv)
 
-    pool = load_pool()
+    pool = load_pool(args.pool)
     embed = None if args.no_embeddings else cached_embedder(pool)
     t0 = time.perf_counter()
 
@@ -138,10 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(status for _, status, _ in results)
     n, k = len(results), len(results) - counts["ok"]
     lo, hi = wilson(k, n)
-    print(f"pool: {POOL.name}, {len(pool)} prompts x {args.per_side} outputs per version")
+    print(f"pool: {args.pool.name}, {len(pool)} prompts x {args.per_side} outputs per version")
     print(f"verdicts over {n} repetitions: {dict(counts)}")
     print(f"false-alarm rate (not ok): {k}/{n} = {k / n:.1%} [95% CI {lo:.1%}, {hi:.1%}]")
     print(f"collapse_suspected: {counts['collapse_suspected']}/{n}")
+    named = sum(
+        any("prompts collapsed" in x and not x.startswith("0 of") for x in reasons)
+        for _, _, reasons in results
+    )
+    print(f"repetitions naming a collapsed prompt: {named}/{n}")
     for r, status, reasons in results:
         if status != "ok":
             print(f"  rep {r}: {status}: {reasons[0]}")

@@ -165,6 +165,25 @@ class VendiScore:
     def within(self, corpus: Corpus) -> np.ndarray:
         return _per_prompt(corpus, vendi_score)
 
+    def within_sets(self, texts: list[str], embeddings: np.ndarray | None, sets: np.ndarray) -> np.ndarray:
+        """``vendi_score`` of every subset of the rows (``sets``: S × rows, 0/1), batched by size."""
+        if embeddings is None:
+            raise ValueError("vendi_score needs the outputs' embeddings")
+        x = _check(embeddings).astype(np.float64)
+        sel = np.asarray(sets, dtype=bool)
+        sizes = sel.sum(axis=1)
+        out = np.full(sel.shape[0], np.nan)
+        for k in np.unique(sizes):
+            if k == 0:
+                continue
+            rows = np.flatnonzero(sizes == k)
+            idx = np.nonzero(sel[rows])[1].reshape(rows.size, int(k))
+            xs = x[idx]  # (S_k, k, d)
+            lam = np.linalg.eigvalsh(np.einsum("skd,sjd->skj", xs, xs) / k)
+            lam = np.where(lam > 0, lam, 1.0)  # 1 log 1 = 0: non-positive eigenvalues drop out
+            out[rows] = np.exp(-(lam * np.log(lam)).sum(axis=1))
+        return out
+
     def across(self, corpus: Corpus, weights: np.ndarray) -> float:
         w = _weights(corpus, weights)
         x = _embeddings(corpus)

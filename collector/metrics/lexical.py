@@ -439,6 +439,28 @@ def _distinct_per_prompt(ct: sp.csr_matrix, corpus: Corpus, budget: int) -> np.n
     return np.where(total > 0, out, np.nan)
 
 
+def _distinct_of_sets(ct: sp.csr_matrix, sets: np.ndarray, budget: int) -> np.ndarray:
+    """``_distinct_per_prompt`` of subsets of one prompt's texts: ``ct`` its (grams × texts) counts,
+    ``sets`` (S × texts) 0/1 rows; the same value per row as the prompt-level path."""
+    pg = (sp.csr_matrix(sets) @ ct.T.tocsr()).tocsr()
+    pg.eliminate_zeros()
+    c = np.rint(pg.data).astype(np.int64)
+    nnz = np.diff(pg.indptr).astype(np.float64)
+    row = np.repeat(np.arange(pg.shape[0]), np.diff(pg.indptr))
+    total = np.bincount(row, weights=c, minlength=pg.shape[0]).astype(np.int64)
+    n = total[row]
+    rest = n - c
+    ok = rest >= budget
+    lg = gammaln(np.arange(int(total.max(initial=0)) + 1) + 1.0)  # log k!, looked up, not recomputed
+    term = np.ones(c.size)
+    r, m = rest[ok], n[ok]
+    term[ok] = -np.expm1(lg[r] - lg[r - budget] - lg[m] + lg[m - budget])
+    rarefied = np.minimum(np.bincount(row, weights=term, minlength=pg.shape[0]), np.minimum(budget, nnz))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(total <= budget, nnz / total, rarefied / budget)
+    return np.where(total > 0, out, np.nan)
+
+
 def _entropy_per_prompt(ct: sp.csr_matrix, corpus: Corpus) -> np.ndarray:
     pg, row, total = _prompt_rows(ct, corpus)
     p = pg.data / total[row]
@@ -503,6 +525,8 @@ class _LexicalMetric:
     min_outputs: int = 1
     needs_embeddings: bool = False
     per_prompt: Callable[[Any, Corpus], np.ndarray] | None = None  # vectorised ``within``
+    # ``within`` of many subsets of one prompt's outputs at once: (stats, sets (S × texts) 0/1)
+    per_set: Callable[[Any, np.ndarray], np.ndarray] | None = None
     # ``pooled`` for many prompt weightings at once (rows of W), from per-prompt statistics
     pooled_many: Callable[[Any, np.ndarray, Corpus], np.ndarray] | None = None
     stats_key: str = ""  # metrics with the same key share their statistics (default: the name)
@@ -521,6 +545,16 @@ class _LexicalMetric:
             if len(texts) >= self.min_outputs:
                 out[p] = self.fn(texts)
         return out
+
+    def within_sets(
+        self, texts: list[str], embeddings: np.ndarray | None, sets: np.ndarray
+    ) -> np.ndarray | None:
+        """The ``within`` value of every subset of ``texts`` (rows of ``sets``, S × len(texts), 0/1);
+        None when this metric has no vectorised form (the caller then scores each subset)."""
+        if self.per_set is None:
+            return None
+        stats = self.prepare(texts, Grams.of(texts))
+        return np.asarray(self.per_set(stats, np.asarray(sets, dtype=np.float64)), dtype=np.float64)
 
     def across(self, corpus: Corpus, weights: np.ndarray) -> float:
         m = _text_mult(corpus, weights)
@@ -552,6 +586,7 @@ def _distinct_metric(n: int, within_budget: int, across_budget: int) -> _Lexical
         pooled=lambda ct, m, c: _distinct_from_counts(ct @ m, across_budget),
         higher_is_diverse=True,
         per_prompt=lambda ct, c: _distinct_per_prompt(ct, c, within_budget),
+        per_set=lambda ct, sets: _distinct_of_sets(ct, sets, within_budget),
         pooled_many=lambda ct, w, c: rep.distinct_many(ct, w, c, across_budget),
         stats_key=f"counts_{n}",
     )

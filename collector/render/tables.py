@@ -152,6 +152,17 @@ def comparison_table(cmp: BatchComparison) -> Table:
     return table
 
 
+def finite(value: object) -> object:
+    """``value`` with every NaN or infinite float (at any depth) as None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def comparison_json(cmp: BatchComparison) -> dict[str, object]:
     def num(x: float) -> float | None:
         return None if math.isnan(x) or math.isinf(x) else x
@@ -165,6 +176,18 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
         "prompts_only_in_candidate": cov.only_candidate if cov else 0,
         "verdict": cmp.verdict.status,
         "reasons": cmp.verdict.reasons,
+        "prompts": finite(cmp.prompts.as_dict()) if cmp.prompts is not None else None,
+        "shared_affix": None
+        if cmp.affix is None or cmp.without_affix is None
+        else {
+            "kind": cmp.affix.kind,
+            "text": cmp.affix.text,
+            "share": cmp.affix.share,
+            "baseline_share": cmp.affix.baseline_share,
+            "verdict_with": cmp.verdict.status,
+            "verdict_without": cmp.without_affix.status,
+            "reasons_without": cmp.without_affix.reasons,
+        },
         "metrics": [
             {
                 "metric": r.metric,

@@ -29,6 +29,17 @@ class VersionView:
     declined: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class PromptView:
+    """A prompt of the latest version that collapsed: its change and outputs on both sides."""
+
+    key: str
+    prompt: str
+    change: str  # e.g. "distinct_2 −38.0 pp, vendi_score ×0.31"
+    baseline_outputs: list[str]
+    latest_outputs: list[str]
+
+
 @dataclass
 class ReportData:
     model: str
@@ -41,6 +52,9 @@ class ReportData:
     database: str = ""
     # (received, alert, version, severity, status, summary) of the model's latest alert notifications
     alerts: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    # the latest version's collapsed prompts (worst first) and how many prompts were tested
+    prompts: list[PromptView] = field(default_factory=list)
+    prompts_tested: int = 0
 
 
 CSS = """
@@ -60,7 +74,7 @@ td,th{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-a
 td.num{text-align:right;font-variant-numeric:tabular-nums}.neg{color:#b91c1c;font-weight:600}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:10px}.fig{border:1px solid #f3f4f6;border-radius:6px}
 .fig h3{font-size:13px;margin:6px 8px 0}td.out{white-space:pre-wrap;font-size:13px;width:44%}
-td.prompt{color:#6b7280;font-size:12px}
+td.prompt{color:#6b7280;font-size:12px}.key{font-size:11px;color:#9ca3af}.one{border-bottom:1px solid #e5e7eb;padding:2px 0}
 """
 
 
@@ -136,6 +150,36 @@ def _samples(data: ReportData, latest: str) -> str:
     return f"<table>{head}{rows}</table>"
 
 
+def _outputs(texts: list[str]) -> str:
+    return "".join(f'<div class="one">{escape(t)}</div>' for t in texts) or "–"
+
+
+def _prompts(data: ReportData, latest: str) -> str:
+    """The per-prompt view: which prompts collapsed, their change, their outputs side by side."""
+    if not data.prompts_tested:
+        return ""
+    if not data.prompts:
+        return (
+            f'<section id="prompts"><h2>Prompts that collapsed: 0 of {data.prompts_tested}</h2>'
+            "<p>No prompt collapsed on its own.</p></section>"
+        )
+    rows = "".join(
+        f'<tr><td class="prompt">{escape(p.prompt or p.key)}<div class="key">{escape(p.key)}</div></td>'
+        f'<td class="num neg">{escape(p.change)}</td><td class="out">{_outputs(p.baseline_outputs)}</td>'
+        f'<td class="out">{_outputs(p.latest_outputs)}</td></tr>'
+        for p in data.prompts
+    )
+    head = (
+        f"<tr><th>prompt</th><th>change</th><th>baseline {escape(data.baseline)}</th>"
+        f"<th>latest {escape(latest)}</th></tr>"
+    )
+    return (
+        f'<section id="prompts"><h2>Prompts that collapsed: {len(data.prompts)} of {data.prompts_tested}</h2>'
+        "<p>Each headline metric declined on the prompt's own outputs beyond its floor, at the per-prompt "
+        f"false-discovery rate (the worst first).</p><table>{head}{rows}</table></section>"
+    )
+
+
 def _alerts(data: ReportData) -> str:
     """The alert history section (what Alertmanager delivered to the collector), if any."""
     if not data.alerts:
@@ -167,6 +211,7 @@ def render(data: ReportData) -> str:
 <p>In each metric's own direction: pp = percentage points (rates in [0, 1]), × = factor (other metrics);
 ↑ or ↓: the direction that means more diverse; red: a significant decline in diversity.</p>
 {_versions_table(data)}</section>
+{_prompts(data, latest.label)}
 {_alerts(data)}
 <section id="plots"><h2>Every metric across versions</h2>
 <p>↑ or ↓ after a name: the direction that means more diverse. Each scope on its own axis: within

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.report.html import MetricPoint, ReportData, VersionView, render
+from collector.report.html import MetricPoint, PromptView, ReportData, VersionView, render
 from collector.store import Store, StoreError
 from collector.store.engine import redact_url
+from collector.trends.change import format_change
 
 SAMPLES_SHOWN = 6
 
@@ -48,6 +50,53 @@ def paired_samples(store: Store, base_run: int | None, latest_run: int | None) -
     return [(base[k][0], base[k][1], latest[k][1]) for k in shared]
 
 
+PROMPTS_SHOWN = 20  # collapsed prompts in the per-prompt view
+OUTPUTS_SHOWN = 4  # outputs per side of each
+
+
+def _outputs_by_prompt(store: Store, run_id: int | None, keys: set[str]) -> dict[str, tuple[str, list[str]]]:
+    """prompt key -> (prompt, up to OUTPUTS_SHOWN stored outputs) of a run, for ``keys``."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    if run_id is None:
+        return out
+    for s in store.run_samples(run_id):
+        if s.prompt_key in keys and s.output is not None:
+            texts = out.setdefault(s.prompt_key, (s.prompt, []))[1]
+            if len(texts) < OUTPUTS_SHOWN:
+                texts.append(s.output)
+    return out
+
+
+def collapsed_prompt_views(store: Store, latest_run: int | None) -> tuple[list[PromptView], int]:
+    """The latest run's collapsed prompts (at most PROMPTS_SHOWN) and the number of prompts tested."""
+    if latest_run is None:
+        return [], 0
+    findings = store.prompt_findings_of(latest_run)
+    tested = len({f.prompt_key for f in findings})
+    changes: dict[str, list[str]] = {}
+    worst: dict[str, float] = {}
+    base_run = None
+    for f in findings:
+        if f.collapsed:
+            changes.setdefault(f.prompt_key, []).append(f"{f.metric} {format_change(f.metric, f.change)}")
+            worst[f.prompt_key] = min(worst.get(f.prompt_key, math.inf), f.change)
+            base_run = f.reference_run_id
+    keys = sorted(changes, key=lambda k: worst[k])[:PROMPTS_SHOWN]
+    base = _outputs_by_prompt(store, base_run, set(keys))
+    cand = _outputs_by_prompt(store, latest_run, set(keys))
+    views = [
+        PromptView(
+            k,
+            cand.get(k, base.get(k, ("", [])))[0],
+            ", ".join(changes[k]),
+            base.get(k, ("", []))[1],
+            cand.get(k, ("", []))[1],
+        )
+        for k in keys
+    ]
+    return views, tested
+
+
 def load_report(store: Store, model: str) -> ReportData:
     """Everything the page shows, from the model's latest completed run of each version."""
     try:
@@ -81,7 +130,10 @@ def load_report(store: Store, model: str) -> ReportData:
         views.append(view)
     if not views:
         raise ReportError(f"model {model!r} has no completed run")
+    prompt_views, tested = collapsed_prompt_views(store, runs.get(views[-1].label))
     return ReportData(
+        prompts=prompt_views,
+        prompts_tested=tested,
         model=model,
         baseline=baseline,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Integer, delete, func, insert, select
 
 from collector.store import models as m
 from collector.store.errors import StoreError
@@ -53,6 +53,22 @@ class VerdictRecord:
     reasons: list[str]
     details: dict[str, Any] = field(default_factory=dict)
     baseline_version: str | None = None  # label of the baseline it was judged against
+
+
+@dataclass(frozen=True)
+class PromptFindingRecord:
+    """One headline metric on one prompt of a candidate run vs the baseline run (NaN stored as
+    NULL); ``collapsed`` says whether the prompt counted as collapsed (every headline metric)."""
+
+    reference_run_id: int
+    prompt_key: str
+    metric: str
+    baseline_value: float
+    candidate_value: float
+    change: float
+    p_value: float
+    adjusted_p: float
+    collapsed: bool
 
 
 @dataclass(frozen=True)
@@ -208,6 +224,58 @@ class AssessmentStore:
             ).one_or_none()
         return None if row is None else VerdictRecord(row[0], list(row[1]), dict(row[2]), row[3])
 
+    def prompt_findings_of(self, run_id: int) -> list[PromptFindingRecord]:
+        """The stored per-prompt findings of a candidate run (collapsed first, then by prompt)."""
+        f = m.PromptFindingRow
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    f.reference_run_id,
+                    f.prompt_key,
+                    f.metric,
+                    f.baseline_value,
+                    f.candidate_value,
+                    f.change,
+                    f.p_value,
+                    f.adjusted_p,
+                    f.collapsed,
+                )
+                .where(f.run_id == run_id)
+                .order_by(f.collapsed.desc(), f.prompt_key, f.metric)
+            )
+            return [
+                PromptFindingRecord(
+                    r[0], r[1], r[2], _nan(r[3]), _nan(r[4]), _nan(r[5]), _nan(r[6]), _nan(r[7]), bool(r[8])
+                )
+                for r in rows
+            ]
+
+    def prompt_texts(self, run_id: int) -> dict[str, str]:
+        """The prompt text of each prompt key of a run's samples."""
+        s, p = m.SampleRow, m.Prompt
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.prompt_key, p.body).join(p, p.id == s.prompt_id).where(s.run_id == run_id).distinct()
+            )
+            return {k: b for k, b in rows}
+
+    def prompts_collapsed(self, run_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """Per run that has findings: (prompts collapsed, prompts tested)."""
+        f = m.PromptFindingRow
+        out: dict[int, tuple[int, int]] = {}
+        if not run_ids:
+            return out
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(f.run_id, f.prompt_key, func.max(f.collapsed.cast(Integer)))
+                .where(f.run_id.in_(run_ids))
+                .group_by(f.run_id, f.prompt_key)
+            )
+            for run_id, _, hit in rows:
+                k, n = out.get(run_id, (0, 0))
+                out[run_id] = (k + int(bool(hit)), n + 1)
+        return out
+
     def trends_of(self, model: str) -> list[TrendRecord]:
         """The model's stored trends, by metric and scope."""
         t, v = m.TrendRow, m.ModelVersion
@@ -235,12 +303,21 @@ class AssessmentStore:
 
     # -- writes ---------------------------------------------------------------------------------
     def save_assessment(
-        self, run_id: int, comparisons: list[ComparisonRecord], verdict: VerdictRecord | None
+        self,
+        run_id: int,
+        comparisons: list[ComparisonRecord],
+        verdict: VerdictRecord | None,
+        prompt_findings: list[PromptFindingRecord] | None = None,
     ) -> None:
         """Replace the assessment of ``run_id`` (a completed run) by these, in ONE transaction.
 
-        Every reference run must be a completed run of the same model.
+        Every reference run must be a completed run of the same model.  ``prompt_findings`` (the
+        per-prompt findings vs the baseline) replace the run's previous ones.
         """
+        findings = prompt_findings or []
+        keys = [(f.prompt_key, f.metric) for f in findings]
+        if len(set(keys)) != len(keys):
+            raise StoreError(f"run {run_id}: one prompt finding per prompt and metric, got duplicates")
         bad = [
             c for c in comparisons if c.reference not in REFERENCES or c.scope not in SCOPES or not c.metric
         ]
@@ -261,7 +338,7 @@ class AssessmentStore:
                 raise StoreError(f"run {run_id} does not exist")
             if run.status not in COMPLETED:
                 raise StoreError(f"run {run_id} is {run.status!r}; only completed runs can be assessed")
-            ref_ids = {c.reference_run_id for c in comparisons}
+            ref_ids = {c.reference_run_id for c in comparisons} | {f.reference_run_id for f in findings}
             refs = {
                 row.id: row
                 for row in conn.execute(
@@ -281,6 +358,36 @@ class AssessmentStore:
                     raise StoreError(f"run {run_id}: unknown baseline version {verdict.baseline_version!r}")
             conn.execute(delete(m.ComparisonRow).where(m.ComparisonRow.run_id == run_id))
             conn.execute(delete(m.VerdictRow).where(m.VerdictRow.run_id == run_id))
+            conn.execute(delete(m.PromptFindingRow).where(m.PromptFindingRow.run_id == run_id))
+            if findings:
+                s = m.SampleRow
+                prompt_ids = dict(
+                    conn.execute(
+                        select(s.prompt_key, func.min(s.prompt_id))
+                        .where(s.run_id == run_id)
+                        .group_by(s.prompt_key)
+                    ).all()
+                )
+                conn.execute(
+                    insert(m.PromptFindingRow),
+                    [
+                        {
+                            "run_id": run_id,
+                            "version_id": run.version_id,
+                            "reference_run_id": f.reference_run_id,
+                            "prompt_key": f.prompt_key,
+                            "prompt_id": prompt_ids.get(f.prompt_key),
+                            "metric": f.metric,
+                            "baseline_value": _num(f.baseline_value),
+                            "candidate_value": _num(f.candidate_value),
+                            "change": _num(f.change),
+                            "p_value": _num(f.p_value),
+                            "adjusted_p": _num(f.adjusted_p),
+                            "collapsed": bool(f.collapsed),
+                        }
+                        for f in findings
+                    ],
+                )
             if comparisons:
                 conn.execute(
                     insert(m.ComparisonRow),

@@ -69,11 +69,37 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
         return text + (f", p {t.p_value:.2f}" if not math.isnan(t.p_value) else "")
 
     table = [[k, *(cell(k, v) for v in versions), trend_cell(k)] for k in sorted(values)]
+    run_ids = {v: store.latest_completed_run(model, v) for v in versions}
+    counts = store.prompts_collapsed([r for r in run_ids.values() if r is not None])
+    if counts:  # per version: prompts that collapsed on their own vs the baseline (issue #26)
+        cells = [f"{counts[r][0]} of {counts[r][1]}" if r in counts else "" for r in run_ids.values()]
+        table.append(["prompts collapsed", *cells, ""])
     verdicts = [_verdict_of_version(store, model, v) for v in versions]
     if any(verdicts):
         table.append(["verdict", *(v or "" for v in verdicts), ""])
     labels = [f"{v} (baseline)" if v == baseline else v for v in versions]
     return ["metric", *labels, "trend (diversity)"], table
+
+
+def collapsed_prompts(store: Store, model: str, limit: int = 10) -> tuple[str, list[tuple[str, str, str]]]:
+    """The newest assessed version with collapsed prompts: (version, [(prompt key, prompt text,
+    change of each headline metric)]), at most ``limit`` prompts; ("", []) when none collapsed."""
+    from collector.trends.change import format_change
+
+    for version, _ in reversed(store.version_order(model)):
+        run_id = store.latest_completed_run(model, version)
+        if run_id is None:
+            continue
+        found = [f for f in store.prompt_findings_of(run_id) if f.collapsed]
+        if not found:
+            continue
+        texts = store.prompt_texts(run_id)
+        by_key: dict[str, list[str]] = {}
+        for f in found:
+            by_key.setdefault(f.prompt_key, []).append(f"{f.metric} {format_change(f.metric, f.change)}")
+        rows = [(k, texts.get(k, ""), ", ".join(v)) for k, v in by_key.items()]
+        return version, rows[:limit]
+    return "", []
 
 
 def _verdict_of_version(store: Store, model: str, version: str) -> str | None:

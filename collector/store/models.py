@@ -248,6 +248,30 @@ class VerdictRow(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class PromptFindingRow(Base):
+    """One headline metric on one prompt of a candidate run vs the baseline run (migration 0011):
+    both values, the change, the permutation p-value, its Benjamini-Hochberg adjustment across the
+    run's prompts, and whether the prompt counted as collapsed.  Replaced with the run's verdict."""
+
+    __tablename__ = "prompt_findings"
+    __table_args__ = (
+        UniqueConstraint("run_id", "prompt_key", "metric", name="uq_prompt_findings_run_prompt_metric"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))  # the candidate run
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    reference_run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    prompt_key: Mapped[str] = mapped_column(String(200))
+    prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id"))  # the body, when stored
+    metric: Mapped[str] = mapped_column(String(100))
+    baseline_value: Mapped[float | None] = mapped_column(Float)
+    candidate_value: Mapped[float | None] = mapped_column(Float)
+    change: Mapped[float | None] = mapped_column(Float)  # the metric's scale: difference or ratio − 1
+    p_value: Mapped[float | None] = mapped_column(Float)
+    adjusted_p: Mapped[float | None] = mapped_column(Float)
+    collapsed: Mapped[bool] = mapped_column(Boolean)  # the prompt (every headline metric) collapsed
+
+
 class TrendRow(Base):
     """The latest trend of one metric × scope over a model's last K versions (replaced each time)."""
 

@@ -51,6 +51,7 @@ class VersionState:
     trend_declining: bool | None = None  # the verdict's trend decision (both families trend down)
     trending: tuple[str, ...] = ()  # the metrics whose trend counted towards it
     first_seen: float | None = None  # Unix seconds when the store first saw the version
+    prompts_collapsed: int | None = None  # prompts the verdict found collapsed (None: not tested)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,14 @@ def trend_decision(details: dict[str, Any] | None) -> tuple[bool | None, tuple[s
     down = details.get("trending_down") or {}
     decided = bool(reached) and all(bool(x) for x in reached.values())
     return decided, tuple(m for fam in sorted(down) for m in (down.get(fam) or []))
+
+
+def prompts_collapsed(details: dict[str, Any] | None) -> int | None:
+    """How many prompts the verdict found collapsed, from its stored ``details`` (None: untested)."""
+    found = (details or {}).get("prompts")
+    if not isinstance(found, dict) or not isinstance(found.get("n_collapsed"), int):
+        return None
+    return int(found["n_collapsed"])
 
 
 def unix_seconds(t: datetime | None) -> float | None:
@@ -268,7 +277,17 @@ class OverviewStore:
                 status, details = verdicts.get(r[2], (None, None))
                 declining, trending = trend_decision(details)
                 versions.append(
-                    VersionState(r[0], r[1], r[2], r[3], status, declining, trending, unix_seconds(r[5]))
+                    VersionState(
+                        r[0],
+                        r[1],
+                        r[2],
+                        r[3],
+                        status,
+                        declining,
+                        trending,
+                        unix_seconds(r[5]),
+                        prompts_collapsed(details),
+                    )
                 )
             values: list[ValueRow] = []
             if metric_ids:

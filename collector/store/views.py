@@ -60,6 +60,24 @@ JOIN v_latest_metrics b
 }
 ORDER = list(VIEWS)  # dependency order for creation; drop in reverse
 
+#: Views over tables of later migrations, created by that migration (the views above are rebuilt
+#: by older migrations too, before these tables exist).  A later migration that rebuilds ``runs``
+#: on SQLite drops and recreates these as well.
+LATER_VIEWS: dict[str, str] = {
+    "v_prompt_findings": """
+SELECT mo.name AS model, mv.label AS version, f.run_id, rv.label AS baseline_version,
+       f.reference_run_id AS baseline_run_id, f.prompt_key, p.body AS prompt, f.metric,
+       f.baseline_value, f.candidate_value, f.change, f.p_value, f.adjusted_p, f.collapsed
+FROM prompt_findings f
+JOIN runs r ON r.id = f.run_id
+JOIN model_versions mv ON mv.id = f.version_id
+JOIN models mo ON mo.id = mv.model_id
+JOIN runs rr ON rr.id = f.reference_run_id
+JOIN model_versions rv ON rv.id = rr.version_id
+LEFT JOIN prompts p ON p.id = f.prompt_id
+""",
+}
+
 
 def create_views(execute) -> None:  # type: ignore[no-untyped-def]
     """Create every view with ``execute(sql)`` (alembic's ``op.execute`` or a connection's)."""

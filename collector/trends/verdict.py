@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from collector.trends.change import format_change, format_interval
 from collector.trends.compare import Comparison, min_pairs_for
 from collector.trends.evidence import raise_on_pooled_and_tail
+from collector.trends.prompts import PromptEvidence
 from collector.trends.trend import Trend
 
 Status = Literal["ok", "watch", "collapse_suspected", "inconclusive"]
@@ -77,6 +78,32 @@ class Thresholds(BaseModel):
         "ok: collapse_suspected when the baseline has fewer, inconclusive when it is as blank.",
     )
     baseline_label: str = Field("baseline", description="How reasons name the baseline version, e.g. 'v1'.")
+    prompt_fdr: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="False-discovery rate of the per-prompt tests (Benjamini-Hochberg across prompts, "
+        "per headline metric).",
+    )
+    min_collapsed_prompts: int = Field(
+        2,
+        ge=0,
+        description="Collapsed prompts that give at least watch even when the mean has not moved; 0 turns "
+        "the per-prompt rule off (the findings are still reported).",
+    )
+    min_collapsed_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the compared prompts that must also have collapsed for the per-prompt rule "
+        "(0: the count alone decides).",
+    )
+    prompt_min_decline: dict[str, float] = Field(
+        default_factory=lambda: {"distinct_2": 0.10, "vendi_score": 0.20},
+        description="Per headline metric, the least decline on one prompt that counts (a difference for "
+        "rates: 0.10 = 10 pp; 1 − ratio otherwise: 0.20 = ×0.80).  Calibrated on real same-model "
+        "splits (docs/metrics.md): healthy per-prompt distinct-2 moves by a few points.",
+    )
 
 
 @dataclass(frozen=True)
@@ -208,6 +235,7 @@ def verdict(
     thresholds: Thresholds | None = None,
     pooled: Mapping[str, Comparison] | None = None,
     coverage: Coverage | None = None,
+    prompts: PromptEvidence | None = None,
 ) -> Verdict:
     """Combine per-metric comparisons (candidate vs baseline) and trends into one verdict.
 
@@ -229,6 +257,10 @@ def verdict(
       fraction with declines of ``p < watch_p_value``; or
       significant downward trends in at least ``trend_fraction`` of both families.
     * ``ok`` otherwise.  Metrics of any other family (``length``) never count.
+
+    ``prompts`` (optional, :mod:`collector.trends.prompts`): when at least ``min_collapsed_prompts``
+    prompts individually collapsed, an ``ok`` becomes ``watch`` (the mean need not have moved); any
+    collapsed prompt is named in the reasons, the worst first.
     """
     th = thresholds or Thresholds()
     fractions = {"lexical": th.lexical_fraction, "embedding": th.embedding_fraction}
@@ -333,6 +365,13 @@ def verdict(
     evidence: dict[str, Any] = {}
     if status != "inconclusive" and not blank:  # the pooled+tail rule (#17) only ever raises a status
         status, reasons, evidence = raise_on_pooled_and_tail(status, reasons, pooled or {}, families, th)  # type: ignore[assignment]
+    if prompts is not None and status not in ("inconclusive",) and not blank:
+        line = prompts.summary(th.baseline_label)
+        if status == "ok" and th.min_collapsed_prompts > 0 and prompts.reached:
+            status = "watch"
+            reasons = [f"{line} (watch needs {prompts.need})", *reasons]
+        elif prompts.collapsed:
+            reasons.append(line)
     pooled_declined, pooled_totals = _declined_by_family(pooled or {}, families)
     if any(pooled_declined.values()):
         reasons.append("pooled (across prompts): " + _counts(pooled_declined, pooled_totals) + " declined")
@@ -364,4 +403,9 @@ def verdict(
     }
     if coverage is not None:
         details["coverage"] = asdict(coverage)
+    if prompts is not None:
+        details["prompts"] = {
+            **prompts.as_dict(all_findings=False, text_limit=200),
+            "rule_on": th.min_collapsed_prompts > 0,
+        }
     return Verdict(status=status, reasons=reasons, details=details)
