@@ -35,14 +35,12 @@ from collector.render.tables import (
     suite_table,
 )
 from collector.scoring import EmbedFn, score_batch
-from collector.store import Store
-from collector.store.engine import redact_url as redact
-from collector.store.engine import resolve_url
 
 if TYPE_CHECKING:
     from collector.config import Config
     from collector.embeddings import Embedder, EmbeddingIdentity
     from collector.service import Collector
+    from collector.store import Store
     from collector.trends import Verdict
 
 app = typer.Typer(
@@ -57,6 +55,21 @@ out = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
+
+
+# The store (SQLAlchemy) is imported by the commands that use a database, not at start-up: a
+# file-only `score` / `compare --no-embeddings` never pays for it.
+def resolve_url(explicit: str | None = None) -> str:
+    from collector.store.engine import resolve_url as resolve
+
+    return resolve(explicit)
+
+
+def redact(url: str) -> str:
+    from collector.store.engine import redact_url
+
+    return redact_url(url)
+
 
 DatabaseUrl = Annotated[
     Optional[str],
