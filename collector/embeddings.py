@@ -197,7 +197,9 @@ def load_model(model: str = DEFAULT_MODEL, backend: Backend = "auto") -> Any:
                 loaded: Any = OpenVINOModel(path, "bf16" if bf16_native() else "fp32", cache_root())
             except Exception as exc:  # conversion and compilation raise many types; name the model
                 raise RuntimeError(
-                    f"cannot load embedding model {model!r} (from {path!r}) on OpenVINO: {exc}"
+                    f"cannot load embedding model {model!r} (from {path!r}) on OpenVINO: {exc} (it is converted "
+                    f"once into {cache_root()}: set XDG_CACHE_HOME to a writable directory, or choose the "
+                    "bf16 or fp32 backend: --embedding-backend, or embedding_backend in the config)"
                 ) from exc
         else:
             torch = _torch()
