@@ -194,7 +194,9 @@ def load_model(model: str = DEFAULT_MODEL, backend: Backend = "auto") -> Any:
             from collector.openvino_embeddings import OpenVINOModel, bf16_native
 
             try:
-                loaded: Any = OpenVINOModel(path, "bf16" if bf16_native() else "fp32", cache_root())
+                loaded: Any = OpenVINOModel(
+                    path, "bf16" if bf16_native(cache_root()) else "fp32", cache_root()
+                )
             except Exception as exc:  # conversion and compilation raise many types; name the model
                 raise RuntimeError(
                     f"cannot load embedding model {model!r} (from {path!r}) on OpenVINO: {exc} (it is converted "
@@ -361,7 +363,7 @@ class Embedder:
             if self.backend == "openvino":
                 from collector.openvino_embeddings import bf16_native
 
-                self._precision = "bf16" if bf16_native() else "fp32"
+                self._precision = "bf16" if bf16_native(cache_root()) else "fp32"
             else:
                 self._precision = "bf16" if self.backend == "bf16" else "fp32"
         return self._precision
