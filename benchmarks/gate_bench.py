@@ -48,12 +48,12 @@ m.encode(texts, batch_size=32, normalize_embeddings=True)
 """
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS MB, exit code) of one process, run outside the checkout (``python -m``
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(wall seconds, user + system CPU seconds, peak RSS MB) of one process, run outside the checkout (``python -m``
     puts the working directory first on the path: the checkout's collector would shadow PYTHONPATH's)."""
     t = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", *cmd],
+        ["/usr/bin/time", "-f", "%U %S %M", *cmd],
         capture_output=True,
         text=True,
         env=env,
@@ -61,10 +61,10 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int]:
         cwd=tempfile.gettempdir(),
     )
     wall = time.perf_counter() - t
-    rss = int(proc.stderr.strip().splitlines()[-1]) // 1024
+    user, system, rss = proc.stderr.strip().splitlines()[-1].split()
     if proc.returncode not in (0, 1, 3, 4):
         raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall, rss, proc.returncode
+    return wall, float(user) + float(system), int(rss) // 1024
 
 
 def write_sides(work: Path) -> list[Path]:
@@ -159,16 +159,15 @@ def main() -> None:
     )
 
     t = time.perf_counter()
-    timed([py, "-m", "collector", "compare", *map(str, sides), "--json", "--no-cache"], cur_env)
+    timed([py, "-m", "collector", "compare", *map(str, sides), "--json", "--no-cache"], cur_env)  # converts
     print(
         f"one-off: OpenVINO conversion into the cache + a no-cache compare: {time.perf_counter() - t:.1f} s"
     )
 
-    rows: dict[str, list[tuple[float, int]]] = {}
+    rows: dict[str, list[tuple[float, float, int]]] = {}
 
     def record(name: str, cmd: list[str], e: dict[str, str]) -> None:
-        wall, rss, _ = timed(cmd, e)
-        rows.setdefault(name, []).append((wall, rss))
+        rows.setdefault(name, []).append(timed(cmd, e))
 
     sizes = [int(s) for s in args.score_sizes.split(",") if s.strip()]
     score_files = {n: write_score_file(work, n) for n in sizes}
@@ -188,12 +187,17 @@ def main() -> None:
                 )
         print(f"round {r + 1} done, load {os.getloadavg()[0]:.1f}", flush=True)
 
-    best = {k: min(v) for k, v in rows.items()}
-    plain = best["plain ST fp32: import + load + encode 640"][0]
-    print(f"\n| workload | wall s (best of {args.repeat}) | share of plain ST load + encode | peak RSS MB |")
-    print("|---|---|---|---|")
-    for name, (wall, rss) in best.items():
-        print(f"| {name} | {wall:.2f} | {wall / plain:.2f} | {rss} |")
+    # best of the rounds: wall and CPU each (a loaded machine inflates both, CPU less)
+    best = {k: (min(r[0] for r in v), min(r[1] for r in v), max(r[2] for r in v)) for k, v in rows.items()}
+    plain_wall, plain_cpu, _ = best["plain ST fp32: import + load + encode 640"]
+    print(
+        f"\n| workload (best of {args.repeat}) | wall s | share of plain (wall) | CPU s | share of plain (CPU) | peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, (wall, cpu, rss) in best.items():
+        print(
+            f"| {name} | {wall:.2f} | {wall / plain_wall:.2f} | {cpu:.2f} | {cpu / plain_cpu:.2f} | {rss} |"
+        )
 
     if not args.no_throughput:
         print(
