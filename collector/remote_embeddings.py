@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 
 from collector.config import EmbeddingServerConfig
-from collector.embeddings import Embedder, canonical_model
+from collector.embeddings import Backend, Embedder
 from collector.redaction import redact
 from collector.sources.openai import RETRYABLE_STATUS, SNIPPET, TokenBucket, parse_retry_after
 
@@ -167,7 +167,10 @@ class RemoteEncoder:
 
 
 def make_embedder(
-    embedding_model: str, server: EmbeddingServerConfig | None, store: Store | None = None
+    embedding_model: str,
+    server: EmbeddingServerConfig | None,
+    store: Store | None = None,
+    backend: Backend = "auto",
 ) -> Embedder:
     """The configured embedder: the local model, or the ``embedding_server`` when one is set.
 
@@ -186,12 +189,10 @@ def make_embedder(
             timeout_seconds=server.timeout_seconds,
             api_key_env=server.api_key_env,
         )
-    cache = None
+    embedder = Embedder(embedding_model, encoder=encoder, backend=backend)
     if store is not None:
         from collector.store.embeddings import StoredEmbeddings
 
-        kind, model = (
-            ("local", canonical_model(embedding_model)) if encoder is None else (encoder.kind, encoder.model)
-        )
-        cache = StoredEmbeddings(store.engine, kind, model)
-    return Embedder(embedding_model, encoder=encoder, cache=cache)
+        # keyed by the embedder's identity: engine and precision of a local model, else the server's
+        embedder.cache = StoredEmbeddings(store.engine, embedder.backend_kind, embedder.model_id)
+    return embedder

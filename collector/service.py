@@ -25,7 +25,7 @@ from collector.store.leases import Leases
 
 if TYPE_CHECKING:
     from collector.comparison import BatchComparison
-    from collector.embeddings import Embedder
+    from collector.embeddings import Backend, Embedder
     from collector.runner import Progress, Runner, RunReport
     from collector.scheduler import RunModel
     from collector.scoring import EmbedFn
@@ -49,14 +49,17 @@ OnVerdict = Callable[[str, "Verdict"], None]
 
 
 def build_embedder(
-    model: str = "default", server: EmbeddingServerConfig | None = None, store: Store | None = None
+    model: str = "default",
+    server: EmbeddingServerConfig | None = None,
+    store: Store | None = None,
+    backend: Backend = "auto",
 ) -> Embedder:
     """The embedder every run and comparison of this process uses: the local model (loaded on first
     use), or the remote ``/v1/embeddings`` server when ``embedding_server`` is configured. With
     ``store``, vectors are stored in the history database once per text (docs/capacity.md)."""
     from collector.remote_embeddings import make_embedder
 
-    return make_embedder(model, server, store)
+    return make_embedder(model, server, store, backend)
 
 
 def open_store(url: str | None) -> Store:
@@ -313,7 +316,9 @@ class Collector:
         from collector.runner import Runner
 
         store = store or open_store(cfg.database_url)
-        embedder = embedder or build_embedder(cfg.embedding_model, cfg.embedding_server, store)
+        embedder = embedder or build_embedder(
+            cfg.embedding_model, cfg.embedding_server, store, cfg.embedding_backend
+        )
         from collector.credentials import config_secrets
 
         runner = Runner(

@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+# The user's cache (the OpenVINO model converted from the packaged weights, the local vector cache of
+# file comparisons) lives under the checkout while testing, never in the tester's home: converted once
+# per checkout, shared by the test processes and their `collapse-watch` subprocesses. Vectors in it are
+# float16 on every path, so a test's values never depend on what an earlier test left there.
+os.environ.setdefault("XDG_CACHE_HOME", str(Path(__file__).resolve().parents[1] / ".cache" / "test-xdg"))
+
 PG_BASE = os.environ.get("COLLAPSE_WATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -192,3 +192,66 @@ def test_score_store_checks_the_files_own_version_label(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "the file's 'version' field" in proc.stderr and "control or bidi character U+0007" in proc.stderr
     assert not db.exists()
+
+
+def test_second_compare_of_the_same_files_embeds_nothing_and_loads_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local vector cache (issue #25): the second gate on the same files reads every vector back,
+    loads no model, and answers exactly as the first; --no-cache answers the same without a file."""
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from collector import embeddings
+    from collector.cli import app
+
+    cache = tmp_path / "cache"
+    sides = (str(DATA / "series_v1.jsonl"), str(DATA / "series_v4.jsonl"))
+    env = {"COLLAPSE_WATCH_CACHE_DIR": str(cache)}
+    first = cli("compare", *sides, "--json", env=env)
+    assert first.returncode == 1, first.stderr  # collapse suspected: 1.0 -> 0.2
+    engine = create_engine(f"sqlite:///{cache / 'vectors.sqlite'}")
+    with engine.connect() as conn:
+        n_texts = len(
+            {json.loads(line)["output"] for s in sides for line in Path(s).read_text().splitlines()}
+        )
+        assert conn.scalar(text("SELECT count(*) FROM embedding_vectors")) == n_texts
+        labels = conn.execute(text("SELECT label FROM embedding_identities")).scalars().all()
+    engine.dispose()
+    assert labels == [f"{default_backend_kind()}:all-MiniLM-L6-v2:384:l2"]
+    second = cli("compare", *sides, "--json", env=env)
+    assert (second.returncode, second.stdout) == (first.returncode, first.stdout)
+
+    # in this process, with no model loaded: the third run must load none and embed none
+    monkeypatch.setattr(embeddings, "_MODELS", {})
+    loads = embeddings.MODEL_LOADS
+    res = CliRunner().invoke(app, ["compare", *sides], env={**env, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"})
+    assert res.exit_code == 1, res.output
+    assert embeddings._MODELS == {}
+    assert embeddings.MODEL_LOADS - loads == 0
+    assert res.stderr.count("64 outputs, 0 embedded with") == 2, res.stderr
+
+    off = tmp_path / "off"
+    nocache = cli("compare", *sides, "--json", "--no-cache", env={"COLLAPSE_WATCH_CACHE_DIR": str(off)})
+    assert (nocache.returncode, nocache.stdout) == (first.returncode, first.stdout)
+    assert not (off / "vectors.sqlite").exists()
+
+
+def default_backend_kind() -> str:
+    """The identity backend of the default local embedder on this machine (e.g. local-openvino-bf16)."""
+    from collector.embeddings import Embedder
+
+    return Embedder().backend_kind
+
+
+def test_unusable_cache_warns_and_the_gate_still_answers(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "vectors.sqlite").write_bytes(b"not a database, " * 64)
+    sides = (str(DATA / "series_v1.jsonl"), str(DATA / "control_b.jsonl"))
+    proc = cli("compare", *sides, "--metrics", "vendi_score", env={"COLLAPSE_WATCH_CACHE_DIR": str(cache)})
+    assert proc.returncode in (0, 4), proc.stderr
+    assert f"vector cache {cache / 'vectors.sqlite'} unusable" in proc.stderr
+    assert (cache / "vectors.sqlite").read_bytes() == b"not a database, " * 64  # left as it was
+    bad = cli("compare", *sides, "--metrics", "vendi_score", env={"COLLAPSE_WATCH_CACHE_MAX_VECTORS": "lots"})
+    assert bad.returncode == 2 and "COLLAPSE_WATCH_CACHE_MAX_VECTORS" in bad.stderr

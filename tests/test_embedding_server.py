@@ -167,7 +167,7 @@ def test_a_remote_embedded_run_is_not_compared_with_a_local_one_on_embeddings(
     assert verdict.reasons[0].startswith("embedding metrics not compared with v1")
     assert (
         f"openai:{SERVED}:384:l2" in verdict.reasons[0]
-        and "local:all-MiniLM-L6-v2:384:l2" in verdict.reasons[0]
+        and f"{local.backend_kind}:all-MiniLM-L6-v2:384:l2" in verdict.reasons[0]
     )
     n_texts = len({r["output"] for r in rows_of("control_b")})
     assert remote.n_encoded == n_texts  # v2's own outputs only; v1 was not sent to the server

@@ -88,3 +88,41 @@ def test_model_loads_once_and_bad_input_is_named(tmp_path):
     assert text_key("é") == "4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c"
     escaped = b"caf\xe9 ok".decode("utf-8", "surrogateescape")
     assert text_key(escaped) == encode_text(escaped, "t").sha256 == hashlib.sha256(b"caf\xe9 ok").hexdigest()
+
+
+def test_openvino_backend_matches_fp32_and_is_its_own_identity():
+    """The default engine where OpenVINO is installed (issue #25): within cosine 0.999 of plain
+    sentence-transformers fp32 on real outputs, an empty text and one past the 256-token limit."""
+    pytest.importorskip("openvino")
+    from sentence_transformers import SentenceTransformer
+
+    texts = [*TEXTS, "", "word " * 600, "x"]
+    plain = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu").encode(
+        texts, batch_size=32, normalize_embeddings=True
+    )
+    fast = Embedder(backend="openvino", batch_size=7).embed(texts)
+    cos = np.sum(plain * fast, axis=1)
+    assert cos.min() >= 0.999, cos.min()
+    assert Embedder().backend == "openvino"  # auto picks it
+    kinds = {Embedder(backend=b).backend_kind for b in ("openvino", "bf16", "fp32")}
+    assert len(kinds) == 3 and "local-torch-fp32" in kinds
+    assert Embedder(backend="openvino").identity.label().startswith("local-openvino-")
+
+
+def test_local_vector_cache_is_bounded_least_recently_used_first(tmp_path):
+    from collector.store.vector_cache import LocalVectorCache
+
+    cache = LocalVectorCache(tmp_path / "v.sqlite", "local-test", "m", max_vectors=10)
+    rng = np.random.default_rng(0)
+    vecs = {f"k{i:02d}": rng.normal(size=4).astype(np.float32) for i in range(10)}
+    cache.put_many(dict(list(vecs.items())[:5]))
+    cache.put_many(dict(list(vecs.items())[5:]))
+    assert len(cache) == 10
+    assert set(cache.get_many(["k00", "k01"])) == {"k00", "k01"}  # touched: now the most recent
+    cache.put_many({"k10": vecs["k00"]})  # 11 > 10: pruned to 9, the least recently used first
+    left = set(cache.get_many([*vecs, "k10"]))
+    assert len(left) == 9 and {"k00", "k01", "k10"} <= left
+    assert not {"k02", "k03"} & left
+    got = cache.get_many(["k00"])["k00"]
+    assert np.array_equal(got, vecs["k00"].astype(np.float16).astype(np.float32))
+    cache.close()

@@ -151,3 +151,44 @@ def test_across_many_rejects_bad_weights(resampled) -> None:
         metric.across_many(resampled, np.ones(resampled.n_prompts))
     with pytest.raises(ValueError, match="non-negative"):
         metric.across_many(resampled, -np.ones((2, resampled.n_prompts)))
+
+
+BEFORE_ISSUE_25 = "5abf52a"  # main before the repeated-work removals of issue #25
+
+
+@pytest.mark.parametrize("which", ["resampled", "edgy"])
+def test_lexical_suite_is_bit_identical_to_the_code_before_issue_25(which, request, frozen_gzip_time) -> None:
+    """Per-text repetition counted once per distinct text, self-repetition replicates without row
+    copies, the normal quantile from a table: every value and interval equal to before, bit for bit."""
+    import importlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    known = subprocess.run(["git", "cat-file", "-e", f"{BEFORE_ISSUE_25}^{{commit}}"], cwd=root, check=False)
+    if known.returncode != 0:
+        pytest.skip(f"commit {BEFORE_ISSUE_25} is not in this checkout's history (a shallow clone)")
+    sys.path.insert(0, str(root / "benchmarks"))
+    previous = importlib.import_module("previous").load_previous(BEFORE_ISSUE_25)
+    old_base = importlib.import_module("previous_metrics.base")
+    old_registry = importlib.import_module("previous_metrics.registry")
+    corpus: Corpus = request.getfixturevalue(which)
+    samples = [
+        Sample(corpus.prompt_ids[p], t)
+        for p in range(corpus.n_prompts)
+        for t in corpus.texts[corpus.prompt_slice(p)]
+    ]
+    names = [m.name for m in lx.LEXICAL_METRICS]
+    new = score_corpus(build_corpus(samples), [m for m in lx.LEXICAL_METRICS], n_boot=60, seed=3)
+    old_samples = [old_base.Sample(s.prompt_id, s.output) for s in samples]
+    old = previous.score_corpus(
+        old_base.build_corpus(old_samples), old_registry.select_metrics(names), n_boot=60, seed=3
+    )
+    as_tuples = [(v.metric, v.scope, repr(v.value), repr(v.ci_low), repr(v.ci_high)) for v in new.values]
+    assert as_tuples == [
+        (v.metric, v.scope, repr(v.value), repr(v.ci_low), repr(v.ci_high)) for v in old.values
+    ]
+    assert {k: {p: repr(x) for p, x in d.items()} for k, d in new.per_prompt.items()} == {
+        k: {p: repr(x) for p, x in d.items()} for k, d in old.per_prompt.items()
+    }

@@ -135,13 +135,14 @@ def test_api_key_is_sent_and_scrubbed(server, monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_package_imports_and_remote_backend_works_without_torch(server) -> None:
-    """In a fresh interpreter where torch, sentence-transformers and transformers cannot be imported."""
+    """In a fresh interpreter where torch, sentence-transformers, transformers and openvino cannot be
+    imported."""
     code = textwrap.dedent(
         f"""
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "sentence_transformers", "transformers"):
+                if name.split(".")[0] in ("torch", "sentence_transformers", "transformers", "openvino"):
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
         import collector.cli, collector.metrics.suite

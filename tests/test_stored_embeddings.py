@@ -69,9 +69,10 @@ def test_a_run_costs_one_embedding_of_its_new_texts(db_url: str) -> None:
     assert embedding_rows(store, v2, "baseline")  # the embedding family was compared
 
     label = embedder.identity.label()
-    assert label == "local:all-MiniLM-L6-v2:384:l2"
+    assert label == f"{embedder.backend_kind}:all-MiniLM-L6-v2:384:l2"
+    assert embedder.backend_kind.startswith("local-")  # engine and precision, e.g. local-openvino-bf16
     assert run_identities(store.engine, [v1, v2]) == {v1: label, v2: label}
-    stored = StoredEmbeddings(store.engine, "local", "all-MiniLM-L6-v2")
+    stored = StoredEmbeddings(store.engine, embedder.backend_kind, "all-MiniLM-L6-v2")
     assert len(stored) == len(distinct_outputs("series_v1", "series_v2"))  # one vector per distinct text
 
 
@@ -143,7 +144,10 @@ def test_runs_of_two_embedders_are_not_compared_on_embeddings(db_url: str) -> No
     assert verdict.status == "ok", verdict.reasons  # no decline reported from the embedder change
     reason = verdict.reasons[0]
     assert "embedding metrics not compared with v1 (run 1)" in reason
-    assert "local:all-MiniLM-L6-v2:384:l2" in reason and "squashed:all-MiniLM-L6-v2:384:l2" in reason
+    assert (
+        f"{build_embedder().backend_kind}:all-MiniLM-L6-v2:384:l2" in reason
+        and "squashed:all-MiniLM-L6-v2:384:l2" in reason
+    )
     assert verdict.details["embedding_incomparable"] == reason
     assert embedding_rows(store, cand, "baseline") == []
     lexical = {c.metric for c in store.comparisons_of(cand) if c.reference == "baseline"}
@@ -163,7 +167,7 @@ def test_retention_drops_vectors_nothing_can_use(db_url: str) -> None:
     store_scored(store, "v1", "series_v1", embedder)
     orphan = "an output of a file given to compare, never stored as a sample"
     embedder.embed([orphan])
-    stored = StoredEmbeddings(store.engine, "local", "all-MiniLM-L6-v2")
+    stored = StoredEmbeddings(store.engine, embedder.backend_kind, "all-MiniLM-L6-v2")
     n = len(distinct_outputs("series_v1"))
     assert len(stored) == n + 1
     assert prune_embeddings(store, days=30) == 0  # everything is recent and in use

@@ -129,3 +129,13 @@ def test_expensive_metrics_can_cap_their_across_replicates() -> None:
     assert len(calls) == 1 + 5  # the point estimate, then five half-samples
     assert calls[0] == 12 and set(calls[1:]) == {6}
     assert v.ci_low < v.value < v.ci_high
+
+
+def test_normal_quantiles_are_scipys_bit_for_bit() -> None:
+    """The table that spares the CLI the scipy.stats import gives exactly scipy's critical values."""
+    from scipy.stats import norm
+
+    from collector.metrics.suite import NORMAL_QUANTILES, normal_quantile
+
+    for alpha in [*NORMAL_QUANTILES, 0.2, 0.001]:
+        assert normal_quantile(alpha) == float(norm.ppf(1 - alpha / 2))

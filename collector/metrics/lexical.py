@@ -75,6 +75,7 @@ class Grams:
     distinct_tokens: Tokens  # ``token_ids`` of the distinct texts, in first-occurrence order
     text_distinct: np.ndarray  # per text, the index of its distinct text
     _by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
+    _distinct_by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def of(cls, texts: Sequence[str]) -> Grams:
@@ -92,10 +93,21 @@ class Grams:
         if not 1 <= n <= BLEU_ORDER:
             raise ValueError(f"n-gram order must be 1..{BLEU_ORDER}, got {n}")
         if self._by_order is None:
-            self._by_order = [
-                self._expand(g, d) for g, d in ngram_ids_upto(*self.distinct_tokens, BLEU_ORDER)
-            ]
+            self._by_order = [self._expand(g, d) for g, d in self._distinct_ngrams()]
         gid, doc = self._by_order[n - 1]
+        return gid.astype(np.int64), doc.astype(np.int64)
+
+    def _distinct_ngrams(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self._distinct_by_order is None:
+            self._distinct_by_order = ngram_ids_upto(*self.distinct_tokens, BLEU_ORDER)
+        return self._distinct_by_order
+
+    def distinct_ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``ngrams(n)`` of the distinct texts only: owners index ``distinct_tokens`` (map a text to
+        its distinct text with ``text_distinct``). For per-text statistics, computed once per text."""
+        if not 1 <= n <= BLEU_ORDER:
+            raise ValueError(f"n-gram order must be 1..{BLEU_ORDER}, got {n}")
+        gid, doc = self._distinct_ngrams()[n - 1]
         return gid.astype(np.int64), doc.astype(np.int64)
 
     def _expand(self, gid: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -341,12 +353,19 @@ def self_bleu(texts: Sequence[str]) -> float:
 
 
 def _repeat_counts(texts: Sequence[str], n: int, grams: Grams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per text: n-grams that repeat an earlier n-gram of the same text, and all n-grams."""
-    gid, doc = (grams or Grams.of(texts)).ngrams(n)
-    total = np.bincount(doc, minlength=len(texts)).astype(np.float64)
-    uniq = np.unique(gid * max(len(texts), 1) + doc) % max(len(texts), 1)
-    distinct = np.bincount(uniq, minlength=len(texts)).astype(np.float64)
-    return total - distinct, total
+    """Per text: n-grams that repeat an earlier n-gram of the same text, and all n-grams.
+
+    Both depend on the text alone, so they are counted once per distinct text and copied (exact
+    integers: the same values as counting every text).
+    """
+    grams = grams or Grams.of(texts)
+    gid, doc = grams.distinct_ngrams(n)
+    n_distinct = grams.distinct_tokens[1].size - 1
+    total = np.bincount(doc, minlength=n_distinct).astype(np.float64)
+    uniq = np.unique(gid * max(n_distinct, 1) + doc) % max(n_distinct, 1)
+    distinct = np.bincount(uniq, minlength=n_distinct).astype(np.float64)
+    which = grams.text_distinct
+    return (total - distinct)[which], total[which]
 
 
 def repetition_rate(texts: Sequence[str], n: int = REPETITION_N) -> float:

@@ -145,7 +145,8 @@ def self_repetition_many(pres: sp.csr_matrix, weights: np.ndarray, corpus: Corpu
             out.append(float("nan"))
             continue
         live = m > 0
-        per_doc = (a[live] @ row if a is not None else (pres @ (df_prompt @ row))[live]) - own[live]
+        # every text's product, then the live ones: no copy of a's live rows per replicate
+        per_doc = (a @ row if a is not None else pres @ (df_prompt @ row))[live] - own[live]
         out.append(float((m[live] * np.log(per_doc + 1)).sum() / m.sum()))
     return np.asarray(out)
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from collector.comparison import BatchComparison
-from collector.exporter import Snapshot
 from collector.metrics.result import MetricValue, SuiteResult
 from collector.render import visible
-from collector.runner import RunReport
+
+if TYPE_CHECKING:
+    from collector.exporter import Snapshot
+    from collector.runner import RunReport
 from collector.trends.change import change, clip_value_interval, format_change, format_interval
 
 

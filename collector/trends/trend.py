@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 DEFAULT_LAST_K = 5
 # A trend counts only when its slope adds up to this relative loss over the window (the
@@ -49,6 +48,8 @@ def mann_kendall(values: Sequence[float], *, continuity: bool = True) -> MannKen
         return MannKendall(s, var_s, 0.0, 1.0)
     num = s - math.copysign(1, s) if continuity else s
     z = num / math.sqrt(var_s)
+    from scipy import stats  # here, not at import: scipy.stats costs the CLI ~0.8 s of start-up
+
     p = float(2 * stats.norm.sf(abs(z)))
     return MannKendall(s, var_s, z, min(1.0, p))
 
@@ -96,6 +97,8 @@ def trend(
     sign = 1.0 if higher_is_diverse else -1.0
     scale = sign / abs(float(x[0]))
     t = np.arange(n, dtype=float)
+    from scipy import stats
+
     res = stats.theilslopes(x, t, alpha=1 - alpha)
     lo, hi = sorted((float(res.low_slope) * scale, float(res.high_slope) * scale))
     slope = float(res.slope) * scale
