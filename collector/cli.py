@@ -168,6 +168,13 @@ def score(
     samples = [r.sample for r in records]
     target = store_target(records, model, version) if store else None
     history = open_store(database_url) if target is not None else None
+    if target is not None and history is not None:
+        from collector.store.errors import VersionExists
+
+        try:
+            history.refuse_recorded(*target)  # before scoring: nothing stored, nothing wasted
+        except VersionExists as exc:
+            raise fail(f"--store: {exc}") from None
     embed = (
         None
         if no_embeddings

@@ -194,6 +194,37 @@ def test_score_store_checks_the_files_own_version_label(tmp_path: Path) -> None:
     assert not db.exists()
 
 
+def test_score_store_refuses_a_version_already_recorded(tmp_path: Path) -> None:
+    """`score --store` twice with the same model@version: the second exits 2 naming a free label
+    and stores nothing (it used to store a second run and twice the samples), as History.record does."""
+    from sqlalchemy import create_engine, text
+
+    db = tmp_path / "h.db"
+    args = (
+        "--store",
+        "--no-embeddings",
+        "--model",
+        "dup",
+        "--version",
+        "v1",
+        "--database-url",
+        f"sqlite:///{db}",
+    )
+    first = cli("score", str(DATA / "series_v1.jsonl"), *args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = cli("score", str(DATA / "series_v2.jsonl"), *args)
+    assert second.returncode == 2, second.stdout + second.stderr
+    err = " ".join(second.stderr.split())
+    assert "dup@v1 is already recorded in the history" in err and "'v1-2'" in err, err
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        runs = conn.scalar(text("SELECT count(*) FROM runs"))
+        samples = conn.scalar(text("SELECT count(*) FROM samples"))
+    engine.dispose()
+    n_lines = len((DATA / "series_v1.jsonl").read_text().splitlines())
+    assert (runs, samples) == (1, n_lines)
+
+
 def test_second_compare_of_the_same_files_embeds_nothing_and_loads_no_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
