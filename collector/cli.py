@@ -311,11 +311,21 @@ def load_side(
     spec = stored_name(spec)  # shown in titles and errors: text any stream can take
     model, _, version = spec.rpartition("@")
     try:
-        run_id = store.latest_completed_run(model, version)
+        known = set(store.model_names())
+        splits = [(spec[:i], spec[i + 1 :]) for i, c in enumerate(spec) if c == "@"]  # '@' may be in either
+        found = [
+            (m, v, run)
+            for m, v in splits
+            if m in known and (run := store.latest_completed_run(m, v)) is not None
+        ]
     except Exception as exc:
         raise fail(f"{spec}: {exc}") from None
-    if run_id is None:
+    if not found:
         raise fail(f"{spec}: no completed run of version {version!r} of model {model!r} in the database")
+    if len(found) > 1:
+        readings = "; ".join(f"model {m!r} version {v!r}" for m, v, _ in found)
+        raise fail(f"{spec} is ambiguous, it names runs of {len(found)} model@version pairs: {readings}")
+    model, version, run_id = found[0]
     try:
         return load_batch(store, run_id, spec, metrics=metrics, embed=embed, seed=seed)
     except AssessmentError as exc:
