@@ -748,6 +748,7 @@ def open_store_or_wait(
     server, probe)`` for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
     from collector import service
     from collector.health import SchedulerProbe
+    from collector.store import Store
     from collector.store.errors import first_line
 
     url = cfg.database_url
@@ -829,6 +830,8 @@ def serve_metrics(
         signal.signal(sig, on_signal)
     local = resolve_url(url).startswith("sqlite")
     # a server database: listen first, open (and wait for) the database in the background
+    from collector.store import Store
+
     store = open_store(url) if local else Store(url)
     try:
         server = service.start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)
