@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 from collector.metrics.base import Sample
 from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from collector.probes import prompt_id
+from collector.store.errors import VersionExists
 from collector.store.text import check_label, lone_surrogate_at
 
 if TYPE_CHECKING:
@@ -416,19 +417,6 @@ def compare(
     return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed, embed=embed))
 
 
-class VersionExists(ValueError):
-    """:meth:`History.record` was asked to record a version the model already has: a version is
-    one set of outputs, never silently mixed with or replaced by another."""
-
-    def __init__(self, model: str, version: str, run_id: int, free: str) -> None:
-        self.model, self.version, self.run_id = model, version, run_id
-        super().__init__(
-            f"{model}@{version} is already recorded in the history (run {run_id}); record these "
-            f"outputs under another version label (e.g. {free!r}; History.versions({model!r}) lists "
-            "the taken ones) or another model name"
-        )
-
-
 class History:
     """The SQL history the collector writes (SQLite or PostgreSQL), migrated on open.
 
@@ -492,7 +480,7 @@ class History:
         from collector.store.cli_commands import record_scored_file, sample_records
 
         self.close_unclosed()
-        self._refuse_recorded(model, version)
+        self.store.refuse_recorded(model, version)
         embed = embedder_for(embeddings, self.store)
         result = score_batch(version, samples, embed=embed, n_boot=DEFAULT_BOOTSTRAP, seed=seed).result
         begun: list[int] = []
@@ -532,13 +520,6 @@ class History:
         if model not in self.store.model_names():
             return None
         return self.store.latest_completed_run(model, version)
-
-    def _refuse_recorded(self, model: str, version: str) -> None:
-        run_id = self.recorded_run(model, version)
-        if run_id is not None:
-            taken = set(self.versions(model))
-            free = next(f"{version}-{n}" for n in range(2, len(taken) + 3) if f"{version}-{n}" not in taken)
-            raise VersionExists(model, version, run_id, free)
 
     def _close_failed(self, run_id: int, exc: BaseException) -> None:
         """Close a run whose storing failed as 'failed'; kept for later if the database refuses."""

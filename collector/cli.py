@@ -168,6 +168,13 @@ def score(
     samples = [r.sample for r in records]
     target = store_target(records, model, version) if store else None
     history = open_store(database_url) if target is not None else None
+    if target is not None and history is not None:
+        from collector.store.errors import VersionExists
+
+        try:
+            history.refuse_recorded(*target)  # before scoring: nothing stored, nothing wasted
+        except VersionExists as exc:
+            raise fail(f"--store: {exc}") from None
     embed = (
         None
         if no_embeddings
@@ -304,11 +311,21 @@ def load_side(
     spec = stored_name(spec)  # shown in titles and errors: text any stream can take
     model, _, version = spec.rpartition("@")
     try:
-        run_id = store.latest_completed_run(model, version)
+        known = set(store.model_names())
+        splits = [(spec[:i], spec[i + 1 :]) for i, c in enumerate(spec) if c == "@"]  # '@' may be in either
+        found = [
+            (m, v, run)
+            for m, v in splits
+            if m in known and (run := store.latest_completed_run(m, v)) is not None
+        ]
     except Exception as exc:
         raise fail(f"{spec}: {exc}") from None
-    if run_id is None:
+    if not found:
         raise fail(f"{spec}: no completed run of version {version!r} of model {model!r} in the database")
+    if len(found) > 1:
+        readings = "; ".join(f"model {m!r} version {v!r}" for m, v, _ in found)
+        raise fail(f"{spec} is ambiguous, it names runs of {len(found)} model@version pairs: {readings}")
+    model, version, run_id = found[0]
     try:
         return load_batch(store, run_id, spec, metrics=metrics, embed=embed, seed=seed)
     except AssessmentError as exc:
@@ -731,6 +748,7 @@ def open_store_or_wait(
     server, probe)`` for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
     from collector import service
     from collector.health import SchedulerProbe
+    from collector.store import Store
     from collector.store.errors import first_line
 
     url = cfg.database_url
@@ -812,6 +830,8 @@ def serve_metrics(
         signal.signal(sig, on_signal)
     local = resolve_url(url).startswith("sqlite")
     # a server database: listen first, open (and wait for) the database in the background
+    from collector.store import Store
+
     store = open_store(url) if local else Store(url)
     try:
         server = service.start_metrics_server(store, cfg, host=host, port=port, web_config_file=web)

@@ -194,6 +194,55 @@ def test_score_store_checks_the_files_own_version_label(tmp_path: Path) -> None:
     assert not db.exists()
 
 
+def test_score_store_refuses_a_version_already_recorded(tmp_path: Path) -> None:
+    """`score --store` twice with the same model@version: the second exits 2 naming a free label
+    and stores nothing (it used to store a second run and twice the samples), as History.record does."""
+    from sqlalchemy import create_engine, text
+
+    db = tmp_path / "h.db"
+    args = (
+        "--store",
+        "--no-embeddings",
+        "--model",
+        "dup",
+        "--version",
+        "v1",
+        "--database-url",
+        f"sqlite:///{db}",
+    )
+    first = cli("score", str(DATA / "series_v1.jsonl"), *args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = cli("score", str(DATA / "series_v2.jsonl"), *args)
+    assert second.returncode == 2, second.stdout + second.stderr
+    err = " ".join(second.stderr.split())
+    assert "dup@v1 is already recorded in the history" in err and "'v1-2'" in err, err
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        runs = conn.scalar(text("SELECT count(*) FROM runs"))
+        samples = conn.scalar(text("SELECT count(*) FROM samples"))
+    engine.dispose()
+    n_lines = len((DATA / "series_v1.jsonl").read_text().splitlines())
+    assert (runs, samples) == (1, n_lines)
+
+
+def test_a_stored_side_with_two_readings_of_its_at_sign_is_refused_as_ambiguous(tmp_path: Path) -> None:
+    """Model names and versions may hold '@': `bot@prod@v2` names bot@prod/v2 and bot/prod@v2 when both
+    are stored, so compare refuses it (it used to pick one silently); a reading that is unique works."""
+    import collapse_watch
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    outputs = [f"answer number {i} about something" for i in range(8)]
+    with collapse_watch.History(url) as history:
+        for model, version in (("bot@prod", "v1"), ("bot@prod", "v2"), ("bot", "prod@v2")):
+            history.record(model, version, outputs, prompts=["p1", "p2"] * 4, embeddings=False)
+    ambiguous = cli("compare", "bot@prod@v1", "bot@prod@v2", "--no-embeddings", "--database-url", url)
+    assert ambiguous.returncode == 2, ambiguous.stdout + ambiguous.stderr
+    err = " ".join(ambiguous.stderr.split())
+    assert "bot@prod@v2 is ambiguous" in err and "model 'bot' version 'prod@v2'" in err, err
+    unique = cli("compare", "bot@prod@v1", "bot@prod@v1", "--no-embeddings", "--database-url", url)
+    assert unique.returncode != 2 and "bot@prod@v1 vs bot@prod@v1" in unique.stdout, unique.stderr
+
+
 def test_second_compare_of_the_same_files_embeds_nothing_and_loads_no_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,23 @@ def test_report_data_follows_the_store(store: Store) -> None:
         load_report(store, "no-such-model")
 
 
+def test_two_models_whose_file_names_would_clash_get_two_reports(tmp_path: Path) -> None:
+    """`a[b` and `a]b` both make `a_b`: each report keeps its own file (the second used to replace
+    the first without a word), and a name that needs no change keeps its plain file name."""
+    import collapse_watch
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    outputs = [f"answer number {i} to the question" for i in range(8)]
+    with collapse_watch.History(url) as history:
+        for name in ("a[b", "a]b", "plain-bot"):
+            history.record(name, "v1", outputs, prompts=["p1", "p2"] * 4, embeddings=False)
+    store = Store(url)
+    pages = [write_report(store, name, tmp_path / "out") for name in ("a[b", "a]b", "plain-bot")]
+    assert len({p.name for p in pages}) == 3 and pages[2].name == "plain-bot.html"
+    assert all(p.name.startswith("a_b-") for p in pages[:2])
+    assert "a[b" in pages[0].read_text(encoding="utf-8") and "a]b" in pages[1].read_text(encoding="utf-8")
+
+
 def test_chromium_renders_every_plot(store: Store, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

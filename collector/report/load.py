@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,9 +164,12 @@ def _alerts(store: Store, model: str, limit: int = 20) -> list[tuple[str, str, s
 
 
 def write_report(store: Store, model: str, out_dir: Path) -> Path:
-    """Write ``<out_dir>/<model>.html`` (atomically) and return its path."""
+    """Write ``<out_dir>/<model>.html`` (atomically) and return its path; a model name with a
+    character other than letters, digits and ``-_.`` gets ``_`` for it and a hash of the name."""
     out_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+    if safe != model:  # two names that differ only where they were made safe never share a file
+        safe = f"{safe}-{hashlib.sha256(model.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
     path = out_dir / f"{safe}.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(render(load_report(store, model)), encoding="utf-8")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Integer, delete, func, insert, select
 
 from collector.store import models as m
-from collector.store.errors import StoreError
+from collector.store.errors import StoreError, VersionExists
 
 COMPLETED = ("succeeded", "partial")
 REFERENCES = ("baseline", "previous")
@@ -170,6 +170,17 @@ class AssessmentStore:
             if version is not None:
                 q = q.join(v, v.id == r.version_id).where(v.label == version)
             return conn.scalar(q)
+
+    def refuse_recorded(self, model: str, version: str) -> None:
+        """Raise ``VersionExists`` (naming a free label) when ``model``@``version`` already has a
+        completed run; a version whose runs all failed may be recorded again."""
+        if model not in self.model_names():
+            return
+        run_id = self.latest_completed_run(model, version)
+        if run_id is not None:
+            taken = {label for label, _ in self.version_order(model)}
+            free = next(f"{version}-{n}" for n in range(2, len(taken) + 3) if f"{version}-{n}" not in taken)
+            raise VersionExists(model, version, run_id, free)
 
     def run_info(self, run_id: int) -> RunInfo:
         """Model, version, ordinal and status of a run."""

@@ -73,17 +73,25 @@ def safe_label(text: str) -> str:
 
 
 # characters a label must not hold: C0/C1 controls but tab (NUL, newlines, ESC…), DEL, line/paragraph
-# separators, and the bidi embeddings, overrides and isolates that reorder what is printed after them
-_LABEL_BREAKERS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# separators, the bidi embeddings, overrides and isolates that reorder what is printed after them,
+# and the invisible characters that make two labels look alike (zero-width space and non-joiner,
+# LRM/RLM, word joiner, BOM; the zero-width joiner stays: emoji sequences are made with it)
+_LABEL_BREAKERS = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
+
+_INVISIBLE = frozenset("\u200b\u200c\u200e\u200f\u2060\ufeff")
 
 
 def label_problem(label: str) -> str | None:
     """Why ``label`` (a version or model label) cannot be used, or None: a control character
-    (tab allowed), a line separator or a bidi override breaks tables, legends and the exposition."""
+    (tab allowed), a line separator or a bidi override breaks tables, legends and the exposition;
+    an invisible character (zero-width, BOM) makes two labels that look alike different."""
     m = _LABEL_BREAKERS.search(label)
     if m is None:
         return None
-    return f"holds the control or bidi character U+{ord(m.group(0)):04X} at character {m.start() + 1}"
+    kind = "invisible character" if m.group(0) in _INVISIBLE else "control or bidi character"
+    return f"holds the {kind} U+{ord(m.group(0)):04X} at character {m.start() + 1}"
 
 
 def fit(text: str, limit: int) -> str:
@@ -110,6 +118,8 @@ def check_label(value: object, what: str) -> str:
     problem = label_problem(value)
     if problem is not None:
         raise ValueError(f"{what} {problem}: {fit(value, 40)!r}")
+    if value != value.strip():
+        raise ValueError(f"{what}: must not begin or end with spaces, got {fit(value, 40)!r}")
     bad = _LONE_SURROGATE.search(value)
     if bad:
         raise ValueError(

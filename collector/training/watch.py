@@ -47,6 +47,9 @@ from collector.trends.verdict import STATUSES, Thresholds
 
 log = logging.getLogger("collapse_watch")
 
+# the longest run prefix ('{run_name}/' or version_prefix) that leaves room for 'step-N' (N < 10**13)
+PREFIX_MAX = LABEL_MAX - len(f"step-{10**12}")
+
 StopOn = Literal["collapse_suspected", "watch"]
 STOPS_ON: dict[str, tuple[str, ...]] = {
     "collapse_suspected": ("collapse_suspected",),
@@ -123,6 +126,12 @@ class WatchOptions(BaseModel):
     def _one_identity(self) -> WatchOptions:
         if self.run_name is not None and self.version_prefix is not None:
             raise ValueError("give run_name or version_prefix, not both (each names the run's versions)")
+        for field, prefix in (("run_name", f"{self.run_name}/"), ("version_prefix", self.version_prefix)):
+            if getattr(self, field) is not None and len(prefix or "") > PREFIX_MAX:
+                raise ValueError(
+                    f"{field}: {len(prefix or '')} characters leave no room for 'step-N' in a "
+                    f"{LABEL_MAX}-character version label (at most {PREFIX_MAX} with its separator)"
+                )
         return self
 
     @field_validator("probes", mode="before")
@@ -306,7 +315,7 @@ class TrainingWatch:
         else:
             chosen = False
             name = hint.strip() if hint and hint.strip() else datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-            prefix = f"{name}/"
+            prefix = f"{name[: PREFIX_MAX - 1]}/"  # a derived name is cut to fit, never refused
         longest = f"{prefix}step-{10**12}"
         if len(longest) > LABEL_MAX:
             raise ValueError(
