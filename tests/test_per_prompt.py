@@ -336,3 +336,27 @@ def test_metrics_export_one_collapsed_prompt_count_per_model(assessed) -> None: 
         s for fam in reg.collect() if fam.name == "collapse_watch_prompts_collapsed" for s in fam.samples
     ]
     assert len(series) == 1  # a count for the latest version, not a series per prompt
+
+
+def test_identical_collapsed_prompts_get_the_same_exact_p_and_are_all_named(data) -> None:  # type: ignore[no-untyped-def]
+    # 6 + 6 outputs: 924 distinct splits, fewer than the 999 draws, so every split is enumerated
+    # exactly: 30 copies of one collapsed prompt get one p-value, never below 1/924, and all survive
+    healthy, cold, order = data
+    d2 = select_metrics(["distinct_2"])[0]
+    pid = order[0]
+    b_rows, c_rows = [], []
+    for k in range(60):
+        bad = k < 30
+        src = pid if bad else order[1 + k % (N - 1)]
+        b_rows += [Sample(f"p{k:02d}", r["output"]) for r in healthy[src][:6]]
+        out = cold[src][:6] if bad else healthy[src][6:12]
+        c_rows += [Sample(f"p{k:02d}", r["output"]) for r in out]
+    tests = prompt_tests(d2, build_corpus(b_rows), build_corpus(c_rows))
+    bad_p = {t.p_value for t in tests if t.prompt_id < "p30"}
+    assert len(bad_p) == 1
+    (p,) = bad_p
+    assert p >= 1 / 924 and tests[0].min_p == pytest.approx(1 / 924)
+    adj = bh_adjust([t.p_value for t in tests])
+    assert sorted(t.prompt_id for t, a in zip(tests, adj, strict=True) if a < 0.05)[:30] == [
+        f"p{k:02d}" for k in range(30)
+    ]
