@@ -360,3 +360,39 @@ def test_identical_collapsed_prompts_get_the_same_exact_p_and_are_all_named(data
     assert sorted(t.prompt_id for t, a in zip(tests, adj, strict=True) if a < 0.05)[:30] == [
         f"p{k:02d}" for k in range(30)
     ]
+
+
+def test_can_detect_is_true_when_bh_can_name_prompts_sharing_the_smallest_p() -> None:
+    from collector.metrics.prompt_test import PromptTest
+    from collector.trends.prompts import assess_prompts
+
+    def evidence(n_side: int, k: int, m: int):  # type: ignore[no-untyped-def]
+        least = 1 / math.comb(2 * n_side, n_side)
+        rows = [
+            PromptTest(
+                f"p{i:02d}",
+                "distinct_2",
+                0.9,
+                0.5 if i < k else 0.9,
+                least if i < k else 0.6,
+                least,
+                n_side,
+                n_side,
+            )
+            for i in range(m)
+        ]
+        return assess_prompts(
+            {"distinct_2": rows},
+            {"distinct_2": True},
+            {},
+            fdr=0.05,
+            floors={"distinct_2": 0.1},
+            min_count=2,
+            min_share=0.0,
+        )
+
+    four = evidence(4, 7, 16)  # 4 outputs a side: 7 of 16 prompts at 1/70 survive BH (16/(70·7) < 0.05)
+    assert four.can_detect and len(four.collapsed) == 7
+    assert four.as_dict()["can_detect"] is True
+    two = evidence(2, 16, 16)  # 2 a side: 1/6 > 0.05, nothing can ever be named
+    assert not two.can_detect and not two.collapsed

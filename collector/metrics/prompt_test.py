@@ -7,8 +7,8 @@ null hypothesis (the same model answered both times) every split is as likely as
 so the one-sided p-value of a decline is the share of splits whose change is at most the observed
 change (the observed split counted as one of them).  With few outputs the splits are enumerated
 exactly (``C(n_b + n_c, n_c)`` of them); otherwise ``n_perm`` random splits are drawn.  The smallest
-p-value a prompt can reach is ``1 / (number of splits)``: with 4 + 4 outputs that is 1/70, too
-large to survive a false-discovery correction over many prompts, so such data never name a prompt.
+p-value a prompt can reach is ``1 / (number of splits)``: with 4 + 4 outputs that is 1/70, which
+survives a false-discovery correction over many prompts only when many prompts reach it together.
 
 Pure; no I/O.  Metrics may offer ``within_sets(texts, embeddings, sets)`` (many subsets of one
 prompt's outputs in one vectorised pass); others are scored subset by subset with ``within``.

@@ -103,9 +103,11 @@ class PromptEvidence:
 
     @property
     def can_detect(self) -> bool:
-        """Whether the outputs per prompt allow a prompt to survive the correction at all."""
-        m = max(1, self.n_prompts)
-        return bool(math.isfinite(self.min_p) and self.min_p * m / max(1, self.need) < self.fdr)
+        """Whether the outputs per prompt allow a prompt to survive the correction at all: in BH's
+        best case every prompt is at the smallest p-value, whose adjusted value is then that
+        p-value itself (``min_p · m / m``), so a prompt can be named when ``min_p < fdr`` (with 4
+        outputs a side, 1/70: several prompts declining together survive where one alone cannot)."""
+        return bool(math.isfinite(self.min_p) and self.min_p < self.fdr)
 
     def summary(self, baseline_label: str = "baseline") -> str:
         """``4 of 40 prompts collapsed (distinct_2 and vendi_score, each at FDR 0.05): "Write a…"
