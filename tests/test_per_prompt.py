@@ -396,3 +396,22 @@ def test_can_detect_is_true_when_bh_can_name_prompts_sharing_the_smallest_p() ->
     assert four.as_dict()["can_detect"] is True
     two = evidence(2, 16, 16)  # 2 a side: 1/6 > 0.05, nothing can ever be named
     assert not two.can_detect and not two.collapsed
+
+
+def test_shared_opening_and_closing_are_both_named_and_stripped(data) -> None:  # type: ignore[no-untyped-def]
+    healthy, _, _ = data
+    base, plain = mpp.sides(0, healthy, {}, [])
+    closing = "Let me know if you need anything else."
+    both = [dict(r, output=f"{OPENING} {r['output']} {closing}") for r in plain]
+    groups = [
+        [r["output"] for r in both if r["prompt_id"] == p] for p in sorted({r["prompt_id"] for r in both})
+    ]
+    found = shared_affix(groups, [r["output"] for r in base])
+    assert found is not None and found.kind == "opening" and found.text == OPENING
+    assert found.closing is not None and found.closing.text == closing
+    assert [strip_affix(r["output"], found) for r in both] == [r["output"].strip() for r in plain]
+    v = judge(base, both)
+    assert v.verdict.reasons[0].startswith(
+        f'shared opening "{OPENING}" and closing "{closing}" in 100% and 100%'
+    )
+    assert v.without_affix is not None and v.without_affix.status == judge(base, plain).verdict.status == "ok"
