@@ -415,3 +415,19 @@ def test_shared_opening_and_closing_are_both_named_and_stripped(data) -> None:  
         f'shared opening "{OPENING}" and closing "{closing}" in 100% and 100%'
     )
     assert v.without_affix is not None and v.without_affix.status == judge(base, plain).verdict.status == "ok"
+
+
+def test_one_output_per_prompt_says_the_per_prompt_test_was_skipped(data) -> None:  # type: ignore[no-untyped-def]
+    healthy, _, _ = data
+    base, cand = mpp.sides(0, healthy, {}, [])
+
+    def first(rows):  # type: ignore[no-untyped-def]
+        seen: set[str] = set()
+        return [r for r in rows if not (r["prompt_id"] in seen or seen.add(r["prompt_id"]))]
+
+    v = judge(first(base), first(cand))
+    assert v.prompts is not None and not v.prompts.collapsed
+    note = "per-prompt test skipped for every prompt: needs at least 2 outputs per prompt on each side"
+    assert any(n.startswith(note) for n in v.prompts.as_dict()["notes"])
+    assert any(r.startswith(note) for r in v.verdict.reasons)
+    assert not judge(base, cand).prompts.notes  # enough outputs: no note

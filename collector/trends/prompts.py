@@ -30,6 +30,8 @@ from collector.trends.change import format_change, scale_of
 #: of each prompt's text.
 REASON_PROMPTS = 3
 REASON_PROMPT_CHARS = 60
+#: A prompt's permutation test needs this many outputs on each side (one output has no split).
+MIN_OUTPUTS = 2
 
 
 def bh_adjust(p_values: Sequence[float]) -> np.ndarray:
@@ -209,4 +211,13 @@ def assess_prompts(
         findings.append(PromptFinding(pid, texts.get(pid, ""), found, collapsed, sev))
     findings.sort(key=lambda f: (not f.collapsed, f.severity if math.isfinite(f.severity) else math.inf))
     need = max(1, min_count, math.ceil(min_share * len(findings)))
-    return PromptEvidence(findings, metrics, fdr, need, min_p if math.isfinite(min_p) else math.nan)
+    notes = []
+    short = {t.prompt_id: t for m in metrics for t in tests[m] if min(t.n_base, t.n_cand) < MIN_OUTPUTS}
+    if short:
+        fewest = min(short.values(), key=lambda t: min(t.n_base, t.n_cand))
+        which = "every prompt" if len(short) == len(findings) else f"{len(short)} of {len(findings)} prompts"
+        notes.append(
+            f"per-prompt test skipped for {which}: needs at least {MIN_OUTPUTS} outputs per prompt on "
+            f"each side (fewest: {fewest.n_base} baseline, {fewest.n_cand} candidate)"
+        )
+    return PromptEvidence(findings, metrics, fdr, need, min_p if math.isfinite(min_p) else math.nan, notes)

@@ -378,6 +378,8 @@ def verdict(
             reasons = [f"{line} (watch needs {prompts.need})", *reasons]
         elif prompts.collapsed:
             reasons.append(line)
+    if prompts is not None and not blank:
+        reasons.extend(prompts.notes)  # e.g. the test was skipped: too few outputs per prompt
     pooled_declined, pooled_totals = _declined_by_family(pooled or {}, families)
     if any(pooled_declined.values()):
         reasons.append("pooled (across prompts): " + _counts(pooled_declined, pooled_totals) + " declined")
