@@ -100,13 +100,19 @@ def test_healthy_split_names_no_prompt_and_is_ok(data) -> None:  # type: ignore[
 def test_one_collapsed_prompt_is_named_but_short_of_the_rule(data) -> None:  # type: ignore[no-untyped-def]
     healthy, cold, order = data
     b, c = mpp.sides(1, healthy, cold, order)
-    v = judge(b, c)
+    # 6 + 6 outputs: 924 splits, enumerated exactly; the collapsed prompt's p is 2/924 (one other
+    # split as extreme), adjusted 24 · 2/924 = 0.052: one prompt alone just misses FDR 0.05, so
+    # the test names it at FDR 0.1 (random draws used to give it about 1/1000 and name it at 0.05)
+    assert not judge(b, c).prompts.collapsed  # type: ignore[union-attr]
+    v = judge(b, c, Thresholds(prompt_fdr=0.1))
     assert v.prompts is not None and [f.prompt_id for f in v.prompts.collapsed] == order[:1]
+    assert v.prompts.collapsed[0].metrics["distinct_2"].p_value == pytest.approx(2 / 924)
     assert v.verdict.status == "ok"
     assert any(r.startswith(f"1 of {N} prompts collapsed") for r in v.verdict.reasons)
     # with a count of 1 one prompt gives watch; a share of 5% on top needs 2 of 24
-    assert judge(b, c, Thresholds(min_collapsed_prompts=1)).verdict.status == "watch"
-    assert judge(b, c, Thresholds(min_collapsed_prompts=1, min_collapsed_share=0.05)).verdict.status == "ok"
+    assert judge(b, c, Thresholds(prompt_fdr=0.1, min_collapsed_prompts=1)).verdict.status == "watch"
+    th = Thresholds(prompt_fdr=0.1, min_collapsed_prompts=1, min_collapsed_share=0.05)
+    assert judge(b, c, th).verdict.status == "ok"
 
 
 def test_shared_opening_is_named_with_and_without_verdicts(data) -> None:  # type: ignore[no-untyped-def]
@@ -284,7 +290,7 @@ def assessed(tmp_path_factory, data):  # type: ignore[no-untyped-def]
         cold,
         order,
         K,
-        lambda r: "[red]<b>" + r["prompt"] if r["prompt_id"] == order[0] else r["prompt"],
+        lambda r: "[red]<b>\x1b[31m\x07\u202e" + r["prompt"] if r["prompt_id"] == order[0] else r["prompt"],
     )
     v = assess_model(store, "bot", metrics=LEXICAL, n_boot=200, n_halves=20)
     return url, store, order, v
@@ -313,6 +319,21 @@ def test_history_says_prompts_collapsed(assessed) -> None:  # type: ignore[no-un
     assert '"[red]<b>' in res.output  # prompt text printed as text, never as markup
 
 
+def test_history_lists_collapsed_prompts_worst_first(assessed) -> None:  # type: ignore[no-untyped-def]
+    from collector.store.cli_commands import collapsed_prompts
+
+    _, store, _, _ = assessed
+    version, rows = collapsed_prompts(store, "bot")
+    run = store.latest_completed_run("bot", version)
+    change = {
+        f.prompt_key: f.change
+        for f in store.prompt_findings_of(run)
+        if f.collapsed and f.metric == "distinct_2"
+    }
+    assert len(rows) == K and len(set(change.values())) > 1
+    assert [k for k, _, _ in rows] == sorted(change, key=lambda k: change[k])
+
+
 def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from collector.report.load import write_report
 
@@ -320,6 +341,9 @@ def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # 
     html = write_report(store, "bot", tmp_path).read_text(encoding="utf-8")
     assert f"Prompts that collapsed: {K} of {N}" in html
     assert "[red]&lt;b&gt;" in html and "[red]<b>" not in html
+    # ESC, BEL and a right-to-left override in a prompt are shown as text, never written raw
+    assert "[red]&lt;b&gt;\\x1b[31m\\x07U+202E" in html
+    assert not any(ch in html for ch in "\x1b\x07\u202e")
     for pid in order[:K]:
         assert pid in html
 
