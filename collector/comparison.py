@@ -40,7 +40,7 @@ from collector.trends import (
     compare_paired_replicates,
     verdict,
 )
-from collector.trends.prompts import PromptEvidence, assess_prompts, shorten
+from collector.trends.prompts import PromptEvidence, assess_prompts
 
 ACROSS_HALVES = 100
 MAX_PERMUTATIONS = 9999
@@ -190,12 +190,23 @@ def without_affix(
     return replace(cand, corpus=corpus, result=score_corpus(corpus, use, n_boot=2, seed=0))
 
 
+def _shares(affix: Affix, field: str) -> str:
+    """``100%``, or ``100% and 95%`` for an opening with a closing."""
+    own = f"{getattr(affix, field):.0%}"
+    return own if affix.closing is None else f"{own} and {getattr(affix.closing, field):.0%}"
+
+
+def _it(affix: Affix) -> str:
+    return "it" if affix.closing is None else "them"
+
+
 def affix_reason(affix: Affix, status_with: str, without: Verdict, baseline_label: str) -> str:
     """``shared opening "Certainly! Here is my answer:" in 100% of the candidate's outputs (v1: 0%);
     with it: collapse_suspected; without it: ok``."""
     return (
-        f'shared {affix.kind} "{shorten(affix.text, 80)}" in {affix.share:.0%} of the candidate\'s outputs '
-        f"({baseline_label}: {affix.baseline_share:.0%}); with it: {status_with}; without it: {without.status}"
+        f"shared {affix.describe()} in {_shares(affix, 'share')} of the candidate's outputs "
+        f"({baseline_label}: {_shares(affix, 'baseline_share')}); with {_it(affix)}: {status_with}; "
+        f"without {_it(affix)}: {without.status}"
     )
 
 

@@ -100,13 +100,19 @@ def test_healthy_split_names_no_prompt_and_is_ok(data) -> None:  # type: ignore[
 def test_one_collapsed_prompt_is_named_but_short_of_the_rule(data) -> None:  # type: ignore[no-untyped-def]
     healthy, cold, order = data
     b, c = mpp.sides(1, healthy, cold, order)
-    v = judge(b, c)
+    # 6 + 6 outputs: 924 splits, enumerated exactly; the collapsed prompt's p is 2/924 (one other
+    # split as extreme), adjusted 24 · 2/924 = 0.052: one prompt alone just misses FDR 0.05, so
+    # the test names it at FDR 0.1 (random draws used to give it about 1/1000 and name it at 0.05)
+    assert not judge(b, c).prompts.collapsed  # type: ignore[union-attr]
+    v = judge(b, c, Thresholds(prompt_fdr=0.1))
     assert v.prompts is not None and [f.prompt_id for f in v.prompts.collapsed] == order[:1]
+    assert v.prompts.collapsed[0].metrics["distinct_2"].p_value == pytest.approx(2 / 924)
     assert v.verdict.status == "ok"
     assert any(r.startswith(f"1 of {N} prompts collapsed") for r in v.verdict.reasons)
     # with a count of 1 one prompt gives watch; a share of 5% on top needs 2 of 24
-    assert judge(b, c, Thresholds(min_collapsed_prompts=1)).verdict.status == "watch"
-    assert judge(b, c, Thresholds(min_collapsed_prompts=1, min_collapsed_share=0.05)).verdict.status == "ok"
+    assert judge(b, c, Thresholds(prompt_fdr=0.1, min_collapsed_prompts=1)).verdict.status == "watch"
+    th = Thresholds(prompt_fdr=0.1, min_collapsed_prompts=1, min_collapsed_share=0.05)
+    assert judge(b, c, th).verdict.status == "ok"
 
 
 def test_shared_opening_is_named_with_and_without_verdicts(data) -> None:  # type: ignore[no-untyped-def]
@@ -284,7 +290,7 @@ def assessed(tmp_path_factory, data):  # type: ignore[no-untyped-def]
         cold,
         order,
         K,
-        lambda r: "[red]<b>" + r["prompt"] if r["prompt_id"] == order[0] else r["prompt"],
+        lambda r: "[red]<b>\x1b[31m\x07\u202e" + r["prompt"] if r["prompt_id"] == order[0] else r["prompt"],
     )
     v = assess_model(store, "bot", metrics=LEXICAL, n_boot=200, n_halves=20)
     return url, store, order, v
@@ -313,6 +319,21 @@ def test_history_says_prompts_collapsed(assessed) -> None:  # type: ignore[no-un
     assert '"[red]<b>' in res.output  # prompt text printed as text, never as markup
 
 
+def test_history_lists_collapsed_prompts_worst_first(assessed) -> None:  # type: ignore[no-untyped-def]
+    from collector.store.cli_commands import collapsed_prompts
+
+    _, store, _, _ = assessed
+    version, rows = collapsed_prompts(store, "bot")
+    run = store.latest_completed_run("bot", version)
+    change = {
+        f.prompt_key: f.change
+        for f in store.prompt_findings_of(run)
+        if f.collapsed and f.metric == "distinct_2"
+    }
+    assert len(rows) == K and len(set(change.values())) > 1
+    assert [k for k, _, _ in rows] == sorted(change, key=lambda k: change[k])
+
+
 def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from collector.report.load import write_report
 
@@ -320,6 +341,9 @@ def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # 
     html = write_report(store, "bot", tmp_path).read_text(encoding="utf-8")
     assert f"Prompts that collapsed: {K} of {N}" in html
     assert "[red]&lt;b&gt;" in html and "[red]<b>" not in html
+    # ESC, BEL and a right-to-left override in a prompt are shown as text, never written raw
+    assert "[red]&lt;b&gt;\\x1b[31m\\x07U+202E" in html
+    assert not any(ch in html for ch in "\x1b\x07\u202e")
     for pid in order[:K]:
         assert pid in html
 
@@ -336,3 +360,98 @@ def test_metrics_export_one_collapsed_prompt_count_per_model(assessed) -> None: 
         s for fam in reg.collect() if fam.name == "collapse_watch_prompts_collapsed" for s in fam.samples
     ]
     assert len(series) == 1  # a count for the latest version, not a series per prompt
+
+
+def test_identical_collapsed_prompts_get_the_same_exact_p_and_are_all_named(data) -> None:  # type: ignore[no-untyped-def]
+    # 6 + 6 outputs: 924 distinct splits, fewer than the 999 draws, so every split is enumerated
+    # exactly: 30 copies of one collapsed prompt get one p-value, never below 1/924, and all survive
+    healthy, cold, order = data
+    d2 = select_metrics(["distinct_2"])[0]
+    pid = order[0]
+    b_rows, c_rows = [], []
+    for k in range(60):
+        bad = k < 30
+        src = pid if bad else order[1 + k % (N - 1)]
+        b_rows += [Sample(f"p{k:02d}", r["output"]) for r in healthy[src][:6]]
+        out = cold[src][:6] if bad else healthy[src][6:12]
+        c_rows += [Sample(f"p{k:02d}", r["output"]) for r in out]
+    tests = prompt_tests(d2, build_corpus(b_rows), build_corpus(c_rows))
+    bad_p = {t.p_value for t in tests if t.prompt_id < "p30"}
+    assert len(bad_p) == 1
+    (p,) = bad_p
+    assert p >= 1 / 924 and tests[0].min_p == pytest.approx(1 / 924)
+    adj = bh_adjust([t.p_value for t in tests])
+    assert sorted(t.prompt_id for t, a in zip(tests, adj, strict=True) if a < 0.05)[:30] == [
+        f"p{k:02d}" for k in range(30)
+    ]
+
+
+def test_can_detect_is_true_when_bh_can_name_prompts_sharing_the_smallest_p() -> None:
+    from collector.metrics.prompt_test import PromptTest
+    from collector.trends.prompts import assess_prompts
+
+    def evidence(n_side: int, k: int, m: int):  # type: ignore[no-untyped-def]
+        least = 1 / math.comb(2 * n_side, n_side)
+        rows = [
+            PromptTest(
+                f"p{i:02d}",
+                "distinct_2",
+                0.9,
+                0.5 if i < k else 0.9,
+                least if i < k else 0.6,
+                least,
+                n_side,
+                n_side,
+            )
+            for i in range(m)
+        ]
+        return assess_prompts(
+            {"distinct_2": rows},
+            {"distinct_2": True},
+            {},
+            fdr=0.05,
+            floors={"distinct_2": 0.1},
+            min_count=2,
+            min_share=0.0,
+        )
+
+    four = evidence(4, 7, 16)  # 4 outputs a side: 7 of 16 prompts at 1/70 survive BH (16/(70·7) < 0.05)
+    assert four.can_detect and len(four.collapsed) == 7
+    assert four.as_dict()["can_detect"] is True
+    two = evidence(2, 16, 16)  # 2 a side: 1/6 > 0.05, nothing can ever be named
+    assert not two.can_detect and not two.collapsed
+
+
+def test_shared_opening_and_closing_are_both_named_and_stripped(data) -> None:  # type: ignore[no-untyped-def]
+    healthy, _, _ = data
+    base, plain = mpp.sides(0, healthy, {}, [])
+    closing = "Let me know if you need anything else."
+    both = [dict(r, output=f"{OPENING} {r['output']} {closing}") for r in plain]
+    groups = [
+        [r["output"] for r in both if r["prompt_id"] == p] for p in sorted({r["prompt_id"] for r in both})
+    ]
+    found = shared_affix(groups, [r["output"] for r in base])
+    assert found is not None and found.kind == "opening" and found.text == OPENING
+    assert found.closing is not None and found.closing.text == closing
+    assert [strip_affix(r["output"], found) for r in both] == [r["output"].strip() for r in plain]
+    v = judge(base, both)
+    assert v.verdict.reasons[0].startswith(
+        f'shared opening "{OPENING}" and closing "{closing}" in 100% and 100%'
+    )
+    assert v.without_affix is not None and v.without_affix.status == judge(base, plain).verdict.status == "ok"
+
+
+def test_one_output_per_prompt_says_the_per_prompt_test_was_skipped(data) -> None:  # type: ignore[no-untyped-def]
+    healthy, _, _ = data
+    base, cand = mpp.sides(0, healthy, {}, [])
+
+    def first(rows):  # type: ignore[no-untyped-def]
+        seen: set[str] = set()
+        return [r for r in rows if not (r["prompt_id"] in seen or seen.add(r["prompt_id"]))]
+
+    v = judge(first(base), first(cand))
+    assert v.prompts is not None and not v.prompts.collapsed
+    note = "per-prompt test skipped for every prompt: needs at least 2 outputs per prompt on each side"
+    assert any(n.startswith(note) for n in v.prompts.as_dict()["notes"])
+    assert any(r.startswith(note) for r in v.verdict.reasons)
+    assert not judge(base, cand).prompts.notes  # enough outputs: no note

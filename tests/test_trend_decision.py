@@ -34,3 +34,27 @@ def test_trend_decision_needs_both_families() -> None:
     both = verdict({}, {"distinct_2": down, "ngram_entropy_1": flat, "vendi_score": down}, families)
     assert one_family.status == "ok" and not all(one_family.details["trend_family_reached"].values())
     assert both.status == "watch" and all(both.details["trend_family_reached"].values())
+
+
+def test_short_of_every_rule_names_the_p_each_rule_needs() -> None:
+    # one family alone: 13 of 14 lexical declined at p < 0.05 but none at p < 0.01, so the reason
+    # must say that collapse_suspected needs 7 lexical at p < 0.01, not just "7 lexical"
+    from collector.trends.compare import Comparison
+
+    def cmp(p: float, down: bool) -> Comparison:
+        return Comparison(24, 0.9, 0.8, -0.1, -0.2, -0.01, -0.1, -0.2, -0.01, p, True, down, change=-0.1)
+
+    names = [f"m{i}" for i in range(14)]
+    comps = {m: cmp(0.03 if i < 13 else 0.5, i < 13) for i, m in enumerate(names)}
+    v = verdict(comps, {}, dict.fromkeys(names, "lexical"))
+    assert v.status == "ok"
+    line = next(r for r in v.reasons if "short of every rule" in r)
+    assert line.startswith("13 of 14 lexical")
+    assert "collapse_suspected needs 7 lexical at p < 0.01 (lexical-only verdict)" in line
+    both = {**comps, "e0": cmp(0.03, True), "e1": cmp(0.5, False), "e2": cmp(0.5, False)}
+    fams = {**dict.fromkeys(names, "lexical"), **dict.fromkeys(["e0", "e1", "e2"], "embedding")}
+    two = verdict(both, {}, fams)
+    assert two.status == "ok"
+    assert "collapse_suspected needs 7 lexical and 2 embedding at p < 0.05; watch needs" in " ".join(
+        two.reasons
+    )

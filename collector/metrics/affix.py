@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 MIN_WORDS = 3
@@ -28,6 +28,16 @@ class Affix:
     n_words: int
     share: float  # of the non-blank outputs that carry it
     baseline_share: float
+    closing: Affix | None = None  # a shared closing found beside a shared opening (stripped too)
+
+    def describe(self) -> str:
+        """``opening "…"`` or ``opening "…" and closing "…"`` (each cut at 80 characters)."""
+        from collector.trends.prompts import shorten
+
+        own = f'{self.kind} "{shorten(self.text, 80)}"'
+        if self.closing is None:
+            return own
+        return f'{own} and closing "{shorten(self.closing.text, 80)}"'
 
 
 def _words(text: str, kind: Kind) -> list[str]:
@@ -82,6 +92,22 @@ def common_affix(
 
 
 def shared_affix(candidate: Sequence[Sequence[str]], baseline: Sequence[str]) -> Affix | None:
+    """The opening that most candidate outputs share and the baseline's do not, with (in
+    ``closing``) a closing shared beside it, found once the opening is stripped; else a closing
+    alone; None when neither.  See :func:`_one_affix` for what counts."""
+    first = _one_affix(candidate, baseline)
+    if first is None or first.kind == "closing":
+        return first
+    groups = [[strip_affix(t, first) for t in g] for g in candidate]
+    rest = _one_affix(groups, [strip_affix(t, first) for t in baseline], kinds=("closing",))
+    return first if rest is None else replace(first, closing=rest)
+
+
+def _one_affix(
+    candidate: Sequence[Sequence[str]],
+    baseline: Sequence[str],
+    kinds: tuple[str, ...] = ("opening", "closing"),
+) -> Affix | None:
     """The opening (else closing) that most candidate outputs share and the baseline's do not.
 
     ``candidate``: the candidate's outputs grouped by prompt.  At least ``MIN_SHARE`` of its
@@ -91,7 +117,7 @@ def shared_affix(candidate: Sequence[Sequence[str]], baseline: Sequence[str]) ->
     """
     groups = [list(g) for g in candidate]
     flat = [t for g in groups for t in g]
-    for kind in ("opening", "closing"):
+    for kind in kinds:
         words = common_affix(flat, kind)  # type: ignore[arg-type]
         if words is None:
             continue
@@ -108,7 +134,10 @@ def shared_affix(candidate: Sequence[Sequence[str]], baseline: Sequence[str]) ->
 
 def strip_affix(text: str, affix: Affix) -> str:
     """``text`` without the affix's words (and the whitespace next to them) where it carries them;
-    unchanged otherwise.  A text that is only the affix becomes empty."""
+    unchanged otherwise (and without its ``closing``, when it has one).  A text that is only the
+    affix becomes empty."""
+    if affix.closing is not None:
+        return strip_affix(strip_affix(text, replace(affix, closing=None)), affix.closing)
     words = affix.text.split()
     k = len(words)
     if affix.kind == "opening":

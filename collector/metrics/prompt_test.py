@@ -7,8 +7,8 @@ null hypothesis (the same model answered both times) every split is as likely as
 so the one-sided p-value of a decline is the share of splits whose change is at most the observed
 change (the observed split counted as one of them).  With few outputs the splits are enumerated
 exactly (``C(n_b + n_c, n_c)`` of them); otherwise ``n_perm`` random splits are drawn.  The smallest
-p-value a prompt can reach is ``1 / (number of splits)``: with 4 + 4 outputs that is 1/70, too
-large to survive a false-discovery correction over many prompts, so such data never name a prompt.
+p-value a prompt can reach is ``1 / (number of splits)``: with 4 + 4 outputs that is 1/70, which
+survives a false-discovery correction over many prompts only when many prompts reach it together.
 
 Pure; no I/O.  Metrics may offer ``within_sets(texts, embeddings, sets)`` (many subsets of one
 prompt's outputs in one vectorised pass); others are scored subset by subset with ``within``.
@@ -144,12 +144,14 @@ def prompt_tests(
         emb = None
         if base.embeddings is not None and cand.embeddings is not None:
             emb = np.vstack([base.embeddings[b_sl], cand.embeddings[c_sl]])
-        member = splits(nb, nc, min(n_perm, FIRST_PERMUTATIONS), rng)
+        # Every distinct split, exactly, when there are no more of them than the full test would
+        # draw: identical prompts then get identical p-values, never below 1 / (number of splits).
+        exact = math.comb(nb + nc, nc) <= n_perm + 1
+        member = splits(nb, nc, n_perm if exact else min(n_perm, FIRST_PERMUTATIONS), rng)
         change, b0, c0 = _changes(metric, b_texts + c_texts, emb, member, sign)
         if not np.isfinite(change[0]):
             out.append(PromptTest(pid, metric.name, b0, c0, math.nan, math.nan, nb, nc))
             continue
-        exact = math.comb(nb + nc, nc) <= min(n_perm, FIRST_PERMUTATIONS) + 1
         if not exact and n_perm > FIRST_PERMUTATIONS and _extreme(change) < STOP_AFTER:
             more = splits(nb, nc, n_perm - FIRST_PERMUTATIONS, rng)[1:]  # row 0 is the observed split
             extra, _, _ = _changes(metric, b_texts + c_texts, emb, more, sign, with_observed=False)

@@ -187,6 +187,13 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
             "text": cmp.affix.text,
             "share": cmp.affix.share,
             "baseline_share": cmp.affix.baseline_share,
+            "closing": None
+            if cmp.affix.closing is None
+            else {
+                "text": cmp.affix.closing.text,
+                "share": cmp.affix.closing.share,
+                "baseline_share": cmp.affix.closing.baseline_share,
+            },
             "verdict_with": cmp.verdict.status,
             "verdict_without": cmp.without_affix.status,
             "reasons_without": cmp.without_affix.reasons,

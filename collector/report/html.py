@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from html import escape
+from html import escape as _html_escape
 
 from collector.report.svg import Series, line_chart
 from collector.trends.change import change, format_change
+
+#: Characters a page would obey or hide rather than show: C0/C1 controls (tab and newline kept),
+#: zero-width and line/paragraph separators, bidi embeddings, overrides and isolates, BOM.
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
+
+
+def escape(text: str) -> str:
+    """Outside text as HTML text: markup escaped, and every control or bidi character written as
+    visible text (``\\x1b`` for ESC, ``U+202E`` for a right-to-left override), never raw."""
+    shown = _HIDDEN.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0xA0 else f"U+{ord(m.group()):04X}", text
+    )
+    return _html_escape(shown)
+
 
 HEADLINE = ("distinct_2", "self_bleu", "compression_ratio", "embedding_mean_distance", "vendi_score")
 

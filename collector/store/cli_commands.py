@@ -95,9 +95,12 @@ def collapsed_prompts(store: Store, model: str, limit: int = 10) -> tuple[str, l
             continue
         texts = store.prompt_texts(run_id)
         by_key: dict[str, list[str]] = {}
+        worst: dict[str, float] = {}  # the prompt's change in its first headline metric found
         for f in found:
             by_key.setdefault(f.prompt_key, []).append(f"{f.metric} {format_change(f.metric, f.change)}")
-        rows = [(k, texts.get(k, ""), ", ".join(v)) for k, v in by_key.items()]
+            worst.setdefault(f.prompt_key, f.change if math.isfinite(f.change) else math.inf)
+        keys = sorted(by_key, key=lambda k: (worst[k], k))  # the largest decline first
+        rows = [(k, texts.get(k, ""), ", ".join(by_key[k])) for k in keys]
         return version, rows[:limit]
     return "", []
 

@@ -30,6 +30,8 @@ from collector.trends.change import format_change, scale_of
 #: of each prompt's text.
 REASON_PROMPTS = 3
 REASON_PROMPT_CHARS = 60
+#: A prompt's permutation test needs this many outputs on each side (one output has no split).
+MIN_OUTPUTS = 2
 
 
 def bh_adjust(p_values: Sequence[float]) -> np.ndarray:
@@ -103,9 +105,11 @@ class PromptEvidence:
 
     @property
     def can_detect(self) -> bool:
-        """Whether the outputs per prompt allow a prompt to survive the correction at all."""
-        m = max(1, self.n_prompts)
-        return bool(math.isfinite(self.min_p) and self.min_p * m / max(1, self.need) < self.fdr)
+        """Whether the outputs per prompt allow a prompt to survive the correction at all: in BH's
+        best case every prompt is at the smallest p-value, whose adjusted value is then that
+        p-value itself (``min_p · m / m``), so a prompt can be named when ``min_p < fdr`` (with 4
+        outputs a side, 1/70: several prompts declining together survive where one alone cannot)."""
+        return bool(math.isfinite(self.min_p) and self.min_p < self.fdr)
 
     def summary(self, baseline_label: str = "baseline") -> str:
         """``4 of 40 prompts collapsed (distinct_2 and vendi_score, each at FDR 0.05): "Write a…"
@@ -207,4 +211,13 @@ def assess_prompts(
         findings.append(PromptFinding(pid, texts.get(pid, ""), found, collapsed, sev))
     findings.sort(key=lambda f: (not f.collapsed, f.severity if math.isfinite(f.severity) else math.inf))
     need = max(1, min_count, math.ceil(min_share * len(findings)))
-    return PromptEvidence(findings, metrics, fdr, need, min_p if math.isfinite(min_p) else math.nan)
+    notes = []
+    short = {t.prompt_id: t for m in metrics for t in tests[m] if min(t.n_base, t.n_cand) < MIN_OUTPUTS}
+    if short:
+        fewest = min(short.values(), key=lambda t: min(t.n_base, t.n_cand))
+        which = "every prompt" if len(short) == len(findings) else f"{len(short)} of {len(findings)} prompts"
+        notes.append(
+            f"per-prompt test skipped for {which}: needs at least {MIN_OUTPUTS} outputs per prompt on "
+            f"each side (fewest: {fewest.n_base} baseline, {fewest.n_cand} candidate)"
+        )
+    return PromptEvidence(findings, metrics, fdr, need, min_p if math.isfinite(min_p) else math.nan, notes)

@@ -347,11 +347,17 @@ def verdict(
         status = "ok"
         if any(declined.values()):
             rules = " and ".join(f"{need(f)} {f}" for f in present)
-            reasons.append(
-                f"{summary} at p < {alpha:g}, short of every rule "
-                f"(collapse_suspected needs {rules}; watch needs a headline metric or a family at "
-                f"p < {th.watch_p_value:g})"
-            )
+            if single:  # one family alone must reach its fraction at the stricter p (see above)
+                rule = (
+                    f"collapse_suspected needs {rules} at p < {th.watch_p_value:g} ({present[0]}-only "
+                    f"verdict); watch needs a headline metric at p < {th.watch_p_value:g}"
+                )
+            else:
+                rule = (
+                    f"collapse_suspected needs {rules} at p < {alpha:g}; watch needs a headline "
+                    f"metric or a family at p < {th.watch_p_value:g}"
+                )
+            reasons.append(f"{summary} at p < {alpha:g}, short of every rule ({rule})")
         else:
             reasons.append(f"no metric declined significantly ({_counts(declined, totals)})")
         smallest = detectable_text(comparisons, th.headline_metrics, n_shared)
@@ -372,6 +378,8 @@ def verdict(
             reasons = [f"{line} (watch needs {prompts.need})", *reasons]
         elif prompts.collapsed:
             reasons.append(line)
+    if prompts is not None and not blank:
+        reasons.extend(prompts.notes)  # e.g. the test was skipped: too few outputs per prompt
     pooled_declined, pooled_totals = _declined_by_family(pooled or {}, families)
     if any(pooled_declined.values()):
         reasons.append("pooled (across prompts): " + _counts(pooled_declined, pooled_totals) + " declined")
