@@ -132,6 +132,12 @@ class StoredEmbeddings:
                 )
         self.n_written += len(items)
 
+    def rekey(self, backend: str) -> None:
+        """Read and write vectors under another backend from now on (an embedder fell back to torch)."""
+        self.backend = backend
+        self._identity_id = None
+        self.dimension = None
+
     @staticmethod
     def quantise(vectors: np.ndarray) -> np.ndarray:
         """``vectors`` rounded to what is stored (float16), as float32."""
