@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from collector.cli import EXIT_CODES, EXIT_SOFTWARE
 from tests.cli_process import cli
@@ -38,3 +41,26 @@ def test_unexpected_error_exits_70_with_one_line_and_traceback_only_on_request(t
     debug = cli(*args, env={**env, "COLLAPSE_WATCH_DEBUG": "1"})
     assert debug.returncode == 70
     assert "Traceback" in debug.stderr
+
+
+def test_a_cache_file_that_cannot_be_written_is_still_read(tmp_path: Path) -> None:
+    """An immutable vectors.sqlite (chattr +i: unwritable even for root) is read, not written: the
+    second gate embeds nothing, answers as the first, warns once and leaves the file as it was."""
+    cache = tmp_path / "cache"
+    env = {"COLLAPSE_WATCH_CACHE_DIR": str(cache)}
+    first = cli("compare", *SIDES, "--metrics", "vendi_score", "--json", env=env)
+    assert first.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), first.stderr
+    db = cache / "vectors.sqlite"
+    before = db.read_bytes()
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        with pytest.raises(OSError):
+            db.open("r+b").close()
+        second = cli("compare", *SIDES, "--metrics", "vendi_score", "--json", env=env)
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+    assert (second.returncode, second.stdout) == (first.returncode, first.stdout), second.stderr
+    assert second.stderr.count(f"vector cache {db} is read-only") == 1
+    assert "unusable" not in second.stderr
+    assert db.read_bytes() == before
