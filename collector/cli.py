@@ -364,6 +364,8 @@ class ProgressEmbedder:
 
         embedder = build_embedder(self.model, store=self.store, backend=self.backend)  # type: ignore[arg-type]
         embedder.warn = warn
+        if self.store is not None and hasattr(embedder.cache, "warn"):
+            embedder.cache.warn = warn  # type: ignore[attr-defined]
         if self.store is None:
             from collector.embeddings import EmbeddingCache
             from collector.store.embeddings import VECTOR_DTYPE

@@ -64,3 +64,55 @@ def test_a_cache_file_that_cannot_be_written_is_still_read(tmp_path: Path) -> No
     assert second.stderr.count(f"vector cache {db} is read-only") == 1
     assert "unusable" not in second.stderr
     assert db.read_bytes() == before
+
+
+def test_broken_cached_vectors_are_re_embedded_and_replaced(tmp_path: Path) -> None:
+    """Rows corrupted in the real cache file (zeros, random bytes, a cut blob) are not read as vectors
+    (zeros gave similarity 1.0, random bytes NaN): one warning counts them, they are embedded again
+    and their rows REPLACED (no duplicate, no bad row left), and the next gate reads them quietly."""
+    import json
+
+    import numpy as np
+    from sqlalchemy import create_engine, text
+
+    from collector.embeddings import text_key
+
+    cache = tmp_path / "cache"
+    env = {"COLLAPSE_WATCH_CACHE_DIR": str(cache)}
+    args = ("compare", *SIDES, "--metrics", "vendi_score", "--json")
+    first = cli(*args, env=env)
+    assert first.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), first.stderr
+    outputs = [json.loads(line)["output"] for line in Path(SIDES[0]).read_text(encoding="utf-8").splitlines()]
+    keys = list(dict.fromkeys(text_key(o) for o in outputs))[:7]
+    engine = create_engine(f"sqlite:///{cache / 'vectors.sqlite'}")
+    corrupt = ["zeroblob(768)"] * 3 + ["randomblob(768)"] * 3 + ["randomblob(7)"]
+    with engine.begin() as conn:
+        n_rows = conn.scalar(text("SELECT count(*) FROM embedding_vectors"))
+        for key, blob in zip(keys, corrupt, strict=True):
+            conn.execute(
+                text(f"UPDATE embedding_vectors SET vector = {blob} WHERE text_sha256 = :k"), {"k": key}
+            )
+    engine.dispose()
+
+    second = cli(*args, env=env)
+    assert second.returncode == first.returncode, second.stderr
+    assert second.stderr.count("7 stored vector(s) of local-") == 1, second.stderr
+    assert "Traceback" not in second.stderr
+    for before, after in zip(
+        json.loads(first.stdout)["metrics"], json.loads(second.stdout)["metrics"], strict=True
+    ):
+        # the same vectors again (up to batch padding in bf16), not zeros (1.0) or NaN
+        assert abs(after["baseline"] - before["baseline"]) < 1e-2 * before["baseline"], (before, after)
+    engine = create_engine(f"sqlite:///{cache / 'vectors.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM embedding_vectors")) == n_rows  # replaced, not added
+        for key in keys:
+            blob = conn.scalar(
+                text("SELECT vector FROM embedding_vectors WHERE text_sha256 = :k"), {"k": key}
+            )
+            vec = np.frombuffer(blob, dtype="<f2").astype(np.float32)
+            assert vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1.0) < 1e-2
+    engine.dispose()
+    third = cli(*args, env=env)
+    assert "stored vector(s)" not in third.stderr
+    assert (third.returncode, third.stdout) == (second.returncode, second.stdout)
