@@ -123,14 +123,19 @@ class StoredEmbeddings:
 
     def _check(self, blob: bytes) -> np.ndarray | None:
         """The vector in ``blob``, or None if it is not one this identity could have written: the
-        wrong length, a NaN or infinity, or (normalised identities) a norm off 1 by more than 1e-2."""
+        wrong length, a NaN or infinity, all zeros, or (a local model, whose rows are stored
+        L2-normalised) a norm off 1 by more than 1e-2. A remote encoder's rows are stored at its own
+        scale (the embedder normalises them after reading), so only a zero norm is wrong there."""
         try:
             vec = from_blob(blob)
         except (ValueError, TypeError):  # a blob of an odd number of bytes
             return None
         if vec.shape[0] != self.dimension or not np.isfinite(vec).all():
             return None
-        if self.normalised and abs(float(np.linalg.norm(vec)) - 1.0) > NORM_TOLERANCE:
+        norm = float(np.linalg.norm(vec))
+        if not np.isfinite(norm) or norm <= 1e-6:
+            return None
+        if self.normalised and self.backend.startswith("local-") and abs(norm - 1.0) > NORM_TOLERANCE:
             return None
         return vec
 
