@@ -157,6 +157,15 @@ def test_runs_of_two_embedders_are_not_compared_on_embeddings(db_url: str) -> No
     assert "other embedder" not in by_metric["embedding_mean_distance"]["v2"]
     assert "(" in by_metric["embedding_mean_distance"]["v2"]  # same identity: a change is shown
     assert "other embedder" not in by_metric["distinct_2"]["v3"]
+    # and so does the HTML report's versions table
+    from collector.report.html import _change_text
+    from collector.report.load import load_report
+
+    data = load_report(store, MODEL)
+    views = {v.label: v for v in data.versions}
+    assert _change_text(data, views["v3"], "embedding_mean_distance") == "other embedder"
+    assert _change_text(data, views["v2"], "embedding_mean_distance") not in ("other embedder", "–")
+    assert _change_text(data, views["v3"], "distinct_2") not in ("other embedder", "–")
     assert verdict.details["embedding_incomparable"] == reason
     assert embedding_rows(store, cand, "baseline") == []
     lexical = {c.metric for c in store.comparisons_of(cand) if c.reference == "baseline"}
