@@ -363,6 +363,9 @@ class ProgressEmbedder:
         from collector.service import build_embedder
 
         embedder = build_embedder(self.model, store=self.store, backend=self.backend)  # type: ignore[arg-type]
+        embedder.warn = warn
+        if self.store is not None and hasattr(embedder.cache, "warn"):
+            embedder.cache.warn = warn  # type: ignore[attr-defined]
         if self.store is None:
             from collector.embeddings import EmbeddingCache
             from collector.store.embeddings import VECTOR_DTYPE
@@ -418,6 +421,7 @@ def cli_embedder(
 
 
 EXIT_CODES = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: an unexpected internal error, never read as a verdict (1 is one)
 
 
 @app.command()
@@ -1109,6 +1113,20 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug or an unforeseen failure: exit 70, never 1 (= collapse suspected)
+        if os.environ.get("COLLAPSE_WATCH_DEBUG") == "1":
+            import traceback
+
+            err.print(Text("".join(traceback.format_exception(exc))), highlight=False)
+        first = str(exc).splitlines()[0] if str(exc).strip() else ""
+        message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        err.print(
+            Text.assemble(
+                ("error:", "bold red"), " ", message, " (COLLAPSE_WATCH_DEBUG=1 shows the traceback)"
+            ),
+            highlight=False,
+        )
+        sys.exit(EXIT_SOFTWARE)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,13 @@ class EmbeddingCache:
                     found[k] = vec
         return found
 
+    def rekey(self, backend_kind: str) -> None:
+        """Keep vectors under another embedder's backend kind from now on (a fallback to torch)."""
+        with self._lock:
+            self._mem.clear()
+            model = self.namespace.split("|", 1)[0]
+            self.namespace = f"{model}|{backend_kind}" if "|" in self.namespace else backend_kind
+
     def quantise(self, vectors: np.ndarray) -> np.ndarray:
         """Vectors as this cache gives them back: float32, rounded to ``round_to`` first if set."""
         if self.round_to is None:
@@ -323,6 +330,8 @@ class Embedder:
         self.encoder = encoder
         self.model_id = canonical_model(model) if encoder is None else encoder.model
         self.backend: Backend = resolve_backend(backend, model) if encoder is None else backend
+        self.auto = encoder is None and backend == "auto"  # may fall back from OpenVINO to torch
+        self.warn: Callable[[str], None] | None = None  # where a fallback is reported (else warnings)
         self.batch_size = batch_size
         self.threads = threads
         self._precision: str | None = None
@@ -335,10 +344,37 @@ class Embedder:
     def model(self) -> Any:
         return load_model(self.model_id, self.backend)
 
+    def _ensure_model(self) -> bool:
+        """Load the local model; with backend ``auto``, an OpenVINO model that cannot be converted or
+        loaded (a read-only or full cache directory, a broken OpenVINO) falls back to torch, after one
+        warning, under torch's own identity (the cache is re-keyed to it). True if it fell back."""
+        if self.encoder is not None:
+            return False
+        try:
+            self.model  # noqa: B018 - loads it
+            return False
+        except (OSError, RuntimeError) as exc:
+            if not (self.auto and self.backend == "openvino"):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.backend = "bf16" if bf16_supported() else "fp32"
+            self._precision = None
+            message = f"OpenVINO embedding backend unavailable, using torch ({self.backend_kind}): {first}"
+            if self.warn is not None:
+                self.warn(message)
+            else:
+                import warnings
+
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
+            rekey = getattr(self.cache, "rekey", None)
+            if rekey is not None:
+                rekey(self.backend_kind)
+            self.model  # noqa: B018 - the torch model, or its own error
+            return True
+
     def warm(self) -> None:
         """Load the local model now, rather than on the first texts (a remote backend needs nothing)."""
-        if self.encoder is None:
-            load_model(self.model_id, self.backend)
+        self._ensure_model()
 
     @property
     def dimension(self) -> int:
@@ -414,6 +450,8 @@ class Embedder:
         for k, t in zip(keys, texts, strict=True):
             if k not in found and k not in todo:
                 todo[k] = t
+        if todo and self._ensure_model():  # fell back to torch: the vectors found are another identity's
+            return self.embed(texts, progress)
         total = len(todo)
         if progress:
             progress(0, total)

@@ -114,7 +114,8 @@ def test_local_vector_cache_is_bounded_least_recently_used_first(tmp_path):
 
     cache = LocalVectorCache(tmp_path / "v.sqlite", "local-test", "m", max_vectors=10)
     rng = np.random.default_rng(0)
-    vecs = {f"k{i:02d}": rng.normal(size=4).astype(np.float32) for i in range(10)}
+    raw = {f"k{i:02d}": rng.normal(size=4).astype(np.float32) for i in range(10)}
+    vecs = {k: v / np.linalg.norm(v) for k, v in raw.items()}  # a local model's rows: unit length
     cache.put_many(dict(list(vecs.items())[:5]))
     cache.put_many(dict(list(vecs.items())[5:]))
     assert len(cache) == 10

@@ -148,6 +148,24 @@ def test_runs_of_two_embedders_are_not_compared_on_embeddings(db_url: str) -> No
         f"{build_embedder().backend_kind}:all-MiniLM-L6-v2:384:l2" in reason
         and "squashed:all-MiniLM-L6-v2:384:l2" in reason
     )
+    # `history` shows no change of an embedding metric across the two embedders; lexical ones it does
+    from collector.store.cli_commands import history_table
+
+    columns, table = history_table(store, MODEL)
+    by_metric = {r[0]: dict(zip(columns, r, strict=True)) for r in table}
+    assert by_metric["embedding_mean_distance"]["v3"].endswith("(other embedder)")
+    assert "other embedder" not in by_metric["embedding_mean_distance"]["v2"]
+    assert "(" in by_metric["embedding_mean_distance"]["v2"]  # same identity: a change is shown
+    assert "other embedder" not in by_metric["distinct_2"]["v3"]
+    # and so does the HTML report's versions table
+    from collector.report.html import _change_text
+    from collector.report.load import load_report
+
+    data = load_report(store, MODEL)
+    views = {v.label: v for v in data.versions}
+    assert _change_text(data, views["v3"], "embedding_mean_distance") == "other embedder"
+    assert _change_text(data, views["v2"], "embedding_mean_distance") not in ("other embedder", "–")
+    assert _change_text(data, views["v3"], "distinct_2") not in ("other embedder", "–")
     assert verdict.details["embedding_incomparable"] == reason
     assert embedding_rows(store, cand, "baseline") == []
     lexical = {c.metric for c in store.comparisons_of(cand) if c.reference == "baseline"}

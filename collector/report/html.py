@@ -44,6 +44,7 @@ class VersionView:
     points: dict[str, dict[str, MetricPoint]] = field(default_factory=dict)
     # metrics whose within-scope change vs the baseline was a significant decline
     declined: set[str] = field(default_factory=set)
+    embedder: str | None = None  # the embedding identity label its run was scored with (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,17 @@ def _change_text(data: ReportData, v: VersionView, metric: str) -> str:
     cand = v.points.get(metric, {}).get("within")
     if base is None or cand is None or v.label == data.baseline:
         return "–"
+    if base_view is not None and _other_embedder(metric, base_view.embedder, v.embedder):
+        return "other embedder"  # embedding values of two identities are not on one scale
     return format_change(metric, change(metric, base.value, cand.value))
+
+
+def _other_embedder(metric: str, a: str | None, b: str | None) -> bool:
+    from collector.metrics.registry import metric_names, needs_embeddings
+
+    if a is None or b is None or a == b or metric not in set(metric_names()):
+        return False
+    return needs_embeddings([metric])
 
 
 def _versions_table(data: ReportData) -> str:

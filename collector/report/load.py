@@ -116,7 +116,9 @@ def load_report(store: Store, model: str) -> ReportData:
         runs[label] = run_id
         if run_id is None:
             continue
-        view = VersionView(label=label)
+        from collector.store.embeddings import run_identities
+
+        view = VersionView(label=label, embedder=run_identities(store.engine, [run_id]).get(run_id))
         for r in rows:
             if r["version"] == label:
                 view.points.setdefault(r["metric"], {})[r["scope"]] = MetricPoint(

@@ -35,8 +35,10 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
     (``0.676 (−28.6 pp)``, ``1.874 (×0.57)``; :mod:`collector.trends.change`); the last column is the
     stored trend over the last versions (``↓ −4.1%/version, p 0.03``; "–" under 3 versions).
     """
+    from collector.metrics.registry import metric_names
     from collector.trends.change import change, format_change
 
+    known_metrics = set(metric_names())
     rows = [r for r in store.latest_metrics(model) if r["scope"] == scope]
     versions: list[str] = []
     for r in sorted(rows, key=lambda r: r["version_ordinal"]):
@@ -48,6 +50,19 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
         v = r["value"]
         values.setdefault(r["metric"], {})[r["version"]] = math.nan if v is None else float(v)
     trends = {t.metric: t for t in store.trends_of(model) if t.scope == scope}
+    run_ids = {v: store.latest_completed_run(model, v) for v in versions}
+    from collector.metrics.registry import needs_embeddings
+    from collector.store.embeddings import run_identities
+
+    identities = run_identities(store.engine, [r for r in run_ids.values() if r is not None])
+    label = {v: identities.get(r) if r is not None else None for v, r in run_ids.items()}
+
+    def other_embedder(metric: str, version: str) -> bool:
+        """An embedding metric of two runs embedded by different identities: not on one scale."""
+        if baseline is None or metric not in known_metrics or not needs_embeddings([metric]):
+            return False
+        a, b = label.get(baseline), label.get(version)
+        return a is not None and b is not None and a != b
 
     def cell(metric: str, version: str) -> str:
         v = values[metric].get(version)
@@ -58,6 +73,8 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
         base = values[metric].get(baseline) if baseline else None
         if version == baseline or base is None or math.isnan(base):
             return f"{v:.4f}"
+        if other_embedder(metric, version):
+            return f"{v:.4f} (other embedder)"
         return f"{v:.4f} ({format_change(metric, change(metric, base, v))})"
 
     def trend_cell(metric: str) -> str:
@@ -69,7 +86,6 @@ def history_table(store: Store, model: str, scope: str = "within") -> tuple[list
         return text + (f", p {t.p_value:.2f}" if not math.isnan(t.p_value) else "")
 
     table = [[k, *(cell(k, v) for v in versions), trend_cell(k)] for k in sorted(values)]
-    run_ids = {v: store.latest_completed_run(model, v) for v in versions}
     counts = store.prompts_collapsed([r for r in run_ids.values() if r is not None])
     if counts:  # per version: prompts that collapsed on their own vs the baseline (issue #26)
         cells = [f"{counts[r][0]} of {counts[r][1]}" if r in counts else "" for r in run_ids.values()]

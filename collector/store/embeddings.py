@@ -14,11 +14,12 @@ the same way, so a value never depends on whether its vectors came from the mode
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from collector.embeddings import EmbeddingIdentity
 from collector.store import models as m
@@ -26,6 +27,7 @@ from collector.store.engine import insert_ignore
 
 VECTOR_DTYPE = np.dtype("<f2")  # little-endian float16 on every platform
 CHUNK = 500  # keys per IN (...) lookup and rows per insert
+NORM_TOLERANCE = 1e-2  # a stored normalised vector's norm may be off 1 by float16 rounding, not more
 
 
 def ensure_identity(conn: Connection, identity: EmbeddingIdentity) -> int:
@@ -67,6 +69,9 @@ class StoredEmbeddings:
         self._identity_id: int | None = None
         self.n_read = 0  # vectors found here (texts the model did not have to embed again)
         self.n_written = 0
+        self.n_invalid = 0  # stored vectors read back broken (re-embedded and replaced)
+        self._invalid: set[str] = set()  # their keys: put_many replaces these rows
+        self.warn: Callable[[str], None] | None = None  # where broken vectors are reported
 
     def _find_identity(self, conn: Connection) -> int | None:
         if self._identity_id is not None:
@@ -85,6 +90,7 @@ class StoredEmbeddings:
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of the given text keys (absent keys are simply missing from the result)."""
         found: dict[str, np.ndarray] = {}
+        bad: list[str] = []
         if not keys:
             return found
         v = m.EmbeddingVector
@@ -96,11 +102,42 @@ class StoredEmbeddings:
                 chunk = list(keys[start : start + CHUNK])
                 q = select(v.text_sha256, v.vector).where(v.identity_id == ident, v.text_sha256.in_(chunk))
                 for key, blob in conn.execute(q):
-                    vec = from_blob(blob)
-                    if vec.shape[0] == self.dimension:
+                    vec = self._check(blob)
+                    if vec is None:
+                        bad.append(key)
+                    else:
                         found[key] = vec
         self.n_read += len(found)
+        if bad:
+            self.n_invalid += len(bad)
+            self._invalid.update(bad)
+            message = (
+                f"{len(bad)} stored vector(s) of {self.backend}:{self.model} were invalid (wrong length, "
+                "not finite or not unit length): re-embedding them and replacing the stored rows"
+            )
+            if self.warn is not None:
+                self.warn(message)
+            else:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
         return found
+
+    def _check(self, blob: bytes) -> np.ndarray | None:
+        """The vector in ``blob``, or None if it is not one this identity could have written: the
+        wrong length, a NaN or infinity, all zeros, or (a local model, whose rows are stored
+        L2-normalised) a norm off 1 by more than 1e-2. A remote encoder's rows are stored at its own
+        scale (the embedder normalises them after reading), so only a zero norm is wrong there."""
+        try:
+            vec = from_blob(blob)
+        except (ValueError, TypeError):  # a blob of an odd number of bytes
+            return None
+        if vec.shape[0] != self.dimension or not np.isfinite(vec).all():
+            return None
+        norm = float(np.linalg.norm(vec))
+        if not np.isfinite(norm) or norm <= 1e-6:
+            return None
+        if self.normalised and self.backend.startswith("local-") and abs(norm - 1.0) > NORM_TOLERANCE:
+            return None
+        return vec
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         """Store vectors (a text already stored under this identity, e.g. by a replica, is kept)."""
@@ -123,6 +160,15 @@ class StoredEmbeddings:
                 }
                 for k, vec in items.items()
             ]
+            broken = [k for k in items if k in self._invalid]
+            v = m.EmbeddingVector
+            for start in range(0, len(broken), CHUNK):  # replaced, not kept by the insert-ignore below
+                conn.execute(
+                    delete(v).where(
+                        v.identity_id == self._identity_id, v.text_sha256.in_(broken[start : start + CHUNK])
+                    )
+                )
+            self._invalid.difference_update(broken)
             for start in range(0, len(rows), CHUNK):
                 insert_ignore(
                     conn,
@@ -131,6 +177,12 @@ class StoredEmbeddings:
                     ["identity_id", "text_sha256"],
                 )
         self.n_written += len(items)
+
+    def rekey(self, backend: str) -> None:
+        """Read and write vectors under another backend from now on (an embedder fell back to torch)."""
+        self.backend = backend
+        self._identity_id = None
+        self.dimension = None
 
     @staticmethod
     def quantise(vectors: np.ndarray) -> np.ndarray:

@@ -66,16 +66,22 @@ class LocalVectorCache(StoredEmbeddings):
         max_vectors: int = DEFAULT_MAX_VECTORS,
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(f"sqlite:///{path}")
-        m.Base.metadata.create_all(
-            engine, tables=[m.EmbeddingIdentityRow.__table__, m.EmbeddingVector.__table__]
-        )
+        self.read_only = _read_only(path)  # readable but not writable: read, never write
+        if self.read_only:
+            engine = make_engine(f"sqlite:///{path}", read_only=True)  # deferred BEGIN: no write lock
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine = make_engine(f"sqlite:///{path}")
+            m.Base.metadata.create_all(
+                engine, tables=[m.EmbeddingIdentityRow.__table__, m.EmbeddingVector.__table__]
+            )
         super().__init__(engine, backend, model)
         self.path = path
         self.max_vectors = max_vectors
         self.warn = warn
         self.failed: str | None = None  # the first error: the cache is off from then on
+        if self.read_only and warn is not None:
+            warn(f"vector cache {path} is read-only: reading it, storing no new vectors")
 
     def _off(self, exc: Exception) -> None:
         self.failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -87,12 +93,18 @@ class LocalVectorCache(StoredEmbeddings):
             return {}
         try:
             found = super().get_many(keys)
-            if found and self._identity_id is not None:
-                self._touch(list(found))
-            return found
         except (SQLAlchemyError, OSError, ValueError) as exc:
             self._off(exc)
             return {}
+        if found and self._identity_id is not None and not self.read_only:
+            try:
+                self._touch(list(found))
+            except (SQLAlchemyError, OSError) as exc:  # cannot write (read-only, full): keep reading
+                self.read_only = True
+                if self.warn is not None:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    self.warn(f"vector cache {self.path} cannot be written, storing no new vectors: {first}")
+        return found
 
     def _touch(self, keys: list[str]) -> None:
         v = m.EmbeddingVector
@@ -107,7 +119,7 @@ class LocalVectorCache(StoredEmbeddings):
                 )
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
-        if self.failed is not None or not items:
+        if self.failed is not None or self.read_only or not items:
             return
         try:
             super().put_many(items)
@@ -132,6 +144,18 @@ class LocalVectorCache(StoredEmbeddings):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _read_only(path: Path) -> bool:
+    """Whether ``path`` is an existing file this process can read but not write (open() is the
+    test: permission bits say nothing for root, an immutable file or a read-only mount)."""
+    if not path.is_file():
+        return False
+    try:
+        with path.open("r+b"):
+            return False
+    except OSError:
+        return True
 
 
 def open_local_cache(
