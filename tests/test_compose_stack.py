@@ -29,6 +29,7 @@ and image builds take several minutes; warm, about three minutes (docs/container
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import urllib.parse
 import uuid
@@ -165,9 +166,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     for path in work.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
+    # a real secret, as README says to make one: the shipped example token is a placeholder the
+    # collector refuses to start on
+    token = work / "alerts_token"
+    token.write_text(secrets.token_hex(32) + "\n")
+    token.chmod(0o644)
     stack = cs.Stack(
         project=f"cwtest{uuid.uuid4().hex[:8]}",
-        env=cs.stack_env(work, gateway),
+        env={**cs.stack_env(work, gateway), "COLLAPSE_WATCH_ALERTS_TOKEN_FILE": str(token)},
     )
     try:
         with cs.serve_find_links(wheels, gateway) as find_links:
