@@ -74,6 +74,20 @@ def redact(url: str) -> str:
     return redact_url(url)
 
 
+EmbeddingBackend = Annotated[
+    str,
+    typer.Option(
+        help="Local embedding engine and precision: auto (OpenVINO bf16 where installed and native, "
+        "else torch bf16/fp32), openvino, bf16 (torch) or fp32 (plain sentence-transformers)."
+    ),
+]
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Do not read or write the local vector cache (vectors.sqlite in the user's cache dir).",
+    ),
+]
 DatabaseUrl = Annotated[
     Optional[str],
     typer.Option(
@@ -131,20 +145,8 @@ def score(
     embedding_model: Annotated[
         str, typer.Option(help="sentence-transformers model name or path; 'default' is the packaged MiniLM.")
     ] = "default",
-    embedding_backend: Annotated[
-        str,
-        typer.Option(
-            help="Local embedding engine and precision: auto (OpenVINO bf16 where installed and native, "
-            "else torch bf16/fp32), openvino, bf16 (torch) or fp32 (plain sentence-transformers)."
-        ),
-    ] = "auto",
-    no_cache: Annotated[
-        bool,
-        typer.Option(
-            "--no-cache",
-            help="Do not read or write the local vector cache (vectors.sqlite in the user's cache dir).",
-        ),
-    ] = False,
+    embedding_backend: EmbeddingBackend = "auto",
+    no_cache: NoCache = False,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap replicates for the 95% intervals.")] = (
         DEFAULT_BOOTSTRAP
     ),
@@ -440,20 +442,8 @@ def compare(
     embedding_model: Annotated[
         str, typer.Option(help="sentence-transformers model name or path.")
     ] = "default",
-    embedding_backend: Annotated[
-        str,
-        typer.Option(
-            help="Local embedding engine and precision: auto (OpenVINO bf16 where installed and native, "
-            "else torch bf16/fp32), openvino, bf16 (torch) or fp32 (plain sentence-transformers)."
-        ),
-    ] = "auto",
-    no_cache: Annotated[
-        bool,
-        typer.Option(
-            "--no-cache",
-            help="Do not read or write the local vector cache (vectors.sqlite in the user's cache dir).",
-        ),
-    ] = False,
+    embedding_backend: EmbeddingBackend = "auto",
+    no_cache: NoCache = False,
     seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
     database_url: DatabaseUrl = None,
 ) -> None:
