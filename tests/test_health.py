@@ -72,6 +72,28 @@ def start_server(url: str, log: Path, *args: str) -> tuple[subprocess.Popen[byte
     return proc, base
 
 
+def start_run(url: str, workdir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`collapse-watch run` on a config of one hourly jsonl model (an empty log) on a free loopback
+    port; returns at once (no wait), with the process and the listener's base URL."""
+    port = free_port()
+    config = workdir / "config.yml"
+    source = {"type": "jsonl", "path": str(workdir / "outputs.jsonl")}
+    model = {"name": "bot", "source": source, "schedule": {"every": "1h"}}
+    config.write_text(
+        json.dumps(
+            {"database_url": url, "metrics_host": "127.0.0.1", "metrics_port": port, "models": [model]}
+        )
+    )
+    (workdir / "outputs.jsonl").write_text("")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=dict(os.environ),
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -184,33 +206,8 @@ def test_readyz_needs_the_scheduler_running(tmp_path: Path) -> None:
 
 def test_run_is_ready_with_its_scheduler_and_alive_on_one_port(tmp_path: Path) -> None:
     """The real ``collapse-watch run``: /readyz names the scheduler and answers 200 once it runs."""
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        json.dumps(
-            {
-                "database_url": f"sqlite:///{tmp_path / 'store.db'}",
-                "metrics_host": "127.0.0.1",
-                "metrics_port": port,
-                "models": [
-                    {
-                        "name": "bot",
-                        "source": {"type": "jsonl", "path": str(tmp_path / "outputs.jsonl")},
-                        "schedule": {"every": "1h"},
-                    }
-                ],
-            }
-        )
-    )
-    (tmp_path / "outputs.jsonl").write_text("")
     log = tmp_path / "run.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-        env=dict(os.environ),
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_run(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, log)
     try:
         wait_for("run's /readyz", lambda: probe(f"{base}/readyz")[0] == 200, timeout=120)
         assert probe(f"{base}/readyz")[1]["checks"] == {"database": "ok", "schema": "ok", "scheduler": "ok"}
@@ -270,33 +267,8 @@ def test_run_waits_for_a_database_that_is_down_at_start(
     real = make_url(url)
     proxy = TcpProxy(real.port or 5432)
     proxy.cut()  # every connection refused from the start
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        json.dumps(
-            {
-                "database_url": real.set(port=proxy.port).render_as_string(hide_password=False),
-                "metrics_host": "127.0.0.1",
-                "metrics_port": port,
-                "models": [
-                    {
-                        "name": "bot",
-                        "source": {"type": "jsonl", "path": str(tmp_path / "outputs.jsonl")},
-                        "schedule": {"every": "1h"},
-                    }
-                ],
-            }
-        )
-    )
-    (tmp_path / "outputs.jsonl").write_text("")
     log = tmp_path / "run.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-        env=dict(os.environ),
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_run(real.set(port=proxy.port).render_as_string(hide_password=False), tmp_path, log)
 
     def answers() -> bool:
         assert proc.poll() is None, f"run exited {proc.returncode}:\n{log.read_text()[-2000:]}"
@@ -423,32 +395,7 @@ def test_a_database_hung_at_start_leaves_the_port_open_and_sigterm_ends_it(
         if command == "serve-metrics":
             proc, base = start_server(hung_url, log, "serve-metrics")
         else:
-            port = free_port()
-            config = tmp_path / "config.yml"
-            config.write_text(
-                json.dumps(
-                    {
-                        "database_url": hung_url,
-                        "metrics_host": "127.0.0.1",
-                        "metrics_port": port,
-                        "models": [
-                            {
-                                "name": "bot",
-                                "source": {"type": "jsonl", "path": str(tmp_path / "o.jsonl")},
-                                "schedule": {"every": "1h"},
-                            }
-                        ],
-                    }
-                )
-            )
-            (tmp_path / "o.jsonl").write_text("")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "collector", "run", "--config", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log.open("w"),
-                env=dict(os.environ),
-            )
-            base = f"http://127.0.0.1:{port}"
+            proc, base = start_run(hung_url, tmp_path, log)
             wait_for("run's /healthz", lambda: probe_within(f"{base}/healthz", 2)[0] == 200, timeout=60)
         assert probe_within(f"{base}/healthz", 2) == (200, {"status": "ok"})
         status, body = probe_within(f"{base}/readyz", 5)
