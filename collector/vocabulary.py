@@ -1,0 +1,84 @@
+"""The house's shared words: one definition of each concept every layer names.
+
+The floor under everything: it imports nothing of the collector and nothing outside the standard
+library, so the store, trends, the ``/metrics`` readout, the report, render, the Grafana generator
+and the CLI all import it instead of keeping their own copy (a copy is how they came to disagree:
+the verdict, the terminal table and the dashboards each had a different headline set).
+``tests/test_vocabulary.py`` fails when a second definition appears.
+
+Where a new concept goes (docs/architecture.md): if two layers must agree on it — a status, a set
+of metric names, a rule that decides which rows count — it is defined here, once; if only one layer
+uses it, it stays in that layer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# --- verdicts -------------------------------------------------------------------------------------
+
+Status = Literal["ok", "watch", "collapse_suspected", "inconclusive"]
+STATUSES: tuple[Status, ...] = ("ok", "watch", "collapse_suspected", "inconclusive")
+# How bad a decided status is; ``inconclusive`` is no decision and has no rank.
+STATUS_RANK: dict[str, int] = {"ok": 0, "watch": 1, "collapse_suspected": 2}
+# A gate's exit status per verdict (1 is collapse: what `set -e` and CI treat as failure).
+EXIT_CODES: dict[str, int] = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
+EXIT_USAGE = 2  # a bad argument, config or input: nothing was judged
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: an unexpected internal error, never read as a verdict
+
+# --- metrics people read first --------------------------------------------------------------------
+
+# The headline set: what the terminal's fleet table, the report, the dashboards' per-metric panels and
+# the ``summary`` detail of /metrics show, and what the per-prompt view reads.  Lexical rate, lexical
+# overlap, lexical redundancy, and two embedding summaries.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "distinct_2",
+    "self_bleu",
+    "embedding_mean_distance",
+    "vendi_score",
+    "compression_ratio",
+)
+# The verdict's default for ``Thresholds.headline_metrics``: the headline metrics whose decline alone
+# gives ``watch`` (one lexical, one embedding; each more adds ~2.5% false alarms).  A subset of
+# HEADLINE_METRICS by definition.
+LONE_WATCH_METRICS: tuple[str, ...] = ("distinct_2", "vendi_score")
+
+# --- runs -----------------------------------------------------------------------------------------
+
+RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted", "no_data"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "succeeded", "partial", "failed", "interrupted", "no_data")
+# A completed run: one whose values count (baselines, comparisons, trends, the exported values).
+COMPLETED_RUN_STATUSES: tuple[RunStatus, ...] = ("succeeded", "partial")
+FAILED_RUN_STATUSES: tuple[RunStatus, ...] = ("failed", "interrupted")
+
+
+def is_completed(status: str | None) -> bool:
+    """Whether a run with this status is a completed run (its values count)."""
+    return status in COMPLETED_RUN_STATUSES
+
+
+# --- comparisons ----------------------------------------------------------------------------------
+
+Reference = Literal["baseline", "previous"]
+REFERENCES: tuple[Reference, ...] = ("baseline", "previous")
+Scope = Literal["within", "across"]
+SCOPES: tuple[Scope, ...] = ("within", "across")
+
+# The baseline rule: a model's baseline is the version pinned as its baseline
+# (``models.baseline_version_id``), else its first version (lowest ordinal).
+BASELINE_RULE = "the pinned baseline version, else the model's first version"
+
+# The one change format, everywhere (CLI tables and JSON, /metrics, the report, the dashboards):
+# the change on the metric's own scale (collector.trends.change.scale_of): for a rate bounded in
+# [0, 1] the difference ``candidate - baseline`` (0.05 = 5 percentage points); for any other metric
+# the relative change ``candidate / baseline - 1``; signed so that a negative number means LESS
+# diverse.
+CHANGE_UNIT = (
+    "change on the metric's scale, negative = less diverse: candidate - baseline for rates bounded in "
+    "[0, 1] (0.05 = 5 percentage points), candidate / baseline - 1 for other metrics"
+)
+
+# --- where the database is ------------------------------------------------------------------------
+
+DATABASE_URL_ENV = "COLLAPSE_WATCH_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///collapse-watch.db"
