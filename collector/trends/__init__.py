@@ -12,7 +12,8 @@ from collector.trends.compare import (
     sign_flip_p_value,
 )
 from collector.trends.trend import DEFAULT_LAST_K, MannKendall, Trend, mann_kendall, trend
-from collector.trends.verdict import STATUSES, Coverage, Status, Thresholds, Verdict, describe, verdict
+from collector.trends.verdict import Coverage, Thresholds, Verdict, describe, verdict
+from collector.vocabulary import STATUSES, Status
 
 __all__ = [
     "DEFAULT_LAST_K",

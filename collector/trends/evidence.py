@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collector.trends.compare import Comparison
+from collector.vocabulary import STATUS_RANK
 
 TAIL_FAMILY = "tail"
 LENGTH_CONTROLLED_PREFIX = "tail_ngram_retention_"
 TAIL_WATCH_FRACTION = 0.5
-_RANK = {"ok": 0, "watch": 1, "collapse_suspected": 2}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def pooled_and_tail_evidence(
     elif tails_gone:
         new = "watch"
         reasons.append(f"tail loss: {len(tail_strong)} of {len(tail)} tail metrics declined")
-    if _RANK[new] <= _RANK[status]:
+    if STATUS_RANK[new] <= STATUS_RANK[status]:
         new, reasons = status, []
     details = {
         "pooled_lexical_declined": lex_hit,

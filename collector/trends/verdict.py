@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,9 +23,8 @@ from collector.trends.compare import Comparison, min_pairs_for
 from collector.trends.evidence import raise_on_pooled_and_tail
 from collector.trends.prompts import PromptEvidence
 from collector.trends.trend import Trend
+from collector.vocabulary import LONE_WATCH_METRICS, Status
 
-Status = Literal["ok", "watch", "collapse_suspected", "inconclusive"]
-STATUSES: tuple[Status, ...] = ("ok", "watch", "collapse_suspected", "inconclusive")
 EVIDENCE_FAMILIES: tuple[str, ...] = ("lexical", "embedding")
 
 
@@ -57,7 +56,7 @@ class Thresholds(BaseModel):
         "family trend; a trend in both families gives watch.",
     )
     headline_metrics: tuple[str, ...] = Field(
-        ("distinct_2", "vendi_score"),
+        LONE_WATCH_METRICS,
         description="Metrics whose decline alone gives watch: one lexical and one embedding summary "
         "that people read first.  Two, not more: each adds up to ~2.5% false alarms.",
     )
