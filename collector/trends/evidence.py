@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from collector.trends.compare import Comparison
 from collector.vocabulary import STATUS_RANK
@@ -93,26 +93,3 @@ def pooled_and_tail_evidence(
         "raised_from": status if new != status else None,
     }
     return Evidence(status=new, reasons=reasons, details=details)
-
-
-class _Thresholds(Protocol):
-    lexical_fraction: float
-    watch_p_value: float
-
-
-def raise_on_pooled_and_tail(
-    status: str,
-    reasons: list[str],
-    pooled: Mapping[str, Comparison],
-    families: Mapping[str, str],
-    thresholds: _Thresholds,
-) -> tuple[str, list[str], dict[str, Any]]:
-    """The verdict's hook: (status, reasons with this rule's first, details)."""
-    ev = pooled_and_tail_evidence(
-        status,
-        pooled,
-        families,
-        lexical_fraction=thresholds.lexical_fraction,
-        watch_p_value=thresholds.watch_p_value,
-    )
-    return ev.status, ev.reasons + reasons, ev.details
