@@ -28,7 +28,7 @@ class Decision:
         return Decision(self.status, self.reasons + tuple(line for line in lines if line is not None))
 
 
-StatusRule = Callable[[Tally, Thresholds], "Decision | None"]
+StatusRule = Callable[[Tally, Thresholds], Decision | None]
 
 
 def blank_outputs(t: Tally, th: Thresholds) -> Decision | None:
