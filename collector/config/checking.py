@@ -1,20 +1,24 @@
-"""What a valid config still cannot do on this machine, found before anything runs (issue #22).
+"""Checking a configuration: what a valid config still cannot do on this machine (issue #22).
 
-``environment_problems(cfg, connect=...)`` is what ``config check`` prints and what ``run`` and
-``collect`` refuse to start on (exit 2) when a problem is ``fatal`` (it can never succeed, so a
-scheduler ticking on it would only fail for ever).  Not fatal: a jsonl glob that matches nothing
-yet (the log may appear later).  With ``connect`` it also opens the database and reads one row of
-every SQL source (a missing table, a column not selected or of the wrong type).
+``check_config(path)`` is ``config check``: the file's problems (``collector.config.loading``), else
+``environment_problems(cfg, connect=...)``, which is also what ``run`` and ``collect`` refuse to start
+on (exit 2) when a problem is ``fatal`` (it can never succeed, so a scheduler ticking on it would only
+fail for ever).  Not fatal: a jsonl glob that matches nothing yet (the log may appear later).  With
+``connect`` it also opens the database and reads one row of every SQL source (a missing table, a
+column not selected or of the wrong type).
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.config import (
+from collector.config.errors import ConfigError
+from collector.config.loading import load_config
+from collector.config.schema import (
     Config,
     JsonlSourceConfig,
     ModelConfig,
@@ -22,8 +26,27 @@ from collector.config import (
     TransformersSourceConfig,
 )
 from collector.credentials import KeyProblem, alerts_token, key_envs, read_key
-from collector.sources.base import SourceError
-from collector.store.engine import redact_url
+from collector.database_url import redact_url, resolve_url
+
+
+def check_config(
+    path: str | os.PathLike[str], *, connect: bool = False, warnings: list[str] | None = None
+) -> list[str]:
+    """Every problem with the file, including ones only visible on this machine; [] when fine.
+    What is worth saying but does not fail the check is appended to ``warnings`` when given.
+
+    Beyond validation: ``environment_problems`` (key variables, probe files, checkpoints, globs,
+    metric names, the listen address, the web config); with ``connect`` also what needs the
+    database or a SQL source.
+    """
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        return list(e.errors)
+    found = environment_problems(cfg, connect=connect)
+    if warnings is not None:
+        warnings += [p.text for p in found if p.warning]
+    return [p.text for p in found if not p.warning]
 
 
 @dataclass(frozen=True)
@@ -146,8 +169,6 @@ def _placeholder(what: str, secret: str | None) -> list[Problem]:
 def _database_password(cfg: Config) -> str | None:
     from sqlalchemy.engine import make_url
 
-    from collector.store.engine import resolve_url
-
     try:
         return make_url(resolve_url(cfg.database_url)).password  # type: ignore[return-value]
     except Exception:  # not a URL SQLAlchemy understands: the database check names that
@@ -202,6 +223,7 @@ def _loopback_only(host: str) -> bool:
 
 
 def _sql_source(src: SqlSourceConfig) -> list[str]:
+    from collector.sources.base import SourceError
     from collector.sources.sql import SqlSource
 
     try:
@@ -217,7 +239,7 @@ def _sql_source(src: SqlSourceConfig) -> list[str]:
 def _database(cfg: Config) -> list[Problem]:
     from sqlalchemy import create_engine, text
 
-    from collector.store.engine import connect_bound, resolve_url
+    from collector.store.engine import connect_bound
 
     url = resolve_url(cfg.database_url)
     if url.startswith("sqlite"):  # connecting would create the file: check its directory instead
