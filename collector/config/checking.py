@@ -25,7 +25,6 @@ from collector.config.schema import (
     SqlSourceConfig,
     TransformersSourceConfig,
 )
-from collector.credentials import KeyProblem, alerts_token, key_envs, read_key
 from collector.database_url import redact_url, resolve_url
 
 
@@ -61,34 +60,51 @@ def environment_problems(cfg: Config, *, connect: bool = False) -> list[Problem]
     problems = _keys(cfg) + _listener(cfg)
     known = _known_metrics()
     for i, m in enumerate(cfg.models):
-        where = f"models[{i}] ({m.name})"
-        src = m.source
-        if isinstance(src, TransformersSourceConfig) and not Path(src.path).is_dir():
-            problems.append(Problem(f"{where}.source.path: no checkpoint directory at {src.path}"))
-        problems += _version(where, m)
-        if isinstance(src, JsonlSourceConfig) and not glob.glob(src.path, recursive=True):
-            problems.append(Problem(f"{where}.source.path: no file matches {src.path}", fatal=False))
-        if known is not None and m.metrics != "default":
-            unknown = [n for n in m.metrics if n not in known]
-            if unknown:
-                names = ", ".join(sorted(known))
-                problems.append(
-                    Problem(f"{where}.metrics: unknown metric(s) {', '.join(unknown)}; known: {names}")
-                )
-        if m.probes != "default" and not Path(m.probes).is_file():
-            problems.append(Problem(f"{where}.probes: no probe file at {m.probes}"))
-        elif m.probes != "default":
-            from collector.probes import ProbeError, load_probes
-
-            try:
-                load_probes(m.probes)
-            except (ProbeError, OSError, UnicodeDecodeError, ValueError) as exc:
-                problems.append(Problem(f"{where}.probes: {exc}"))
-        if connect and isinstance(src, SqlSourceConfig):
-            problems += [Problem(f"{where}.source: {p}") for p in _sql_source(src)]
+        problems += _model(f"models[{i}] ({m.name})", m, known, connect=connect)
     if connect:
         problems += _database(cfg)
     return problems
+
+
+def _model(where: str, m: ModelConfig, known: set[str] | None, *, connect: bool) -> list[Problem]:
+    """One model's problems: its checkpoint, version, log files, metric names, probes, SQL source."""
+    problems = []
+    src = m.source
+    if isinstance(src, TransformersSourceConfig) and not Path(src.path).is_dir():
+        problems.append(Problem(f"{where}.source.path: no checkpoint directory at {src.path}"))
+    problems += _version(where, m)
+    if isinstance(src, JsonlSourceConfig) and not glob.glob(src.path, recursive=True):
+        problems.append(Problem(f"{where}.source.path: no file matches {src.path}", fatal=False))
+    problems += _metric_names(where, m, known) + _probes(where, m)
+    if connect and isinstance(src, SqlSourceConfig):
+        problems += [Problem(f"{where}.source: {p}") for p in _sql_source(src)]
+    return problems
+
+
+def _metric_names(where: str, m: ModelConfig, known: set[str] | None) -> list[Problem]:
+    """Names in ``metrics:`` that the suite does not have (unchecked where it cannot be imported)."""
+    if known is None or m.metrics == "default":
+        return []
+    unknown = [n for n in m.metrics if n not in known]
+    if not unknown:
+        return []
+    names = ", ".join(sorted(known))
+    return [Problem(f"{where}.metrics: unknown metric(s) {', '.join(unknown)}; known: {names}")]
+
+
+def _probes(where: str, m: ModelConfig) -> list[Problem]:
+    """A probe file that is missing or does not load."""
+    if m.probes == "default":
+        return []
+    if not Path(m.probes).is_file():
+        return [Problem(f"{where}.probes: no probe file at {m.probes}")]
+    from collector.probes import ProbeError, load_probes
+
+    try:
+        load_probes(m.probes)
+    except (ProbeError, OSError, UnicodeDecodeError, ValueError) as exc:
+        return [Problem(f"{where}.probes: {exc}")]
+    return []
 
 
 def _version(where: str, m: ModelConfig) -> list[Problem]:
@@ -131,6 +147,9 @@ def _known_metrics() -> set[str] | None:
 
 
 def _keys(cfg: Config) -> list[Problem]:
+    # here, not at the top: collector.credentials imports the config package (this module with it)
+    from collector.credentials import KeyProblem, alerts_token, key_envs, read_key
+
     out = []
     for where, env in key_envs(cfg):
         try:
