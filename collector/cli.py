@@ -741,7 +741,7 @@ def open_store_or_wait(
     backoff, each connect bounded, SIGTERM honoured mid-try). Then ``(store or None if stopped,
     server, probe)`` for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
     from collector import service
-    from collector.health import SchedulerProbe
+    from collector.readout.health import SchedulerProbe
     from collector.store import Store
     from collector.store.errors import first_line
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from collector.exporter import Snapshot, StoreCollector
+from collector.readout.exporter import Snapshot, StoreCollector
 from collector.store.overview import ChangeRow, ModelHealth, TrendRow, ValueRow, VersionState
 
 

@@ -349,8 +349,8 @@ def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # 
 
 
 def test_metrics_export_one_collapsed_prompt_count_per_model(assessed) -> None:  # type: ignore[no-untyped-def]
-    from collector.exporter import StoreCollector
-    from collector.snapshot import load_snapshot
+    from collector.readout.exporter import StoreCollector
+    from collector.readout.snapshot import load_snapshot
 
     _, store, _, _ = assessed
     reg = CollectorRegistry()

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from collector.exporter import HEADLINE_METRICS
+from collector.readout.exporter import HEADLINE_METRICS
 
 Panel = dict[str, Any]
 Dashboard = dict[str, Any]

@@ -42,7 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from collector import __version__
-from collector.outage import OutageLog
+from collector.readout.outage import OutageLog
 from collector.store.overview import OUTCOMES, ChangeRow, Overview, VersionState
 
 log = logging.getLogger("collapse_watch.exporter")

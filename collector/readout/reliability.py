@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collector.outage import OutageLog
+from collector.readout.outage import OutageLog
 from collector.store import Store
 
 log = logging.getLogger("collapse_watch.exporter")
@@ -35,7 +35,9 @@ class ReliabilityCollector(Collector):
             quarantined = self.store.quarantine_counts()
             blank = self.store.last_run_blank_ratios()
         except Exception as exc:
-            self._outage.failed(exc, "reliability")  # once per outage (collector.outage), no traceback
+            self._outage.failed(
+                exc, "reliability"
+            )  # once per outage (collector.readout.outage), no traceback
             return
         self._outage.ok("reliability")
         q = CounterMetricFamily(

@@ -1,5 +1,5 @@
 """The collector's HTTP server: ``GET /metrics`` for Prometheus and ``POST /alerts`` for Alertmanager
-(and ``GET /healthz`` / ``GET /readyz`` for orchestrators: ``collector.health``).
+(and ``GET /healthz`` / ``GET /readyz`` for orchestrators: ``collector.readout.health``).
 
 * ``/metrics``: the store's state (read at scrape time through ``SnapshotReader``: no write lock,
   an answer within a bounded time) plus this process's own metrics.
@@ -54,11 +54,11 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from collector.credentials import TokenFile
-from collector.exporter import Detail, StoreCollector
-from collector.exposition import CONTENT_TYPE, render
-from collector.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
-from collector.outage import OutageLog
-from collector.reliability_exporter import ReliabilityCollector
+from collector.readout.exporter import Detail, StoreCollector
+from collector.readout.exposition import CONTENT_TYPE, render
+from collector.readout.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
+from collector.readout.outage import OutageLog
+from collector.readout.reliability import ReliabilityCollector
 from collector.store import Store
 from collector.store.alerts import AlertHistory
 from collector.store.errors import StoreError
@@ -160,7 +160,7 @@ def store_registry(
     detail: Detail = "summary",
 ) -> CollectorRegistry:
     """A private registry: the store collector plus the usual process, platform and GC collectors."""
-    from collector.snapshot import SnapshotReader, load_snapshot, read_only_store
+    from collector.readout.snapshot import SnapshotReader, load_snapshot, read_only_store
 
     reader_store = read_only_store(store)
     reader = SnapshotReader(
@@ -202,7 +202,7 @@ def alerts_handler(history: AlertHistory) -> Callable[[Request], Response]:
 
 
 def metrics_handler(registry: CollectorRegistry) -> Callable[[Request], Response]:
-    """``GET /metrics`` (``collector.exposition``: the text format, written fast)."""
+    """``GET /metrics`` (``collector.readout.exposition``: the text format, written fast)."""
 
     def handle(_request: Request) -> Response:
         return Response(200, render([registry]), CONTENT_TYPE)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from collector.exporter import DETAILS, Detail, Snapshot
+from collector.readout.exporter import DETAILS, Detail, Snapshot
 from collector.store.api import Store
 from collector.store.engine import make_engine
 
