@@ -1,0 +1,191 @@
+"""The overview dashboard (``collapse-watch-overview``): the verdict of every model's latest version,
+each headline metric's change vs baseline (worst first), the worst declines over all metrics."""
+
+from __future__ import annotations
+
+from collector.grafana.board import _dashboard, _variable_datasource, _variable_model, _variable_scope
+from collector.grafana.panels import (
+    LATEST,
+    MODEL_LINK,
+    VERDICT_MAPPINGS,
+    Dashboard,
+    Panel,
+    _layout,
+    _panel,
+    _target,
+    _thresholds,
+)
+from collector.vocabulary import HEADLINE_METRICS
+
+
+def overview_dashboard() -> Dashboard:
+    """Every model at a glance: verdicts, headline changes vs baseline, worst declines first."""
+    sel = 'model=~"$model"'
+    verdict_stat = _panel(
+        "stat",
+        "Collapse suspected (latest version)",
+        "1 (red) when the latest version of the model has verdict collapse_suspected "
+        "(collapse_watch_collapse_suspected); alert CollapseWatchCollapseSuspected fires after 5 minutes.",
+        [_target(f"collapse_watch_collapse_suspected{{{sel}}}", "{{model}}", instant=True)],
+        "none",
+        mappings=VERDICT_MAPPINGS,
+        thresholds=_thresholds((None, "green"), (1, "red")),
+        options={
+            "colorMode": "background",
+            "textMode": "value_and_name",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
+    )
+    verdict_table = _panel(
+        "table",
+        "Verdict per model and version",
+        "The verdict (ok / watch / collapse_suspected / inconclusive: too little data to decide) of every "
+        "exported version, latest first per model. "
+        "Source: collapse_watch_verdict == 1.",
+        [_target(f"collapse_watch_verdict{{{sel}}} == 1", instant=True)],
+        "none",
+        transformations=[
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {
+                        "Time": True,
+                        "Value": True,
+                        "__name__": True,
+                        "job": True,
+                        "instance": True,
+                    },
+                    "indexByName": {"model": 0, "version": 1, "verdict": 2},
+                },
+            },
+            {"id": "sortBy", "options": {"sort": [{"field": "version", "desc": True}]}},
+        ],
+        custom={"cellOptions": {"type": "auto"}},
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": "model"},
+                "properties": [{"id": "links", "value": [MODEL_LINK]}],
+            },
+            {
+                "matcher": {"id": "byName", "options": "verdict"},
+                "properties": [
+                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    {
+                        "id": "mappings",
+                        "value": [
+                            {
+                                "type": "value",
+                                "options": {
+                                    "ok": {"color": "green", "index": 0},
+                                    "watch": {"color": "orange", "index": 1},
+                                    "collapse_suspected": {"color": "red", "index": 2},
+                                    "inconclusive": {"color": "blue", "index": 3},
+                                },
+                            }
+                        ],
+                    },
+                ],
+            },
+        ],
+    )
+    declined_count = _panel(
+        "bargauge",
+        "Headline metrics declined vs baseline (latest version)",
+        "How many of the five headline metrics of each model's latest version are significantly less diverse "
+        "than the baseline, as the verdict counted them (collapse_watch_diversity_declined: interval below 0, "
+        "p < alpha and at least a 5% change; either scope). The alerts read the verdict itself.",
+        [
+            _target(
+                "sort_desc(count by (model) (max by (model, version, metric) ("
+                f'collapse_watch_diversity_declined{{{sel},metric=~"{"|".join(HEADLINE_METRICS)}"}} '
+                f"and on(model, version) {LATEST}) == 1))",
+                "{{model}}",
+                instant=True,
+            )
+        ],
+        "none",
+        thresholds=_thresholds((None, "green"), (1, "orange"), (2, "red")),
+        options={
+            "orientation": "horizontal",
+            "displayMode": "basic",
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
+        min_=0,
+    )
+    change_panels: list[tuple[Panel, int, int]] = []
+    for metric in HEADLINE_METRICS:
+        change_panels.append(
+            (
+                _panel(
+                    "bargauge",
+                    f"{metric}: change vs baseline ($scope)",
+                    f"Relative change of {metric} in the latest version vs the model's baseline, in "
+                    "diversity orientation (negative = less diverse, whatever the metric's own direction); "
+                    "worst first.",
+                    [
+                        _target(
+                            f'sort(collapse_watch_diversity_change_ratio{{{sel},metric="{metric}",'
+                            f'scope="$scope",reference="baseline"}} and on(model, version) {LATEST})',
+                            "{{model}} {{version}}",
+                            instant=True,
+                        )
+                    ],
+                    "percentunit",
+                    thresholds=_thresholds((None, "red"), (-0.1, "orange"), (-0.02, "green")),
+                    options={
+                        "orientation": "horizontal",
+                        "displayMode": "basic",
+                        "reduceOptions": {"calcs": ["lastNotNull"]},
+                    },
+                ),
+                8,
+                7,
+            )
+        )
+    worst = _panel(
+        "table",
+        "Worst declines vs baseline (all metrics, latest versions)",
+        "The 15 largest declines vs baseline over every metric and scope of the latest versions, most "
+        "negative (least diverse) first; diversity orientation, so every metric reads the same way.",
+        [
+            _target(
+                f'bottomk(15, collapse_watch_diversity_change_ratio{{{sel},reference="baseline"}} '
+                f"and on(model, version) {LATEST})",
+                instant=True,
+            )
+        ],
+        "percentunit",
+        transformations=[
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {
+                        "Time": True,
+                        "__name__": True,
+                        "job": True,
+                        "instance": True,
+                        "reference": True,
+                    },
+                    "indexByName": {"model": 0, "version": 1, "metric": 2, "scope": 3, "Value": 4},
+                    "renameByName": {"Value": "change vs baseline"},
+                },
+            },
+            {"id": "sortBy", "options": {"sort": [{"field": "change vs baseline", "desc": False}]}},
+        ],
+        thresholds=_thresholds((None, "red"), (-0.1, "orange"), (-0.02, "green")),
+        custom={"cellOptions": {"type": "color-text"}},
+    )
+    panels = _layout(
+        [
+            [(verdict_stat, 8, 6), (verdict_table, 10, 6), (declined_count, 6, 6)],
+            change_panels[:3],
+            [*change_panels[3:], (worst, 8, 7)],
+        ]
+    )
+    return _dashboard(
+        "overview",
+        "collapse-watch / overview",
+        "Verdicts and headline diversity changes of every watched model.",
+        [_variable_datasource(), _variable_model(multi=True), _variable_scope()],
+        panels,
+    )

@@ -1,0 +1,122 @@
+"""The parts every collapse-watch dashboard is built from: the data source, the dashboards' uids,
+the latest-version join, the verdict colours, and the builders of queries, thresholds, panels, rows
+and their grid layout (plain dicts, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+Panel = dict[str, Any]
+Dashboard = dict[str, Any]
+
+DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
+UIDS: dict[str, str] = {
+    "overview": "collapse-watch-overview",
+    "model": "collapse-watch-model",
+    "health": "collapse-watch-health",
+}
+TAGS = ["collapse-watch"]
+SCHEMA_VERSION = 39
+
+# The latest version of each model, as {model, version} series of value 1 (a join target).
+LATEST = "(collapse_watch_version_ordinal == on(model) group_left() collapse_watch_latest_version_ordinal)"
+
+# From a row of a table with a ``model`` column to that model's history (the model dashboard).
+MODEL_LINK: dict[str, Any] = {
+    "title": "History of ${__data.fields.model}",
+    "url": f"/d/{UIDS['model']}/collapse-watch-model?var-model=${{__data.fields.model}}&${{__url_time_range}}",
+}
+
+VERDICT_MAPPINGS: list[dict[str, Any]] = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "ok", "color": "green", "index": 0},
+            "1": {"text": "collapse suspected", "color": "red", "index": 1},
+        },
+    }
+]
+
+
+def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict[str, Any]:
+    """One Prometheus query of a panel."""
+    target: dict[str, Any] = {
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "refId": ref,
+        "range": not instant,
+        "instant": instant,
+    }
+    if instant:
+        target["format"] = "table"
+    return target
+
+
+def _thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": [{"value": v, "color": c} for v, c in steps]}
+
+
+def _panel(
+    kind: str,
+    title: str,
+    description: str,
+    targets: Sequence[dict[str, Any]],
+    unit: str,
+    *,
+    thresholds: dict[str, Any] | None = None,
+    mappings: list[dict[str, Any]] | None = None,
+    options: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+    transformations: list[dict[str, Any]] | None = None,
+    min_: float | None = None,
+) -> Panel:
+    """A panel without id or position (``_layout`` assigns those)."""
+    defaults: dict[str, Any] = {"unit": unit}
+    if thresholds is not None:
+        defaults["thresholds"] = thresholds
+    if mappings is not None:
+        defaults["mappings"] = mappings
+    if custom is not None:
+        defaults["custom"] = custom
+    if min_ is not None:
+        defaults["min"] = min_
+    panel: Panel = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)],
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "options": options or {},
+    }
+    if transformations:
+        panel["transformations"] = transformations
+    return panel
+
+
+def _row(title: str, repeat: str | None = None) -> Panel:
+    row: Panel = {"type": "row", "title": title, "collapsed": False, "panels": []}
+    if repeat:
+        row["repeat"] = repeat
+    return row
+
+
+def _layout(rows: Sequence[Sequence[tuple[Panel, int, int]]]) -> list[Panel]:
+    """Assign ids and grid positions: each inner sequence is one line of (panel, width, height)."""
+    panels: list[Panel] = []
+    y = 0
+    next_id = 1
+    for line in rows:
+        x = 0
+        height = 0
+        for panel, w, h in line:
+            panel = dict(panel, id=next_id, gridPos={"x": x, "y": y, "w": w, "h": h})
+            next_id += 1
+            panels.append(panel)
+            x += w
+            height = max(height, h)
+        y += height
+    return panels
