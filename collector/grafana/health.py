@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collector.grafana.board import _dashboard, _variable_datasource, _variable_model
-from collector.grafana.panels import Dashboard, Panel, _layout, _panel, _target, _thresholds
+from collector.grafana.panels import Dashboard, Panel, _bars, _layout, _panel, _stat, _target, _thresholds
 
 
 def health_dashboard() -> Dashboard:
@@ -89,11 +89,7 @@ def health_dashboard() -> Dashboard:
             )
         ],
         "s",
-        options={
-            "orientation": "horizontal",
-            "displayMode": "basic",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
+        options=_bars(),
         thresholds=_thresholds((None, "green"), (3600, "orange"), (4 * 3600, "red")),
         min_=0,
     )
@@ -110,11 +106,7 @@ def health_dashboard() -> Dashboard:
             )
         ],
         "none",
-        options={
-            "orientation": "horizontal",
-            "displayMode": "basic",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
+        options=_bars(),
         thresholds=_thresholds((None, "green"), (2, "orange"), (3, "red")),
         min_=0,
     )
@@ -159,11 +151,7 @@ def health_dashboard() -> Dashboard:
             }
         ],
         thresholds=_thresholds((None, "red"), (1, "green")),
-        options={
-            "colorMode": "background",
-            "textMode": "value_and_name",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
+        options=_stat("value_and_name"),
     )
     scrape = _panel(
         "timeseries",

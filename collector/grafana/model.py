@@ -17,9 +17,12 @@ from collector.grafana.panels import (
     VERDICT_MAPPINGS,
     Dashboard,
     Panel,
+    _bars,
+    _last_value,
     _layout,
     _panel,
     _row,
+    _stat,
     _target,
     _thresholds,
 )
@@ -66,7 +69,7 @@ def model_dashboard() -> Dashboard:
         "none",
         mappings=VERDICT_MAPPINGS,
         thresholds=_thresholds((None, "green"), (1, "red")),
-        options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        options=_stat(),
     )
     last_success = _panel(
         "stat",
@@ -83,7 +86,7 @@ def model_dashboard() -> Dashboard:
         ],
         "none",
         thresholds=_thresholds((None, "green"), (2, "orange"), (3, "red")),
-        options={"reduceOptions": {"calcs": ["lastNotNull"]}},
+        options=_last_value(),
     )
     values = _panel(
         "timeseries",
@@ -108,11 +111,7 @@ def model_dashboard() -> Dashboard:
             }
         ],
     )
-    change_opts = {
-        "orientation": "horizontal",
-        "displayMode": "basic",
-        "reduceOptions": {"calcs": ["lastNotNull"]},
-    }
+    change_opts = _bars()
     change_thr = _thresholds((None, "red"), (-0.1, "orange"), (-0.02, "green"))
     vs_baseline = _panel(
         "bargauge",

@@ -10,8 +10,10 @@ from collector.grafana.panels import (
     VERDICT_MAPPINGS,
     Dashboard,
     Panel,
+    _bars,
     _layout,
     _panel,
+    _stat,
     _target,
     _thresholds,
 )
@@ -30,11 +32,7 @@ def overview_dashboard() -> Dashboard:
         "none",
         mappings=VERDICT_MAPPINGS,
         thresholds=_thresholds((None, "green"), (1, "red")),
-        options={
-            "colorMode": "background",
-            "textMode": "value_and_name",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
+        options=_stat("value_and_name"),
     )
     verdict_table = _panel(
         "table",
@@ -105,11 +103,7 @@ def overview_dashboard() -> Dashboard:
         ],
         "none",
         thresholds=_thresholds((None, "green"), (1, "orange"), (2, "red")),
-        options={
-            "orientation": "horizontal",
-            "displayMode": "basic",
-            "reduceOptions": {"calcs": ["lastNotNull"]},
-        },
+        options=_bars(),
         min_=0,
     )
     change_panels: list[tuple[Panel, int, int]] = []
@@ -132,11 +126,7 @@ def overview_dashboard() -> Dashboard:
                     ],
                     "percentunit",
                     thresholds=_thresholds((None, "red"), (-0.1, "orange"), (-0.02, "green")),
-                    options={
-                        "orientation": "horizontal",
-                        "displayMode": "basic",
-                        "reduceOptions": {"calcs": ["lastNotNull"]},
-                    },
+                    options=_bars(),
                 ),
                 8,
                 7,

@@ -120,3 +120,19 @@ def _layout(rows: Sequence[Sequence[tuple[Panel, int, int]]]) -> list[Panel]:
             height = max(height, h)
         y += height
     return panels
+
+
+def _last_value(**options: Any) -> dict[str, Any]:
+    """A panel's options that show each series' last non-null value."""
+    return {**options, "reduceOptions": {"calcs": ["lastNotNull"]}}
+
+
+def _bars() -> dict[str, Any]:
+    """A bar gauge's options: horizontal bars of each series' last value."""
+    return _last_value(orientation="horizontal", displayMode="basic")
+
+
+def _stat(text_mode: str | None = None) -> dict[str, Any]:
+    """A stat panel's options: the last value on a coloured background (``text_mode``: Grafana's
+    ``textMode``, e.g. ``value_and_name``; None: its default)."""
+    return _last_value(colorMode="background", **({"textMode": text_mode} if text_mode else {}))
