@@ -54,11 +54,11 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from collector.credentials import TokenFile
-from collector.readout.exporter import Detail, StoreCollector
+from collector.readout.exporter import StoreCollector
 from collector.readout.exposition import CONTENT_TYPE, render
 from collector.readout.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
 from collector.readout.outage import OutageLog
-from collector.readout.reliability import ReliabilityCollector
+from collector.readout.snapshot import Detail
 from collector.store import Store
 from collector.store.alerts import AlertHistory
 from collector.store.errors import StoreError
@@ -164,12 +164,13 @@ def store_registry(
 
     reader_store = read_only_store(store)
     reader = SnapshotReader(
-        lambda: load_snapshot(reader_store, detail=detail, max_versions=max_versions, intervals=intervals)
+        lambda: load_snapshot(
+            reader_store, detail=detail, max_versions=max_versions, intervals=intervals, reliability=True
+        )
     )
     registry = CollectorRegistry()
-    outage = OutageLog(logging.getLogger("collapse_watch.exporter"), "the store for /metrics")  # shared
+    outage = OutageLog(logging.getLogger("collapse_watch.exporter"), "the store for /metrics")
     registry.register(StoreCollector(reader, outage))  # one line per outage, not per scrape
-    registry.register(ReliabilityCollector(reader_store, outage))  # #11's series, read without a write lock
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -14,7 +14,7 @@ from collector.metrics.result import MetricValue, SuiteResult
 from collector.render import visible
 
 if TYPE_CHECKING:
-    from collector.readout.exporter import Snapshot
+    from collector.readout.snapshot import Snapshot
     from collector.runner import RunReport
 from collector.trends.change import change, clip_value_interval, format_change, format_interval
 
