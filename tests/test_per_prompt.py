@@ -320,7 +320,7 @@ def test_history_says_prompts_collapsed(assessed) -> None:  # type: ignore[no-un
 
 
 def test_history_lists_collapsed_prompts_worst_first(assessed) -> None:  # type: ignore[no-untyped-def]
-    from collector.store.cli_commands import collapsed_prompts
+    from collector.render.history import collapsed_prompts
 
     _, store, _, _ = assessed
     version, rows = collapsed_prompts(store, "bot")
