@@ -102,7 +102,7 @@ def metrics_handler(registry: CollectorRegistry) -> Callable[[Request], Response
 
 
 def health_routes(store: Store, scheduler: SchedulerProbe | None = None) -> list[Route]:
-    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect.
+    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/readout/health.py): open, as kubelet probes expect.
 
     ``/readyz`` reports the latest result of one background ``DatabaseCheck``: it never waits on
     the database, so a hung database cannot tie up the workers ``/healthz`` needs."""
