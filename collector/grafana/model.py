@@ -23,6 +23,7 @@ from collector.grafana.panels import (
     _panel,
     _row,
     _stat,
+    _table_rows,
     _target,
     _thresholds,
 )
@@ -41,25 +42,13 @@ def model_dashboard() -> Dashboard:
             _target(f"collapse_watch_model_version_info{{{m}}}", instant=True),
         ],
         "none",
-        transformations=[
-            {"id": "merge", "options": {}},
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "Value #A": True,
-                        "Value #B": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                        "model": True,
-                    },
-                    "indexByName": {"version": 0, "verdict": 1, "baseline_version": 2},
-                },
-            },
-            {"id": "sortBy", "options": {"sort": [{"field": "version", "desc": True}]}},
-        ],
+        transformations=_table_rows(
+            "Value #A",
+            "Value #B",
+            "model",
+            order={"version": 0, "verdict": 1, "baseline_version": 2},
+            merge=True,
+        ),
     )
     suspected = _panel(
         "stat",
@@ -160,32 +149,20 @@ def model_dashboard() -> Dashboard:
             _target(f"collapse_watch_diversity_declined{{{ms}}}", instant=True),
         ],
         "percentunit",
-        transformations=[
-            {"id": "merge", "options": {}},
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                        "model": True,
-                        "metric": True,
-                        "scope": True,
-                        "reference": True,
-                    },
-                    "renameByName": {
-                        "Value #A": "change",
-                        "Value #B": "ci lower",
-                        "Value #C": "ci upper",
-                        "Value #D": "p-value",
-                        "Value #E": "declined",
-                    },
-                },
+        transformations=_table_rows(
+            "model",
+            "metric",
+            "scope",
+            "reference",
+            rename={
+                "Value #A": "change",
+                "Value #B": "ci lower",
+                "Value #C": "ci upper",
+                "Value #D": "p-value",
+                "Value #E": "declined",
             },
-            {"id": "sortBy", "options": {"sort": [{"field": "version", "desc": True}]}},
-        ],
+            merge=True,
+        ),
         overrides=[
             {
                 "matcher": {"id": "byName", "options": "p-value"},

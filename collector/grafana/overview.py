@@ -14,6 +14,7 @@ from collector.grafana.panels import (
     _layout,
     _panel,
     _stat,
+    _table_rows,
     _target,
     _thresholds,
 )
@@ -42,22 +43,7 @@ def overview_dashboard() -> Dashboard:
         "Source: collapse_watch_verdict == 1.",
         [_target(f"collapse_watch_verdict{{{sel}}} == 1", instant=True)],
         "none",
-        transformations=[
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "Value": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                    },
-                    "indexByName": {"model": 0, "version": 1, "verdict": 2},
-                },
-            },
-            {"id": "sortBy", "options": {"sort": [{"field": "version", "desc": True}]}},
-        ],
+        transformations=_table_rows("Value", order={"model": 0, "version": 1, "verdict": 2}),
         custom={"cellOptions": {"type": "auto"}},
         overrides=[
             {
@@ -145,23 +131,13 @@ def overview_dashboard() -> Dashboard:
             )
         ],
         "percentunit",
-        transformations=[
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                        "reference": True,
-                    },
-                    "indexByName": {"model": 0, "version": 1, "metric": 2, "scope": 3, "Value": 4},
-                    "renameByName": {"Value": "change vs baseline"},
-                },
-            },
-            {"id": "sortBy", "options": {"sort": [{"field": "change vs baseline", "desc": False}]}},
-        ],
+        transformations=_table_rows(
+            "reference",
+            order={"model": 0, "version": 1, "metric": 2, "scope": 3, "Value": 4},
+            rename={"Value": "change vs baseline"},
+            sort_by="change vs baseline",
+            descending=False,
+        ),
         thresholds=_thresholds((None, "red"), (-0.1, "orange"), (-0.02, "green")),
         custom={"cellOptions": {"type": "color-text"}},
     )

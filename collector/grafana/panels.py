@@ -136,3 +136,28 @@ def _stat(text_mode: str | None = None) -> dict[str, Any]:
     """A stat panel's options: the last value on a coloured background (``text_mode``: Grafana's
     ``textMode``, e.g. ``value_and_name``; None: its default)."""
     return _last_value(colorMode="background", **({"textMode": text_mode} if text_mode else {}))
+
+
+# Labels Prometheus puts on every row of an instant-query table, hidden in every table panel.
+SERIES_LABELS = ("Time", "__name__", "job", "instance")
+
+
+def _table_rows(
+    *hidden: str,
+    order: dict[str, int] | None = None,
+    rename: dict[str, str] | None = None,
+    sort_by: str = "version",
+    descending: bool = True,
+    merge: bool = False,
+) -> list[dict[str, Any]]:
+    """A table panel's transformations: (``merge``: one row per label set over all queries), hide
+    ``SERIES_LABELS`` and ``hidden``, put columns in ``order``, ``rename`` them, sort by one column."""
+    options: dict[str, Any] = {"excludeByName": dict.fromkeys((*SERIES_LABELS, *hidden), True)}
+    if order is not None:
+        options["indexByName"] = order
+    if rename is not None:
+        options["renameByName"] = rename
+    steps: list[dict[str, Any]] = [{"id": "merge", "options": {}}] if merge else []
+    steps.append({"id": "organize", "options": options})
+    steps.append({"id": "sortBy", "options": {"sort": [{"field": sort_by, "desc": descending}]}})
+    return steps
