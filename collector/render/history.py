@@ -9,8 +9,6 @@ from collector.store.api import Store
 from collector.store.history import ModelHistory, read_collapsed_prompts, read_history
 from collector.trends.change import change, format_change
 
-MIN_TREND_VERSIONS = 3  # a trend over fewer versions is shown as "–"
-
 
 def history_table(store: Store, model: str, scope: str = "within") -> tuple[list[str], list[list[str]]]:
     """A metric-by-version table of the latest completed values: (columns, rows), no printing."""
@@ -60,7 +58,7 @@ def _value_cell(history: ModelHistory, metric: str, version: str) -> str:
 
 def _trend_cell(history: ModelHistory, metric: str) -> str:
     t = history.trends.get(metric)
-    if t is None or t.n_versions < MIN_TREND_VERSIONS or math.isnan(t.slope):
+    if t is None or t.n_versions < 3 or math.isnan(t.slope):
         return "–"
     arrow = "↓" if t.slope < 0 else "↑"
     text = f"{arrow} {t.slope * 100:+.1f}%/version".replace("-", "−")
