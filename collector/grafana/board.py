@@ -10,7 +10,7 @@ from collector.grafana.panels import DATASOURCE, SCHEMA_VERSION, TAGS, UIDS, Das
 from collector.vocabulary import HEADLINE_METRICS
 
 
-def _variable_datasource() -> dict[str, Any]:
+def variable_datasource() -> dict[str, Any]:
     return {
         "name": "datasource",
         "label": "Data source",
@@ -23,7 +23,7 @@ def _variable_datasource() -> dict[str, Any]:
     }
 
 
-def _variable_model(*, multi: bool) -> dict[str, Any]:
+def variable_model(*, multi: bool) -> dict[str, Any]:
     return {
         "name": "model",
         "label": "Model",
@@ -39,7 +39,7 @@ def _variable_model(*, multi: bool) -> dict[str, Any]:
     }
 
 
-def _variable_scope() -> dict[str, Any]:
+def variable_scope() -> dict[str, Any]:
     return {
         "name": "scope",
         "label": "Scope",
@@ -56,7 +56,7 @@ def _variable_scope() -> dict[str, Any]:
     }
 
 
-def _variable_metric() -> dict[str, Any]:
+def variable_metric() -> dict[str, Any]:
     # the metrics with every per-metric series (intervals, p-values): the headline metrics at the
     # default metrics_detail (summary), all of them at full
     query = 'label_values(collapse_watch_diversity_ci_lower{model="$model"}, metric)'
@@ -76,7 +76,7 @@ def _variable_metric() -> dict[str, Any]:
     }
 
 
-def _annotation_versions() -> dict[str, Any]:
+def annotation_versions() -> dict[str, Any]:
     """A marker where each version of ``$model`` was first seen (its series' value is the time)."""
     return {
         "name": "Versions",
@@ -93,7 +93,7 @@ def _annotation_versions() -> dict[str, Any]:
     }
 
 
-def _dashboard(
+def dashboard(
     key: str,
     title: str,
     description: str,

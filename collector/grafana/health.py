@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from collector.grafana.board import _dashboard, _variable_datasource, _variable_model
-from collector.grafana.panels import Dashboard, Panel, _bars, _layout, _panel, _stat, _target, _thresholds
+from collector.grafana.board import dashboard, variable_datasource, variable_model
+from collector.grafana.panels import Dashboard, Panel, bars, layout, panel, stat, target, thresholds
 
 
 def health_dashboard() -> Dashboard:
     """The collector itself: runs, failures, samples, staleness, durations, exporter health."""
     sel = 'model=~"$model"'
-    runs = _panel(
+    runs = panel(
         "timeseries",
         "Runs per hour by status",
         "Collection runs per model and status (success / failed) over the last hour.",
         [
-            _target(
+            target(
                 f"sum by (model, status) (increase(collapse_watch_runs_total{{{sel}}}[1h]))",
                 "{{model}} {{status}}",
             )
@@ -26,31 +26,31 @@ def health_dashboard() -> Dashboard:
         custom={"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}},
         min_=0,
     )
-    failed = _panel(
+    failed = panel(
         "timeseries",
         "Failed-run ratio (6h)",
         "Share of runs that failed over 6 hours; CollapseWatchRunsFailing fires above 50%.",
         [
-            _target(
+            target(
                 f'sum by (model) (increase(collapse_watch_runs_total{{{sel},status="failed"}}[6h])) '
                 f"/ (sum by (model) (increase(collapse_watch_runs_total{{{sel}}}[6h])) > 0)",
                 "{{model}}",
             )
         ],
         "percentunit",
-        thresholds=_thresholds((None, "green"), (0.5, "red")),
+        thresholds=thresholds((None, "green"), (0.5, "red")),
         custom={"thresholdsStyle": {"mode": "line"}},
         min_=0,
     )
-    samples = _panel(
+    samples = panel(
         "timeseries",
         "Samples and sample errors per hour",
         "Model outputs sampled per hour, and sampling requests that failed after retries.",
         [
-            _target(
+            target(
                 f"sum by (model) (increase(collapse_watch_samples_total{{{sel}}}[1h]))", "{{model}} samples"
             ),
-            _target(
+            target(
                 f"sum by (model) (increase(collapse_watch_sample_errors_total{{{sel}}}[1h]))",
                 "{{model}} errors",
             ),
@@ -58,13 +58,13 @@ def health_dashboard() -> Dashboard:
         "short",
         min_=0,
     )
-    error_ratio = _panel(
+    error_ratio = panel(
         "timeseries",
         "Sample error ratio (1h)",
         "Failed sampling requests per request attempted over the last hour; "
         "CollapseWatchSampleErrorsHigh fires above 20%.",
         [
-            _target(
+            target(
                 f"sum by (model) (increase(collapse_watch_sample_errors_total{{{sel}}}[1h])) / "
                 f"((sum by (model) (increase(collapse_watch_samples_total{{{sel}}}[1h])) + "
                 f"sum by (model) (increase(collapse_watch_sample_errors_total{{{sel}}}[1h]))) > 0)",
@@ -72,33 +72,33 @@ def health_dashboard() -> Dashboard:
             )
         ],
         "percentunit",
-        thresholds=_thresholds((None, "green"), (0.2, "red")),
+        thresholds=thresholds((None, "green"), (0.2, "red")),
         custom={"thresholdsStyle": {"mode": "line"}},
         min_=0,
     )
-    age = _panel(
+    age = panel(
         "bargauge",
         "Time since last successful run",
         "Age of each model's last successful run. Compare with the schedule interval: CollectorStale fires "
         "after 3 intervals.",
         [
-            _target(
+            target(
                 f"sort_desc(time() - collapse_watch_last_success_timestamp_seconds{{{sel}}})",
                 "{{model}}",
                 instant=True,
             )
         ],
         "s",
-        options=_bars(),
-        thresholds=_thresholds((None, "green"), (3600, "orange"), (4 * 3600, "red")),
+        options=bars(),
+        thresholds=thresholds((None, "green"), (3600, "orange"), (4 * 3600, "red")),
         min_=0,
     )
-    age_intervals = _panel(
+    age_intervals = panel(
         "bargauge",
         "Schedule intervals since last success",
         "Age of the last successful run divided by the model's schedule interval; 3 or more is stale.",
         [
-            _target(
+            target(
                 f"sort_desc((time() - collapse_watch_last_success_timestamp_seconds{{{sel}}}) "
                 f"/ collapse_watch_schedule_interval_seconds{{{sel}}})",
                 "{{model}}",
@@ -106,17 +106,17 @@ def health_dashboard() -> Dashboard:
             )
         ],
         "none",
-        options=_bars(),
-        thresholds=_thresholds((None, "green"), (2, "orange"), (3, "red")),
+        options=bars(),
+        thresholds=thresholds((None, "green"), (2, "orange"), (3, "red")),
         min_=0,
     )
-    quantiles = _panel(
+    quantiles = panel(
         "timeseries",
         "Run duration quantiles (6h)",
         "Median, 90th and 99th percentile of collection-run wall time over 6 hours, from the "
         "collapse_watch_run_duration_seconds histogram.",
         [
-            _target(
+            target(
                 f"histogram_quantile({q}, sum by (model, le) "
                 f"(rate(collapse_watch_run_duration_seconds_bucket{{{sel}}}[6h])))",
                 f"{{{{model}}}} p{int(q * 100)}",
@@ -126,22 +126,22 @@ def health_dashboard() -> Dashboard:
         "s",
         min_=0,
     )
-    last_duration = _panel(
+    last_duration = panel(
         "timeseries",
         "Last run duration",
         "Wall time of each model's latest run.",
-        [_target(f"collapse_watch_last_run_duration_seconds{{{sel}}}", "{{model}}")],
+        [target(f"collapse_watch_last_run_duration_seconds{{{sel}}}", "{{model}}")],
         "s",
         min_=0,
     )
-    up = _panel(
+    up = panel(
         "stat",
         "Exporter up / store readable",
         "up: Prometheus can scrape the collector (CollectorDown). store: the exporter could read its "
         "database during the scrape (collapse_watch_up, CollapseWatchStoreUnavailable).",
         [
-            _target('up{job="collapse-watch"}', "up {{instance}}", instant=True),
-            _target("collapse_watch_up", "store {{instance}}", instant=True),
+            target('up{job="collapse-watch"}', "up {{instance}}", instant=True),
+            target("collapse_watch_up", "store {{instance}}", instant=True),
         ],
         "none",
         mappings=[
@@ -150,14 +150,14 @@ def health_dashboard() -> Dashboard:
                 "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}},
             }
         ],
-        thresholds=_thresholds((None, "red"), (1, "green")),
-        options=_stat("value_and_name"),
+        thresholds=thresholds((None, "red"), (1, "green")),
+        options=stat("value_and_name"),
     )
-    scrape = _panel(
+    scrape = panel(
         "timeseries",
         "Exporter scrape duration",
         "Time the exporter spent reading the store per scrape; it should stay well below the scrape timeout.",
-        [_target("collapse_watch_scrape_duration_seconds", "{{instance}}")],
+        [target("collapse_watch_scrape_duration_seconds", "{{instance}}")],
         "s",
         min_=0,
     )
@@ -167,10 +167,10 @@ def health_dashboard() -> Dashboard:
         [(samples, 12, 8), (error_ratio, 12, 8)],
         [(quantiles, 12, 8), (last_duration, 6, 8), (scrape, 6, 8)],
     ]
-    return _dashboard(
+    return dashboard(
         "health",
         "collapse-watch / collector health",
         "Is the collector running, succeeding and fresh?",
-        [_variable_datasource(), _variable_model(multi=True)],
-        _layout(rows),
+        [variable_datasource(), variable_model(multi=True)],
+        layout(rows),
     )

@@ -39,9 +39,9 @@ VERDICT_MAPPINGS: list[dict[str, Any]] = [
 ]
 
 
-def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict[str, Any]:
+def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict[str, Any]:
     """One Prometheus query of a panel."""
-    target: dict[str, Any] = {
+    query: dict[str, Any] = {
         "datasource": DATASOURCE,
         "expr": expr,
         "legendFormat": legend or "__auto",
@@ -50,15 +50,15 @@ def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = Fals
         "instant": instant,
     }
     if instant:
-        target["format"] = "table"
-    return target
+        query["format"] = "table"
+    return query
 
 
-def _thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
+def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
     return {"mode": "absolute", "steps": [{"value": v, "color": c} for v, c in steps]}
 
 
-def _panel(
+def panel(
     kind: str,
     title: str,
     description: str,
@@ -73,7 +73,7 @@ def _panel(
     transformations: list[dict[str, Any]] | None = None,
     min_: float | None = None,
 ) -> Panel:
-    """A panel without id or position (``_layout`` assigns those)."""
+    """A panel without id or position (``layout`` assigns those)."""
     defaults: dict[str, Any] = {"unit": unit}
     if thresholds is not None:
         defaults["thresholds"] = thresholds
@@ -83,7 +83,7 @@ def _panel(
         defaults["custom"] = custom
     if min_ is not None:
         defaults["min"] = min_
-    panel: Panel = {
+    built: Panel = {
         "type": kind,
         "title": title,
         "description": description,
@@ -93,18 +93,18 @@ def _panel(
         "options": options or {},
     }
     if transformations:
-        panel["transformations"] = transformations
-    return panel
+        built["transformations"] = transformations
+    return built
 
 
-def _row(title: str, repeat: str | None = None) -> Panel:
-    row: Panel = {"type": "row", "title": title, "collapsed": False, "panels": []}
+def row(title: str, repeat: str | None = None) -> Panel:
+    built: Panel = {"type": "row", "title": title, "collapsed": False, "panels": []}
     if repeat:
-        row["repeat"] = repeat
-    return row
+        built["repeat"] = repeat
+    return built
 
 
-def _layout(rows: Sequence[Sequence[tuple[Panel, int, int]]]) -> list[Panel]:
+def layout(rows: Sequence[Sequence[tuple[Panel, int, int]]]) -> list[Panel]:
     """Assign ids and grid positions: each inner sequence is one line of (panel, width, height)."""
     panels: list[Panel] = []
     y = 0
@@ -112,37 +112,36 @@ def _layout(rows: Sequence[Sequence[tuple[Panel, int, int]]]) -> list[Panel]:
     for line in rows:
         x = 0
         height = 0
-        for panel, w, h in line:
-            panel = dict(panel, id=next_id, gridPos={"x": x, "y": y, "w": w, "h": h})
+        for item, w, h in line:
+            panels.append(dict(item, id=next_id, gridPos={"x": x, "y": y, "w": w, "h": h}))
             next_id += 1
-            panels.append(panel)
             x += w
             height = max(height, h)
         y += height
     return panels
 
 
-def _last_value(**options: Any) -> dict[str, Any]:
+def last_value(**options: Any) -> dict[str, Any]:
     """A panel's options that show each series' last non-null value."""
     return {**options, "reduceOptions": {"calcs": ["lastNotNull"]}}
 
 
-def _bars() -> dict[str, Any]:
+def bars() -> dict[str, Any]:
     """A bar gauge's options: horizontal bars of each series' last value."""
-    return _last_value(orientation="horizontal", displayMode="basic")
+    return last_value(orientation="horizontal", displayMode="basic")
 
 
-def _stat(text_mode: str | None = None) -> dict[str, Any]:
+def stat(text_mode: str | None = None) -> dict[str, Any]:
     """A stat panel's options: the last value on a coloured background (``text_mode``: Grafana's
     ``textMode``, e.g. ``value_and_name``; None: its default)."""
-    return _last_value(colorMode="background", **({"textMode": text_mode} if text_mode else {}))
+    return last_value(colorMode="background", **({"textMode": text_mode} if text_mode else {}))
 
 
 # Labels Prometheus puts on every row of an instant-query table, hidden in every table panel.
 SERIES_LABELS = ("Time", "__name__", "job", "instance")
 
 
-def _table_rows(
+def table_rows(
     *hidden: str,
     order: dict[str, int] | None = None,
     rename: dict[str, str] | None = None,
