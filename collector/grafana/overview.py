@@ -14,6 +14,7 @@ from collector.grafana.panels import (
     layout,
     panel,
     stat,
+    status_mappings,
     table_rows,
     target,
     thresholds,
@@ -54,20 +55,7 @@ def overview_dashboard() -> Dashboard:
                 "matcher": {"id": "byName", "options": "verdict"},
                 "properties": [
                     {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                    {
-                        "id": "mappings",
-                        "value": [
-                            {
-                                "type": "value",
-                                "options": {
-                                    "ok": {"color": "green", "index": 0},
-                                    "watch": {"color": "orange", "index": 1},
-                                    "collapse_suspected": {"color": "red", "index": 2},
-                                    "inconclusive": {"color": "blue", "index": 3},
-                                },
-                            }
-                        ],
-                    },
+                    {"id": "mappings", "value": status_mappings()},
                 ],
             },
         ],

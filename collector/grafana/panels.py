@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from collector.vocabulary import STATUSES
+
 Panel = dict[str, Any]
 Dashboard = dict[str, Any]
 
@@ -27,6 +29,9 @@ MODEL_LINK: dict[str, Any] = {
     "title": "History of ${__data.fields.model}",
     "url": f"/d/{UIDS['model']}/collapse-watch-model?var-model=${{__data.fields.model}}&${{__url_time_range}}",
 }
+
+# A verdict cell's colour, per status of collector.vocabulary.STATUSES in its order.
+STATUS_COLOURS = ("green", "orange", "red", "blue")
 
 VERDICT_MAPPINGS: list[dict[str, Any]] = [
     {
@@ -160,3 +165,9 @@ def table_rows(
     steps.append({"id": "organize", "options": options})
     steps.append({"id": "sortBy", "options": {"sort": [{"field": sort_by, "desc": descending}]}})
     return steps
+
+
+def status_mappings() -> list[dict[str, Any]]:
+    """Value mappings that colour a verdict column (``STATUS_COLOURS``), one entry per status."""
+    colours = zip(STATUSES, STATUS_COLOURS, strict=True)
+    return [{"type": "value", "options": {s: {"color": c, "index": i} for i, (s, c) in enumerate(colours)}}]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collector.readout.snapshot import Snapshot
     from collector.runner import RunReport
 from collector.trends.change import change, clip_value_interval, format_change, format_interval
-from collector.vocabulary import HEADLINE_METRICS
+from collector.vocabulary import HEADLINE_METRICS, STATUSES
 
 
 def plain(text: str | None) -> Text | None:
@@ -93,12 +93,8 @@ def pct(x: float, digits: int = 1) -> str:
     return "–" if math.isnan(x) else f"{x * 100:+.{digits}f}%".replace("-", "−")
 
 
-VERDICT_STYLE = {
-    "ok": "bold green",
-    "watch": "bold yellow",
-    "collapse_suspected": "bold red",
-    "inconclusive": "bold magenta",
-}
+# A verdict's terminal style, per status of collector.vocabulary.STATUSES in its order.
+VERDICT_STYLE = dict(zip(STATUSES, ("bold green", "bold yellow", "bold red", "bold magenta"), strict=True))
 
 CHANGE_CAPTION = (
     "change in the metric's own direction: pp = percentage points (rates bounded in [0, 1]), "
