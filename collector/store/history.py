@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from collector.store.api import Store
-from collector.store.assessments import TrendRecord
+
+if TYPE_CHECKING:  # the stored trend's type, as Store.trends_of returns it
+    from collector.store.assessments import TrendRecord
 
 
 @dataclass
