@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client import CollectorRegistry
 
-from collector.exporter import StoreCollector
-from collector.exposition import render
 from collector.metrics.registry import all_metrics
 from collector.metrics.result import MetricValue, SuiteResult
-from collector.snapshot import load_snapshot
+from collector.readout.exporter import StoreCollector
+from collector.readout.exposition import render
+from collector.readout.snapshot import load_snapshot
 from collector.store import SampleRecord, Store, migrate
 from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
 

@@ -543,7 +543,7 @@ def history(
 ) -> None:
     """Print a metric-by-version table of a model's stored values, the change of each version vs the
     baseline (pp for rates, × for other metrics) and the trend over the last versions."""
-    from collector.store.cli_commands import history_table
+    from collector.render.history import history_table
 
     if scope not in ("within", "across"):
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
@@ -575,7 +575,7 @@ def history(
 
 def print_collapsed_prompts(store: Store, model: str) -> None:
     """The prompts that collapsed in the newest version that has any (text as data, one line each)."""
-    from collector.store.cli_commands import collapsed_prompts
+    from collector.render.history import collapsed_prompts
     from collector.trends.prompts import shorten
 
     version, rows = collapsed_prompts(store, model)
@@ -741,7 +741,7 @@ def open_store_or_wait(
     backoff, each connect bounded, SIGTERM honoured mid-try). Then ``(store or None if stopped,
     server, probe)`` for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
     from collector import service
-    from collector.health import SchedulerProbe
+    from collector.readout.health import SchedulerProbe
     from collector.store import Store
     from collector.store.errors import first_line
 

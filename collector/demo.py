@@ -205,9 +205,9 @@ def run_demo(
     status_line)`` receives the store's state (as /metrics exports it) whenever the demo polls.
     """
     from collector.llm import load_model
+    from collector.readout.snapshot import load_snapshot
     from collector.scheduler import CollectorScheduler
     from collector.service import Collector
-    from collector.snapshot import load_snapshot
 
     checkpoint, probes_file, log_dir = prepare(opts, timer)
     cfg = demo_config(opts, checkpoint, probes_file, log_dir)

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from collector.config import Config, EmbeddingServerConfig, ModelConfig
-from collector.health import SchedulerProbe
+from collector.readout.health import SchedulerProbe
 from collector.store import Store
 from collector.store.leases import Leases
 
@@ -224,7 +224,7 @@ def start_metrics_server(
     """``/metrics`` and ``/alerts`` read from ``store``, on the config's address unless overridden,
     secured by the web config file and the receiver's bearer token (docs/security.md);
     ``/readyz`` checks ``scheduler`` too when given (``run``)."""
-    from collector.metrics_server import serve_store_metrics
+    from collector.readout.server import serve_store_metrics
 
     host = host or (cfg.metrics_host if cfg else "127.0.0.1")
     port = port if port is not None else (cfg.metrics_port if cfg else 9108)

@@ -16,9 +16,10 @@ from assessment_data import FAST, embed, store_file
 from store_helpers import migrated_store
 
 from collector.assessment import assess_all, assess_model
+from collector.render.history import history_table
 from collector.store import SampleRecord, Store, StoreError
 from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
-from collector.store.cli_commands import history_table, record_scored_file
+from collector.store.cli_commands import record_scored_file
 
 SERIES = [("v1", "series_v1"), ("v2", "series_v2"), ("v3", "series_v3"), ("v4", "series_v4")]
 

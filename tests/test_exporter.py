@@ -8,7 +8,8 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from collector.exporter import Snapshot, StoreCollector
+from collector.readout.exporter import StoreCollector
+from collector.readout.snapshot import Snapshot
 from collector.store.overview import ChangeRow, ModelHealth, TrendRow, ValueRow, VersionState
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import event
 from store_helpers import full_run, migrated_store, samples
 
 from collector.assessment import assess_model
-from collector.exporter import StoreCollector
-from collector.snapshot import load_snapshot
+from collector.readout.exporter import StoreCollector
+from collector.readout.snapshot import load_snapshot
 from collector.store import Store
 
 

@@ -1,7 +1,7 @@
 """Reads for the exporter: the state of every model in a handful of queries (not one per metric).
 
 Typed rows out (``Overview``): the same row types travel from here to the exporter, the fleet table
-and the demo; ``collector.snapshot`` only adds what the config knows (schedule intervals).
+and the demo; ``collector.readout.snapshot`` only adds what the config knows (schedule intervals).
 
 * Versions: per model the last ``max_versions`` by ordinal, plus the baseline version always.
 * Values: ``v_latest_metrics`` of those versions (the latest completed run's values).
