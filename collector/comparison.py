@@ -68,17 +68,23 @@ class MetricComparison:
     family: str
     comparison: Comparison
 
-    def change_row(self, model: str, version: str, reference: str, reference_run_id: int) -> ChangeRow:
-        """The labelled row the store keeps: the change in ``CHANGE_UNIT`` (diversity-oriented)."""
+    @property
+    def diversity_change(self) -> tuple[float, float, float]:
+        """The change and its interval in ``CHANGE_UNIT``: the metric's scale, negative = less
+        diverse (what the store keeps, ``/metrics`` exports and ``--json`` says)."""
         c = self.comparison
-        change = diversity_oriented(c.change, c.change_ci_low, c.change_ci_high, c.higher_is_diverse)
+        return diversity_oriented(c.change, c.change_ci_low, c.change_ci_high, c.higher_is_diverse)
+
+    def change_row(self, model: str, version: str, reference: str, reference_run_id: int) -> ChangeRow:
+        """The labelled row the store keeps."""
+        c = self.comparison
         return ChangeRow(
             model,
             version,
             self.metric,
             self.scope,
             reference,
-            *change,
+            *self.diversity_change,
             p_value=c.p_value,
             significant_decline=c.significant_decline,
             n_pairs=c.n_pairs,

@@ -360,12 +360,12 @@ def overview_dashboard() -> Dashboard:
                 _panel(
                     "bargauge",
                     f"{metric}: change vs baseline ($scope)",
-                    f"Relative change of {metric} in the latest version vs the model's baseline, in "
+                    f"Change (rates: points; else relative) of {metric} in the latest version vs the model's baseline, in "
                     "diversity orientation (negative = less diverse, whatever the metric's own direction); "
                     "worst first.",
                     [
                         _target(
-                            f'sort(collapse_watch_diversity_change_ratio{{{sel},metric="{metric}",'
+                            f'sort(collapse_watch_diversity_change{{{sel},metric="{metric}",'
                             f'scope="$scope",reference="baseline"}} and on(model, version) {LATEST})',
                             "{{model}} {{version}}",
                             instant=True,
@@ -390,7 +390,7 @@ def overview_dashboard() -> Dashboard:
         "negative (least diverse) first; diversity orientation, so every metric reads the same way.",
         [
             _target(
-                f'bottomk(15, collapse_watch_diversity_change_ratio{{{sel},reference="baseline"}} '
+                f'bottomk(15, collapse_watch_diversity_change{{{sel},reference="baseline"}} '
                 f"and on(model, version) {LATEST})",
                 instant=True,
             )
@@ -524,10 +524,10 @@ def model_dashboard() -> Dashboard:
     vs_baseline = _panel(
         "bargauge",
         "$metric ($scope): change vs baseline",
-        "Relative change of each version vs the baseline, diversity orientation (negative = less diverse).",
+        "Change (rates: points; else relative) of each version vs the baseline, diversity orientation (negative = less diverse).",
         [
             _target(
-                f'collapse_watch_diversity_change_ratio{{{ms},reference="baseline"}}',
+                f'collapse_watch_diversity_change{{{ms},reference="baseline"}}',
                 "{{version}}",
                 instant=True,
             )
@@ -539,10 +539,10 @@ def model_dashboard() -> Dashboard:
     vs_previous = _panel(
         "bargauge",
         "$metric ($scope): change vs previous version",
-        "Relative change of each version vs the version before it, diversity orientation.",
+        "Change (rates: points; else relative) of each version vs the version before it, diversity orientation.",
         [
             _target(
-                f'collapse_watch_diversity_change_ratio{{{ms},reference="previous"}}',
+                f'collapse_watch_diversity_change{{{ms},reference="previous"}}',
                 "{{version}}",
                 instant=True,
             )
@@ -554,16 +554,12 @@ def model_dashboard() -> Dashboard:
     table = _panel(
         "table",
         "$metric ($scope): change vs baseline with interval and p-value",
-        "Per version: relative change vs baseline, its 95% interval and p-value, and whether it counts as a "
+        "Per version: change vs baseline, its 95% interval and p-value, and whether it counts as a "
         "significant decline (interval entirely below 0).",
         [
-            _target(f'collapse_watch_diversity_change_ratio{{{ms},reference="baseline"}}', instant=True),
-            _target(
-                f'collapse_watch_diversity_change_ci_lower_ratio{{{ms},reference="baseline"}}', instant=True
-            ),
-            _target(
-                f'collapse_watch_diversity_change_ci_upper_ratio{{{ms},reference="baseline"}}', instant=True
-            ),
+            _target(f'collapse_watch_diversity_change{{{ms},reference="baseline"}}', instant=True),
+            _target(f'collapse_watch_diversity_change_ci_lower{{{ms},reference="baseline"}}', instant=True),
+            _target(f'collapse_watch_diversity_change_ci_upper{{{ms},reference="baseline"}}', instant=True),
             _target(f'collapse_watch_diversity_change_p_value{{{ms},reference="baseline"}}', instant=True),
             _target(f"collapse_watch_diversity_declined{{{ms}}}", instant=True),
         ],
