@@ -192,6 +192,7 @@ def test_store_api_checks_and_round_trips(db_url: str) -> None:
         (running, [], verdict, "only completed runs"),
         (r2, [_cmp(other)], verdict, "completed run of the same model"),
         (r2, [_cmp(r1, reference="parent")], verdict, "reference must be one of"),
+        (r2, [_cmp(r1, version="v1")], verdict, "a change row names m@v1"),
         (r2, [], VerdictRecord("alarm", []), "verdict status"),
         (r2, [], VerdictRecord("ok", [], {}, "v9"), "unknown baseline version"),
         (r2, [_cmp(r1), _cmp(r1, metric="x"), _cmp(r1)], verdict, None),  # duplicate: the DB refuses

@@ -325,6 +325,22 @@ class AssessmentStore:
             return [trend_row(r) for r in rows]
 
     # -- writes ---------------------------------------------------------------------------------
+    @staticmethod
+    def _refuse_mislabelled(conn: Connection, run_id: int, rows: list[ChangeRow]) -> None:
+        """Raise when a change row names another model or version than the run it is stored for."""
+        v, mo = m.ModelVersion, m.Model
+        labels = conn.execute(
+            select(mo.name, v.label)
+            .join(v, v.model_id == mo.id)
+            .join(m.Run, m.Run.version_id == v.id)
+            .where(m.Run.id == run_id)
+        ).one()
+        wrong = [c for c in rows if (c.model, c.version) != tuple(labels)]
+        if wrong:
+            raise StoreError(
+                f"run {run_id} is {labels[0]}@{labels[1]}; a change row names {wrong[0].model}@{wrong[0].version}"
+            )
+
     def save_assessment(
         self,
         run_id: int,
@@ -362,6 +378,7 @@ class AssessmentStore:
                 raise StoreError(f"run {run_id} does not exist")
             if run.status not in COMPLETED:
                 raise StoreError(f"run {run_id} is {run.status!r}; only completed runs can be assessed")
+            self._refuse_mislabelled(conn, run_id, comparisons)
             ref_ids = {c.reference_run_id for c in comparisons} | {f.reference_run_id for f in findings}
             refs = {
                 row.id: row
