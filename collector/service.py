@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -155,14 +155,22 @@ def assess_after_run(
     max_samples: int | None = None,
     on_compared: Callable[[str, BatchComparison], None] | None = None,
     thresholds: Thresholds | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> Verdict | None:
     """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored
     (``max_samples``: its ``max_scored_samples``, for collected runs; ``on_compared``: see
-    :func:`collector.assessment.assess_model`; ``thresholds``: e.g. the model's per-prompt rule)."""
+    :func:`collector.assessment.assess_model`; ``thresholds``: e.g. the model's per-prompt rule;
+    ``metrics``: the model's ``metrics:`` setting, the suite its runs scored; None: the default)."""
     from collector.assessment import assess_model
 
     verdict = assess_model(
-        store, model, embed=embed, max_samples=max_samples, on_compared=on_compared, thresholds=thresholds
+        store,
+        model,
+        embed=embed,
+        metrics=metrics,
+        max_samples=max_samples,
+        on_compared=on_compared,
+        thresholds=thresholds,
     )
     if verdict is not None and on_verdict is not None:
         on_verdict(model, verdict)
@@ -185,7 +193,15 @@ def after_run_hook(
         th = Thresholds(
             min_collapsed_prompts=model.min_collapsed_prompts, min_collapsed_share=model.min_collapsed_share
         )
-        assess_after_run(store, model.name, embed, on_verdict, model.max_scored_samples, thresholds=th)
+        assess_after_run(
+            store,
+            model.name,
+            embed,
+            on_verdict,
+            model.max_scored_samples,
+            thresholds=th,
+            metrics=model.metrics,
+        )
 
     return on_finished
 
