@@ -105,10 +105,10 @@ def model_dashboard() -> Dashboard:
     vs_baseline = panel(
         "bargauge",
         "$metric ($scope): change vs baseline",
-        "Relative change of each version vs the baseline, diversity orientation (negative = less diverse).",
+        "Change (rates: points; else relative) of each version vs the baseline, diversity orientation (negative = less diverse).",
         [
             target(
-                f'collapse_watch_diversity_change_ratio{{{ms},reference="baseline"}}',
+                f'collapse_watch_diversity_change{{{ms},reference="baseline"}}',
                 "{{version}}",
                 instant=True,
             )
@@ -120,10 +120,10 @@ def model_dashboard() -> Dashboard:
     vs_previous = panel(
         "bargauge",
         "$metric ($scope): change vs previous version",
-        "Relative change of each version vs the version before it, diversity orientation.",
+        "Change (rates: points; else relative) of each version vs the version before it, diversity orientation.",
         [
             target(
-                f'collapse_watch_diversity_change_ratio{{{ms},reference="previous"}}',
+                f'collapse_watch_diversity_change{{{ms},reference="previous"}}',
                 "{{version}}",
                 instant=True,
             )
@@ -135,16 +135,12 @@ def model_dashboard() -> Dashboard:
     table = panel(
         "table",
         "$metric ($scope): change vs baseline with interval and p-value",
-        "Per version: relative change vs baseline, its 95% interval and p-value, and whether it counts as a "
+        "Per version: change vs baseline, its 95% interval and p-value, and whether it counts as a "
         "significant decline (interval entirely below 0).",
         [
-            target(f'collapse_watch_diversity_change_ratio{{{ms},reference="baseline"}}', instant=True),
-            target(
-                f'collapse_watch_diversity_change_ci_lower_ratio{{{ms},reference="baseline"}}', instant=True
-            ),
-            target(
-                f'collapse_watch_diversity_change_ci_upper_ratio{{{ms},reference="baseline"}}', instant=True
-            ),
+            target(f'collapse_watch_diversity_change{{{ms},reference="baseline"}}', instant=True),
+            target(f'collapse_watch_diversity_change_ci_lower{{{ms},reference="baseline"}}', instant=True),
+            target(f'collapse_watch_diversity_change_ci_upper{{{ms},reference="baseline"}}', instant=True),
             target(f'collapse_watch_diversity_change_p_value{{{ms},reference="baseline"}}', instant=True),
             target(f"collapse_watch_diversity_declined{{{ms}}}", instant=True),
         ],

@@ -87,12 +87,12 @@ def overview_dashboard() -> Dashboard:
                 panel(
                     "bargauge",
                     f"{metric}: change vs baseline ($scope)",
-                    f"Relative change of {metric} in the latest version vs the model's baseline, in "
+                    f"Change (rates: points; else relative) of {metric} in the latest version vs the model's baseline, in "
                     "diversity orientation (negative = less diverse, whatever the metric's own direction); "
                     "worst first.",
                     [
                         target(
-                            f'sort(collapse_watch_diversity_change_ratio{{{sel},metric="{metric}",'
+                            f'sort(collapse_watch_diversity_change{{{sel},metric="{metric}",'
                             f'scope="$scope",reference="baseline"}} and on(model, version) {LATEST})',
                             "{{model}} {{version}}",
                             instant=True,
@@ -113,7 +113,7 @@ def overview_dashboard() -> Dashboard:
         "negative (least diverse) first; diversity orientation, so every metric reads the same way.",
         [
             target(
-                f'bottomk(15, collapse_watch_diversity_change_ratio{{{sel},reference="baseline"}} '
+                f'bottomk(15, collapse_watch_diversity_change{{{sel},reference="baseline"}} '
                 f"and on(model, version) {LATEST})",
                 instant=True,
             )

@@ -15,8 +15,9 @@ change vs the previous version, the ``across`` slopes and the trend p-values as 
 ``detail="full"`` exports every family for every metric of every exported version::
 
     diversity{model,version,metric,scope}                    + _ci_lower, _ci_upper (headline)
-    diversity_change_ratio{model,version,metric,scope,reference}   reference="previous" (headline)
-        + diversity_change_ci_lower_ratio, _ci_upper_ratio, _p_value (headline; previous: full)
+    diversity_change{model,version,metric,scope,reference}   reference="previous" (headline)
+        + diversity_change_ci_lower, _ci_upper, _p_value (headline; previous: full)
+        (in vocabulary.CHANGE_UNIT: the metric's scale, negative = less diverse)
     diversity_declined{model,version,metric,scope}
     verdict{model,version,verdict}   model_version_info{model,version,baseline_version}
     version_ordinal  latest_version_ordinal  version_first_seen_timestamp_seconds{model,version}
@@ -43,8 +44,8 @@ from collector import __version__
 from collector.readout.outage import OutageLog
 from collector.readout.reliability import reliability_families
 from collector.readout.snapshot import Snapshot
-from collector.store.overview import OUTCOMES, ChangeRow, Overview, VersionState
-from collector.vocabulary import HEADLINE_METRICS, STATUSES
+from collector.store.overview import OUTCOMES, Overview, VersionState
+from collector.vocabulary import CHANGE_UNIT, HEADLINE_METRICS, STATUSES, ChangeRow
 
 log = logging.getLogger("collapse_watch.exporter")
 
@@ -103,13 +104,9 @@ def value_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
 
 def change_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     labels = ["model", "version", "metric", "scope", "reference"]
-    change = _gauge(
-        "diversity_change_ratio",
-        "Relative change vs the reference version; negative means less diverse.",
-        labels,
-    )
-    lo = _gauge("diversity_change_ci_lower_ratio", "Lower end of the change's 95% interval.", labels)
-    hi = _gauge("diversity_change_ci_upper_ratio", "Upper end of the change's 95% interval.", labels)
+    change = _gauge("diversity_change", f"Change vs the reference version: {CHANGE_UNIT}.", labels)
+    lo = _gauge("diversity_change_ci_lower", "Lower end of the change's 95% interval (same unit).", labels)
+    hi = _gauge("diversity_change_ci_upper", "Upper end of the change's 95% interval (same unit).", labels)
     p = _gauge("diversity_change_p_value", "Two-sided p-value of the change.", labels)
     declined = _gauge(
         "diversity_declined",

@@ -98,7 +98,8 @@ VERDICT_STYLE = dict(zip(STATUSES, ("bold green", "bold yellow", "bold red", "bo
 
 CHANGE_CAPTION = (
     "change in the metric's own direction: pp = percentage points (rates bounded in [0, 1]), "
-    "× = candidate / baseline (other metrics); diverse: the direction that is more diverse; "
+    "× = candidate / baseline (other metrics); diverse: the direction that is more diverse "
+    "(/metrics and --json's diversity_change: the same change, signed negative = less diverse); "
     "red: a significant decline in diversity"
 )
 
@@ -208,16 +209,15 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
                 "change_ci": [num(r.comparison.change_ci_low), num(r.comparison.change_ci_high)],
                 "change_text": format_change(r.metric, r.comparison.change),
                 "relative_change": num(r.comparison.rel_change),
-                "diversity_change": num(r.comparison.diversity_change),
-                "diversity_change_ci": [
-                    num(r.comparison.diversity_ci_low),
-                    num(r.comparison.diversity_ci_high),
-                ],
+                # the stored and exported change (CHANGE_UNIT): the same scale, negative = less diverse
+                "diversity_change": num(change),
+                "diversity_change_ci": [num(low), num(high)],
                 "p_value": num(r.comparison.p_value) if r.comparison.scorable else None,
                 "significant_decline": r.comparison.significant_decline,
                 "min_detectable": num(r.comparison.min_detectable),
             }
             for r in cmp.rows
+            for change, low, high in [r.diversity_change]
         ],
     }
 

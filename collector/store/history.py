@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from collector.store.api import Store
 
 if TYPE_CHECKING:  # the stored trend's type, as Store.trends_of returns it
-    from collector.store.assessments import TrendRecord
+    from collector.vocabulary import TrendRow
 
 
 @dataclass
@@ -23,7 +23,7 @@ class ModelHistory:
     values: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> version -> value (NaN: n/a)
     # (metric, version): an embedding metric embedded by another identity than the baseline's run
     other_embedder: set[tuple[str, str]] = field(default_factory=set)
-    trends: dict[str, TrendRecord] = field(default_factory=dict)  # metric -> stored trend
+    trends: dict[str, TrendRow] = field(default_factory=dict)  # metric -> stored trend
     prompts_collapsed: dict[str, tuple[int, int]] = field(
         default_factory=dict
     )  # version -> (collapsed, tested)
