@@ -22,6 +22,7 @@ from collector.config import Config, EmbeddingServerConfig, ModelConfig
 from collector.readout.health import SchedulerProbe
 from collector.store import Store
 from collector.store.leases import Leases
+from collector.vocabulary import is_completed
 
 if TYPE_CHECKING:
     from collector.comparison import BatchComparison
@@ -183,7 +184,7 @@ def after_run_hook(
     """The runner's ``on_finished``: after a completed run, set the baseline and assess the model."""
 
     def on_finished(model: ModelConfig, report: RunReport) -> None:
-        if report.status not in ("succeeded", "partial"):
+        if not is_completed(report.status):
             return
         known = [label for label, _ in store.version_order(model.name)]
         if model.baseline_version and model.baseline_version in known:

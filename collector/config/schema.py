@@ -30,7 +30,9 @@ from pydantic import (
 from collector.store.text import check_label
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A settings model that refuses unknown keys (a typo is an error) and cannot change once read."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -55,7 +57,7 @@ ResolvedPath = Annotated[str, AfterValidator(_resolve)]
 # --- sources -------------------------------------------------------------------------------------
 
 
-class OpenAISourceConfig(_Strict):
+class OpenAISourceConfig(StrictModel):
     """An OpenAI-compatible HTTP endpoint (vLLM, llama.cpp server, TGI, OpenAI)."""
 
     type: Literal["openai"]
@@ -77,7 +79,7 @@ class OpenAISourceConfig(_Strict):
         return v.rstrip("/")
 
 
-class EmbeddingServerConfig(_Strict):
+class EmbeddingServerConfig(StrictModel):
     """A remote OpenAI-compatible ``/v1/embeddings`` server (text-embeddings-inference, vLLM,
     Infinity, Ollama, OpenAI) used instead of the local sentence-transformers model."""
 
@@ -96,7 +98,7 @@ class EmbeddingServerConfig(_Strict):
         return OpenAISourceConfig._url(v)
 
 
-class TransformersSourceConfig(_Strict):
+class TransformersSourceConfig(StrictModel):
     """A local Hugging Face checkpoint directory, sampled in-process."""
 
     type: Literal["transformers"]
@@ -105,7 +107,7 @@ class TransformersSourceConfig(_Strict):
     batch_size: int = Field(8, ge=1)
 
 
-class JsonlFields(_Strict):
+class JsonlFields(StrictModel):
     """Which keys of a JSONL record hold what; optional ones may be null to ignore them."""
 
     prompt: str = "prompt"
@@ -115,7 +117,7 @@ class JsonlFields(_Strict):
     prompt_id: str | None = "prompt_id"
 
 
-class JsonlSourceConfig(_Strict):
+class JsonlSourceConfig(StrictModel):
     """Tail JSONL request logs (a file or a glob); remembers its read offsets in ``state_file``."""
 
     type: Literal["jsonl"]
@@ -126,7 +128,7 @@ class JsonlSourceConfig(_Strict):
     max_line_bytes: int = Field(1_048_576, ge=1024, le=1 << 30)
 
 
-class SqlSourceConfig(_Strict):
+class SqlSourceConfig(StrictModel):
     """Pull logged outputs from a SQL table; remembers the largest watermark seen in ``state_file``.
 
     ``query`` must select ``prompt``, ``output`` and the watermark column (optionally ``prompt_id``,
@@ -180,7 +182,7 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-class Schedule(_Strict):
+class Schedule(StrictModel):
     """When to collect: exactly one of ``every`` (a duration) or ``cron`` (5-field crontab)."""
 
     every: str | None = None
@@ -216,7 +218,7 @@ class Schedule(_Strict):
         return parse_duration(self.every) if self.every is not None else None
 
 
-class Decoding(_Strict):
+class Decoding(StrictModel):
     """Sampling parameters passed to the model.  With ``seed`` set, sample i uses ``seed + i``."""
 
     temperature: float = Field(1.0, ge=0)
@@ -256,7 +258,7 @@ MEANINGLESS_MODEL_NAMES = frozenset(
 )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """One watched model: where its outputs come from and how they are scored."""
 
     name: ModelName
@@ -334,7 +336,7 @@ class ModelConfig(_Strict):
         return self.version_from.split(":", 1)[1] if self.version_from.startswith("header:") else None
 
 
-class AlertReceiverConfig(_Strict):
+class AlertReceiverConfig(StrictModel):
     """Who may ``POST /alerts`` (docs/security.md): a bearer token read from ``bearer_token_env`` or
     ``bearer_token_file`` (what Alertmanager's webhook ``http_config.authorization`` sends), and/or
     the web config's basic-auth users.  With neither, only loopback clients may post."""
@@ -371,7 +373,7 @@ def valid_host(value: str) -> str:
     return v
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """The whole file."""
 
     database_url: str | None = None
