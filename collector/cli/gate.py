@@ -12,12 +12,14 @@ from rich.text import Text
 from collector import gate
 from collector.cli.app import err, out, print_verdict, usage_errors, warn
 from collector.cli.options import (
+    AsJson,
     DatabaseUrl,
     EmbeddingBackend,
     MaxScoredSamples,
     Metrics,
     NoCache,
     NoEmbeddings,
+    Seed,
 )
 from collector.metrics.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
     from collector.comparison import BatchComparison
     from collector.metrics.result import SuiteResult
     from collector.store import Store
+
+
+EmbeddingModel = Annotated[
+    str, typer.Option(help="sentence-transformers model name or path; 'default' is the packaged MiniLM.")
+]
 
 
 class ProgressEmbedder(gate.GateEmbedder):
@@ -63,18 +70,16 @@ def cli_embedder(
 @usage_errors
 def score(
     file: Annotated[Path, typer.Argument(help="JSONL or CSV file with 'prompt' and 'output' per record.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: AsJson = False,
     metrics: Metrics = None,
     no_embeddings: NoEmbeddings = False,
-    embedding_model: Annotated[
-        str, typer.Option(help="sentence-transformers model name or path; 'default' is the packaged MiniLM.")
-    ] = "default",
+    embedding_model: EmbeddingModel = "default",
     embedding_backend: EmbeddingBackend = "auto",
     no_cache: NoCache = False,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap replicates for the 95% intervals.")] = (
         DEFAULT_BOOTSTRAP
     ),
-    seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
+    seed: Seed = DEFAULT_SEED,
     store: Annotated[
         bool, typer.Option("--store", help="Record the file as a run of --model/--version in the database.")
     ] = False,
@@ -144,7 +149,7 @@ def compare(
         str, typer.Argument(help="Baseline: a JSONL/CSV file, or MODEL@VERSION from the database.")
     ],
     candidate: Annotated[str, typer.Argument(help="Candidate: a JSONL/CSV file, or MODEL@VERSION.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: AsJson = False,
     metrics: Metrics = None,
     no_embeddings: NoEmbeddings = False,
     embedding_model: Annotated[
@@ -152,7 +157,7 @@ def compare(
     ] = "default",
     embedding_backend: EmbeddingBackend = "auto",
     no_cache: NoCache = False,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")] = DEFAULT_SEED,
+    seed: Seed = DEFAULT_SEED,
     max_scored_samples: MaxScoredSamples = None,
     database_url: DatabaseUrl = None,
 ) -> None:

@@ -29,6 +29,8 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+Seed = Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")]
 Metrics = Annotated[str | None, typer.Option(help="Comma-separated metric names (default: the whole suite).")]
 NoEmbeddings = Annotated[
     bool, typer.Option("--no-embeddings", help="Skip the embedding model and its metrics.")
