@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.text import Text
@@ -27,7 +27,7 @@ def demo(
     port: Annotated[
         int, typer.Option(help="Port of /metrics while the demo runs (0: any free port).")
     ] = 9108,
-    versions: Annotated[int | None, typer.Option(min=2, help="Deploy only the first N versions.")] = None,
+    versions: Annotated[Optional[int], typer.Option(min=2, help="Deploy only the first N versions.")] = None,
 ) -> None:
     """Watch a real model collapse: the whole product on embedded defaults, in a few minutes."""
     from rich.live import Live

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.text import Text
@@ -84,10 +84,10 @@ def score(
         bool, typer.Option("--store", help="Record the file as a run of --model/--version in the database.")
     ] = False,
     model: Annotated[
-        str | None, typer.Option(help="Model name for --store (else the file's 'model').")
+        Optional[str], typer.Option(help="Model name for --store (else the file's 'model').")
     ] = None,
     version: Annotated[
-        str | None, typer.Option(help="Version for --store (else the file's 'version').")
+        Optional[str], typer.Option(help="Version for --store (else the file's 'version').")
     ] = None,
     max_scored_samples: MaxScoredSamples = None,
     database_url: DatabaseUrl = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -22,7 +22,7 @@ NoCache = Annotated[
     ),
 ]
 DatabaseUrl = Annotated[
-    str | None,
+    Optional[str],
     typer.Option(
         "--database-url",
         help="SQLAlchemy URL; else COLLAPSE_WATCH_DATABASE_URL, else sqlite:///collapse-watch.db.",
@@ -31,12 +31,14 @@ DatabaseUrl = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 Seed = Annotated[int, typer.Option(help="Bootstrap seed (reproducible).")]
-Metrics = Annotated[str | None, typer.Option(help="Comma-separated metric names (default: the whole suite).")]
+Metrics = Annotated[
+    Optional[str], typer.Option(help="Comma-separated metric names (default: the whole suite).")
+]
 NoEmbeddings = Annotated[
     bool, typer.Option("--no-embeddings", help="Skip the embedding model and its metrics.")
 ]
 MaxScoredSamples = Annotated[
-    int | None,
+    Optional[int],
     typer.Option(
         min=10,  # the bound of the config's max_scored_samples
         help="Score at most N outputs of a stored run, the uniform sample its collector scores "
@@ -46,7 +48,7 @@ MaxScoredSamples = Annotated[
 ]
 ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="The collector's YAML configuration.")]
 WebConfigFile = Annotated[
-    Path | None,
+    Optional[Path],
     typer.Option(
         "--web.config.file",
         "--web-config-file",

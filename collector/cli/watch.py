@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.text import Text
@@ -53,7 +53,7 @@ def build_collector(cfg: Config, store: Store | None = None) -> Collector:
 def collect(
     config: ConfigFile,
     model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Only this model (repeatable).")
+        Optional[list[str]], typer.Option("--model", "-m", help="Only this model (repeatable).")
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", hidden=True, help="Accepted for old scripts; collect always runs once.")
@@ -90,7 +90,7 @@ def collect(
 def run(
     config: ConfigFile,
     metrics_port: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(min=0, max=65535, help="Port of /metrics (default: the config's; 0: any free port)."),
     ] = None,
     web_config_file: WebConfigFile = None,
@@ -194,18 +194,18 @@ def open_store_or_wait(
 @usage_errors
 def serve_metrics(
     host: Annotated[
-        str | None,
+        Optional[str],
         typer.Option(help="Interface to listen on (default: the config's metrics_host, else 127.0.0.1)."),
     ] = None,
     port: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             min=0, max=65535, help="Port of /metrics (default: the config's metrics_port, else 9108)."
         ),
     ] = None,
     web_config_file: WebConfigFile = None,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Config (for the database URL and schedules).")
+        Optional[Path], typer.Option("--config", "-c", help="Config (for the database URL and schedules).")
     ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
