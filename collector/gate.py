@@ -10,6 +10,7 @@ warnings go to the callbacks the caller gives.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -251,6 +252,46 @@ def scored_subset(records: list[SampleRecord], cap: int | None) -> list[Sample]:
 
     kept = bottom_k(records, lambda r: (r.prompt_key, r.sample_index), cap)
     return [Sample(prompt_id=r.prompt_key, output=r.output, prompt=r.prompt) for r in kept]  # type: ignore[arg-type]
+
+
+@dataclass
+class FileRun:
+    """`score FILE --store`: where the file goes, its outputs as the run's samples (all stored),
+    and ``cap``, how many of them its scored subset holds."""
+
+    store: Store
+    target: tuple[str, str]
+    records: list[SampleRecord]
+    cap: int
+
+    def scored(self) -> list[Sample]:
+        return scored_subset(self.records, self.cap)
+
+
+def plan_file_run(
+    records: list[Record],
+    model: str | None,
+    version: str | None,
+    database_url: str | None,
+    max_samples: int | None,
+) -> FileRun:
+    """The run a file will be stored as, checked before anything is scored: the labels, the
+    database, and that the version has no completed run yet (nothing stored, nothing wasted)."""
+    target = store_target(records, model, version)
+    store = open_history(database_url)
+    refuse_recorded(store, target)
+    cap = max_samples or default_max_scored_samples()
+    return FileRun(store, target, run_samples([r.sample for r in records]), cap)
+
+
+def store_file_run(run: FileRun, result: SuiteResult, embed: EmbedFn | None, on_verdict: OnVerdict) -> int:
+    """Store the scored file as its run and assess the model as the collector would; the run id."""
+    try:
+        run_id = record_run(run.store, run.target, run.records, result, embed)
+    except Exception as exc:
+        raise GateError(f"could not store {len(run.records)} samples: {exc}") from None
+    assess_recorded(run.store, run.target[0], embed, max_samples=run.cap, on_verdict=on_verdict)
+    return run_id
 
 
 def record_run(

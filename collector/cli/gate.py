@@ -101,29 +101,20 @@ def score(
     selected = gate.metric_names(metrics)
     gate.refuse_embedding_conflict(no_embeddings, selected)
     records = gate.read_file(file)
-    samples = [r.sample for r in records]
-    target = gate.store_target(records, model, version) if store else None
-    history = gate.open_history(database_url) if target is not None else None
-    if target is not None and history is not None:
-        gate.refuse_recorded(history, target)  # before scoring: nothing stored, nothing wasted
-        cap = max_scored_samples or gate.default_max_scored_samples()
-        run_records = gate.run_samples(samples)
-        samples = gate.scored_subset(run_records, cap)
+    run = gate.plan_file_run(records, model, version, database_url, max_scored_samples) if store else None
+    history = run.store if run is not None else None
     embed = (
         None
         if no_embeddings
         else cli_embedder(embedding_model, embedding_backend, as_json, history, no_cache)
     )
+    samples = run.scored() if run is not None else [r.sample for r in records]
     result = score_batch(
         str(file), samples, metrics=selected, embed=embed, n_boot=bootstrap, seed=seed
     ).result
-    if target is not None and history is not None:
-        try:
-            run_id = gate.record_run(history, target, run_records, result, embed)
-        except Exception as exc:
-            raise gate.GateError(f"could not store {len(run_records)} samples: {exc}") from None
-        gate.assess_recorded(history, target[0], embed, max_samples=cap, on_verdict=print_verdict)
-        err.print(f"stored as run {run_id} of {target[0]}@{target[1]}", highlight=False, markup=False)
+    if run is not None:
+        run_id = gate.store_file_run(run, result, embed, on_verdict=print_verdict)
+        err.print(f"stored as run {run_id} of {run.target[0]}@{run.target[1]}", highlight=False, markup=False)
     render_scores(file, result, as_json, bootstrap, seed)
 
 
