@@ -153,42 +153,15 @@ def run(
 def open_store_or_wait(
     cfg: Config, stopped: threading.Event, metrics_port: int | None, web: str | None
 ) -> tuple[Store | None, Any, Any]:
-    """``run``'s store, migrated. On a database server the HTTP server starts first, so /healthz
-    answers 200 and /readyz 503 ("database": "connecting ..." / "unreachable: ...") however long
-    the database takes; a server that does not answer is waited for (``service.wait_for_database``:
-    backoff, each connect bounded, SIGTERM honoured mid-try). Then ``(store or None if stopped,
-    server, probe)`` for ``Collector.serve``. Anything else that stops the store from opening: exit 2."""
+    """``run``'s store (``service.open_store_serving``); a port or database problem exits 2."""
     from collector import service
-    from collector.health import SchedulerProbe
-    from collector.store import Store
-    from collector.store.errors import first_line
 
-    url = cfg.database_url
-    if resolve_url(url).startswith("sqlite"):  # a file: nothing to wait for, no listener needed yet
-        return open_history(url), None, None
-    probe = SchedulerProbe()
     try:
-        server = service.start_metrics_server(
-            Store(url), cfg, port=metrics_port, scheduler=probe, web_config_file=web
-        )
+        return service.open_store_serving(cfg, stopped, metrics_port, web)
     except service.MetricsPortError as exc:
         raise fail(str(exc)) from None
-    try:
-        try:
-            return service.open_store_interruptibly(url, stopped), server, probe
-        except Exception as exc:
-            if not service.database_down(exc, url):
-                raise
-            log.warning(
-                "database %s not usable at start (%s): waiting for it; %s answers 503 until it is",
-                redact(resolve_url(url)),
-                first_line(exc),
-                server.url("/readyz", cfg.metrics_host),
-            )
-        return service.wait_for_database(url, stopped), server, probe
     except Exception as exc:
-        server.shutdown()
-        raise fail(f"cannot open the database {redact(resolve_url(url))}: {exc}") from None
+        raise fail(f"cannot open the database {redact(resolve_url(cfg.database_url))}: {exc}") from None
 
 
 @usage_errors
@@ -263,21 +236,9 @@ def open_in_background(url: str | None, stopped: threading.Event) -> None:
     """``serve-metrics``' database: migrated, waited for while it does not answer (logged once at
     start, then once per try), or the process ends (exit 2) on a configuration error."""
     from collector import service
-    from collector.store.errors import first_line
 
     try:
-        try:
-            if service.open_store_interruptibly(url, stopped) is not None:
-                log.info("database open and migrated")
-            return
-        except Exception as exc:
-            if not service.database_down(exc, url):
-                raise
-            log.warning(
-                "database not usable at start (%s): waiting for it; /readyz answers 503 until it is",
-                first_line(exc),
-            )
-        if service.wait_for_database(url, stopped) is not None:
+        if service.open_or_wait(url, stopped, "/readyz answers 503 until it is") is not None:
             log.info("database open and migrated")
     except Exception as exc:
         err.print(Text(f"error: cannot open the database {redact(resolve_url(url))}: {exc}"), highlight=False)
