@@ -14,7 +14,7 @@ from rich.text import Text
 from collector.cli.app import err, fail, out, print_verdict, usage_errors
 from collector.cli.options import ConfigFile, DatabaseUrl, WebConfigFile
 from collector.gate import open_history, redact, refuse_missing_file, resolve_url
-from collector.vocabulary import EXIT_USAGE
+from collector.vocabulary import EXIT_USAGE, is_completed
 
 if TYPE_CHECKING:
     import threading
@@ -83,7 +83,7 @@ def collect(
             reports += collector.collect(name, progress=update)
     collector.settle_runs()
     out.print(runs_table(reports))
-    raise typer.Exit(1 if any(r.status in ("failed", "interrupted", "no_data") for r in reports) else 0)
+    raise typer.Exit(1 if any(not is_completed(r.status) for r in reports) else 0)  # failed, no data
 
 
 @usage_errors
