@@ -127,3 +127,9 @@ def test_score_store_records_the_values_of_the_collectors_subset(tmp_path: Path)
     expected = collector_values(url, run_id, 30)
     assert stored == {k: v for k, v in expected.items() if v is not None}
     assert len(Store(url).run_samples(run_id)) == 80  # every output is stored, 30 are scored
+
+
+def test_score_refuses_a_cap_without_a_run_to_store(tmp_path: Path) -> None:
+    path = write_outputs(tmp_path / "f.jsonl", 2, 3, seed=0)
+    result = CliRunner().invoke(app, ["score", str(path), "--no-embeddings", "--max-scored-samples", "10"])
+    assert result.exit_code == 2 and "give --store too" in result.stderr

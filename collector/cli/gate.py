@@ -100,6 +100,8 @@ def score(
 
     selected = gate.metric_names(metrics)
     gate.refuse_embedding_conflict(no_embeddings, selected)
+    if max_scored_samples is not None and not store:
+        raise gate.GateError("--max-scored-samples bounds the run --store records: give --store too")
     records = gate.read_file(file)
     run = gate.plan_file_run(records, model, version, database_url, max_scored_samples) if store else None
     history = run.store if run is not None else None
