@@ -59,7 +59,7 @@ USER collapse
 WORKDIR /var/lib/collapse-watch
 EXPOSE 9108
 # Healthy once /readyz answers 200: the database is reachable and at the schema head, and (in `run`)
-# the scheduler runs (collector/health.py; /healthz is the liveness check: the process answers).
+# the scheduler runs (collector/readout/health.py; /healthz is the liveness check: the process answers).
 HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python3", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9108/readyz', timeout=8).status != 200)"]
 CMD ["collapse-watch", "run", "--config", "/etc/collapse-watch/config.yml"]

@@ -25,13 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client import CollectorRegistry
 
-from collector.exporter import StoreCollector
-from collector.exposition import render
 from collector.metrics.registry import all_metrics
 from collector.metrics.result import MetricValue, SuiteResult
-from collector.snapshot import load_snapshot
+from collector.readout.exporter import StoreCollector
+from collector.readout.exposition import render
+from collector.readout.snapshot import load_snapshot
 from collector.store import SampleRecord, Store, migrate
-from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
+from collector.store.assessments import VerdictRecord
+from collector.vocabulary import ChangeRow, TrendRow
 
 
 def _result(level: float) -> SuiteResult:
@@ -54,9 +55,7 @@ def populate(store: Store, models: int, versions: int) -> None:
             store.add_samples(rid, [SampleRecord("p1", "Say something.", f"output {v}", sample_index=0)])
             store.finish_run(rid, "succeeded", None, _result(1.0 - 0.01 * v))
             comparisons = [
-                ComparisonRecord(
-                    ref, ref_run, m.name, scope, -0.01, -0.03, 0.01, -0.01, -0.03, 0.01, 0.2, 24, False
-                )
+                ChangeRow(model, f"v{v + 1}", m.name, scope, ref, -0.01, -0.03, 0.01, 0.2, False, 24, ref_run)
                 for ref, ref_run in (
                     ("baseline", runs[0] if runs else rid),
                     ("previous", runs[-1] if runs else rid),
@@ -71,7 +70,7 @@ def populate(store: Store, models: int, versions: int) -> None:
         store.save_trends(
             model,
             [
-                TrendRecord(m.name, scope, -0.001, -0.01, 0.01, 0.5, min(versions, 5), f"v{versions}")
+                TrendRow(model, m.name, scope, -0.001, 0.5, min(versions, 5), -0.01, 0.01, f"v{versions}")
                 for m in metrics
                 for scope in ("within", "across")
             ],

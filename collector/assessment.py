@@ -28,9 +28,10 @@ from collector.metrics.registry import select_metrics
 from collector.scored_subset import bottom_k
 from collector.scoring import EmbedFn, identity_of, score_batch
 from collector.store.api import Store
-from collector.store.assessments import ComparisonRecord, PromptFindingRecord, TrendRecord, VerdictRecord
+from collector.store.assessments import PromptFindingRecord, VerdictRecord
 from collector.store.embeddings import run_identities
 from collector.trends import DEFAULT_LAST_K, Thresholds, Trend, Verdict, trend
+from collector.vocabulary import ChangeRow, TrendRow
 
 SCORE_BOOT = 2  # rescoring here only needs per-prompt values; its own intervals are never used
 
@@ -94,27 +95,11 @@ def version_trends(
     return out, None if last is None else last[1]
 
 
-def comparison_records(bc: BatchComparison, reference: str, reference_run_id: int) -> list[ComparisonRecord]:
-    """The rows of one batch comparison as store records."""
-    return [
-        ComparisonRecord(
-            reference=reference,
-            reference_run_id=reference_run_id,
-            metric=r.metric,
-            scope=r.scope,
-            rel_change=c.rel_change,
-            ci_low=c.ci_low,
-            ci_high=c.ci_high,
-            diversity_change=c.diversity_change,
-            diversity_ci_low=c.diversity_ci_low,
-            diversity_ci_high=c.diversity_ci_high,
-            p_value=c.p_value,
-            n_pairs=c.n_pairs,
-            significant_decline=c.significant_decline,
-        )
-        for r in bc.rows
-        for c in [r.comparison]
-    ]
+def change_rows(
+    bc: BatchComparison, model: str, version: str, reference: str, reference_run_id: int
+) -> list[ChangeRow]:
+    """The rows of one batch comparison as the store keeps them."""
+    return [r.change_row(model, version, reference, reference_run_id) for r in bc.rows]
 
 
 def finding_records(bc: BatchComparison, reference_run_id: int) -> list[PromptFindingRecord]:
@@ -231,8 +216,16 @@ def assess_model(
     store.save_trends(
         model_name,
         [
-            TrendRecord(
-                metric, scope, t.slope, t.slope_ci_low, t.slope_ci_high, t.p_value, t.n_versions, last_label
+            TrendRow(
+                model_name,
+                metric,
+                scope,
+                t.slope,
+                t.p_value,
+                t.n_versions,
+                t.slope_ci_low,
+                t.slope_ci_high,
+                last_label,
             )
             for (metric, scope), t in sorted(trends.items())
         ],
@@ -280,7 +273,7 @@ def assess_model(
     vs_base = compare(base, base_mismatch)
     if on_compared is not None:
         on_compared("baseline", vs_base)
-    records = comparison_records(vs_base, "baseline", base_run)
+    records = change_rows(vs_base, model_name, info.version, "baseline", base_run)
     if prev is not None:
         prev_label, prev_run = prev
         if prev_run == base_run:
@@ -288,7 +281,7 @@ def assess_model(
         else:
             mismatch = embedding_mismatch(idents, (cand_run, info.version), (prev_run, prev_label))
             vs_prev = compare(batch(prev_run, prev_label, with_embeddings=mismatch is None), mismatch)
-        records += comparison_records(vs_prev, "previous", prev_run)
+        records += change_rows(vs_prev, model_name, info.version, "previous", prev_run)
         if on_compared is not None:
             on_compared("previous", vs_prev)
     v = vs_base.verdict

@@ -41,6 +41,7 @@ from collector.trends import (
     verdict,
 )
 from collector.trends.prompts import PromptEvidence, assess_prompts
+from collector.vocabulary import ChangeRow, diversity_oriented
 
 ACROSS_HALVES = 100
 MAX_PERMUTATIONS = 9999
@@ -58,10 +59,41 @@ class ScoredBatch:
 
 @dataclass(frozen=True)
 class MetricComparison:
+    """One metric x scope of a batch comparison, with the full statistics (means, scale, minimum
+    detectable change) that the gate's table and the verdict read.  Not the stored row: two
+    batches compared by the gate may have no model, version or run; ``change_row`` labels it."""
+
     metric: str
     scope: str
     family: str
     comparison: Comparison
+
+    @property
+    def diversity_change(self) -> tuple[float, float, float]:
+        """The change and its interval in ``CHANGE_UNIT``: the metric's scale, negative = less
+        diverse (what the store keeps, ``/metrics`` exports and ``--json`` says)."""
+        c = self.comparison
+        return diversity_oriented(c.change, c.change_ci_low, c.change_ci_high, c.higher_is_diverse)
+
+    def change_row(self, model: str, version: str, reference: str, reference_run_id: int) -> ChangeRow:
+        """The labelled row the store keeps."""
+        c = self.comparison
+        return ChangeRow(
+            model,
+            version,
+            self.metric,
+            self.scope,
+            reference,
+            *self.diversity_change,
+            p_value=c.p_value,
+            significant_decline=c.significant_decline,
+            n_pairs=c.n_pairs,
+            reference_run_id=reference_run_id,
+            relative=c.diversity_change,
+            relative_ci_low=c.diversity_ci_low,
+            relative_ci_high=c.diversity_ci_high,
+            higher_is_diverse=c.higher_is_diverse,
+        )
 
 
 @dataclass(frozen=True)

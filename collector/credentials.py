@@ -16,7 +16,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from collector.config import Config, EmbeddingServerConfig, ModelConfig, OpenAISourceConfig, SqlSourceConfig
+from collector import environment
+from collector.config.schema import (
+    Config,
+    EmbeddingServerConfig,
+    ModelConfig,
+    OpenAISourceConfig,
+    SqlSourceConfig,
+)
 
 SECRET_HEADERS = ("authorization", "api-key", "x-api-key")
 
@@ -27,7 +34,7 @@ class KeyProblem(ValueError):
 
 def read_key(env: str) -> str:
     """The key in ``$env``, stripped; ``KeyProblem`` when unset, empty or with inner whitespace."""
-    key = (os.environ.get(env) or "").strip()
+    key = (environment.named(env) or "").strip()
     if not key:
         raise KeyProblem(f"environment variable {env} is not set")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
@@ -93,7 +100,7 @@ def _url_secrets(url: str | None) -> list[str]:
 
 
 def _env_values(env: str | None) -> list[str]:
-    raw = os.environ.get(env) if env else None
+    raw = environment.named(env) if env else None
     return [raw, raw.strip()] if raw else []
 
 

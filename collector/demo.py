@@ -305,7 +305,7 @@ def wait_assessed(
     on_update: Callable[[Any, str], None],
 ) -> None:
     """Poll the store until every model's ``version`` is assessed, showing each snapshot."""
-    from collector.snapshot import load_snapshot
+    from collector.readout.snapshot import load_snapshot
 
     status = f"deployed {version} of both models; collecting"
     while True:
@@ -325,8 +325,8 @@ def finish(
     on_update: Callable[[Any, str], None],
 ) -> None:
     """The final state: each model's latest verdict and its reasons, and the HTML reports."""
+    from collector.readout.snapshot import load_snapshot
     from collector.report.load import write_report
-    from collector.snapshot import load_snapshot
 
     final = load_snapshot(store, detail="full")
     on_update(final, "all versions collected")

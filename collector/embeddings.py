@@ -40,6 +40,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from collector import environment
+
 Backend = Literal["auto", "openvino", "bf16", "fp32"]
 BACKENDS = ("auto", "openvino", "bf16", "fp32")
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts to embed)
@@ -172,7 +174,7 @@ def resolve_backend(backend: Backend, model: str = DEFAULT_MODEL) -> Backend:
 
 def cache_root() -> Path:
     """collapse-watch's directory in the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = environment.xdg_cache_home() or str(Path.home() / ".cache")
     return Path(base) / "collapse-watch"
 
 

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from collector import environment
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m-instruct"
 _COMPLETE = ".collapse-watch-complete"
@@ -39,7 +41,7 @@ def packaged_gguf() -> Path:
 
 def default_cache_dir() -> Path:
     """``$COLLAPSE_WATCH_CACHE/smollm2-135m-instruct`` or ``~/.cache/collapse-watch/smollm2-135m-instruct``."""
-    root = os.environ.get("COLLAPSE_WATCH_CACHE")
+    root = environment.model_cache()
     base = Path(root) if root else Path.home() / ".cache" / "collapse-watch"
     return base / MODEL_NAME
 

@@ -541,9 +541,13 @@ class Runner:
                 reason += f"; first error: {run.first_error}"
             return run.close("failed", reason, start)
         try:
-            metrics = None if model.metrics == "default" else list(model.metrics)
             scored = score_batch(
-                run.version or "", ok, metrics=metrics, embed=self.embed, n_boot=self.n_boot, seed=self.seed
+                run.version or "",
+                ok,
+                metrics=model.metrics,
+                embed=self.embed,
+                n_boot=self.n_boot,
+                seed=self.seed,
             )
             identity = scored_identity(self.embed, scored.result)
         except Exception as exc:

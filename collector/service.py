@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from collector.config import Config, EmbeddingServerConfig, ModelConfig
-from collector.health import SchedulerProbe
+from collector.readout.health import SchedulerProbe
 from collector.store import Store
 from collector.store.leases import Leases
+from collector.vocabulary import is_completed
 
 if TYPE_CHECKING:
     from collector.comparison import BatchComparison
@@ -202,14 +203,22 @@ def assess_after_run(
     max_samples: int | None = None,
     on_compared: Callable[[str, BatchComparison], None] | None = None,
     thresholds: Thresholds | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> Verdict | None:
     """Recompute comparisons, trends and the verdict of ``model`` after a new run was stored
     (``max_samples``: its ``max_scored_samples``, for collected runs; ``on_compared``: see
-    :func:`collector.assessment.assess_model`; ``thresholds``: e.g. the model's per-prompt rule)."""
+    :func:`collector.assessment.assess_model`; ``thresholds``: e.g. the model's per-prompt rule;
+    ``metrics``: the model's ``metrics:`` setting, the suite its runs scored; None: the default)."""
     from collector.assessment import assess_model
 
     verdict = assess_model(
-        store, model, embed=embed, max_samples=max_samples, on_compared=on_compared, thresholds=thresholds
+        store,
+        model,
+        embed=embed,
+        metrics=metrics,
+        max_samples=max_samples,
+        on_compared=on_compared,
+        thresholds=thresholds,
     )
     if verdict is not None and on_verdict is not None:
         on_verdict(model, verdict)
@@ -222,7 +231,7 @@ def after_run_hook(
     """The runner's ``on_finished``: after a completed run, set the baseline and assess the model."""
 
     def on_finished(model: ModelConfig, report: RunReport) -> None:
-        if report.status not in ("succeeded", "partial"):
+        if not is_completed(report.status):
             return
         known = [label for label, _ in store.version_order(model.name)]
         if model.baseline_version and model.baseline_version in known:
@@ -232,7 +241,15 @@ def after_run_hook(
         th = Thresholds(
             min_collapsed_prompts=model.min_collapsed_prompts, min_collapsed_share=model.min_collapsed_share
         )
-        assess_after_run(store, model.name, embed, on_verdict, model.max_scored_samples, thresholds=th)
+        assess_after_run(
+            store,
+            model.name,
+            embed,
+            on_verdict,
+            model.max_scored_samples,
+            thresholds=th,
+            metrics=model.metrics,
+        )
 
     return on_finished
 
@@ -255,7 +272,7 @@ def start_metrics_server(
     """``/metrics`` and ``/alerts`` read from ``store``, on the config's address unless overridden,
     secured by the web config file and the receiver's bearer token (docs/security.md);
     ``/readyz`` checks ``scheduler`` too when given (``run``)."""
-    from collector.metrics_server import serve_store_metrics
+    from collector.readout.server import serve_store_metrics
 
     host = host or (cfg.metrics_host if cfg else "127.0.0.1")
     port = port if port is not None else (cfg.metrics_port if cfg else 9108)

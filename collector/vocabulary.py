@@ -13,6 +13,8 @@ uses it, it stays in that layer.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 # --- verdicts -------------------------------------------------------------------------------------
@@ -77,6 +79,64 @@ CHANGE_UNIT = (
     "change on the metric's scale, negative = less diverse: candidate - baseline for rates bounded in "
     "[0, 1] (0.05 = 5 percentage points), candidate / baseline - 1 for other metrics"
 )
+
+
+def diversity_oriented(
+    value: float, low: float, high: float, higher_is_diverse: bool
+) -> tuple[float, float, float]:
+    """A change and its interval in diversity orientation (negative = less diverse), from the
+    metric's own direction; applied twice it gives the metric's own direction back."""
+    return (value, low, high) if higher_is_diverse else (-value, -high, -low)
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """The stored change of one metric x scope of a candidate run vs a reference run: what the
+    assessment writes, and what the store reads back for ``/metrics``, the fleet table, the history
+    and the report (one type on the way in and out; NaN is stored as NULL).
+
+    ``change``/``ci_low``/``ci_high`` are on the ``CHANGE_UNIT`` scale, diversity-oriented
+    (negative = less diverse); ``significant_decline`` is the verdict's own decision.  The relative
+    change ``candidate / baseline - 1`` is kept beside it (``relative*``, diversity-oriented too),
+    because the store still writes it (``comparisons.rel_change``: in the metric's own direction,
+    which ``higher_is_diverse`` gives back).
+    """
+
+    model: str
+    version: str  # the candidate's version label
+    metric: str
+    scope: str  # a Scope
+    reference: str  # a Reference
+    change: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    significant_decline: bool = False
+    n_pairs: int = 0  # prompts paired
+    reference_run_id: int | None = None  # required when writing
+    relative: float = math.nan
+    relative_ci_low: float = math.nan
+    relative_ci_high: float = math.nan
+    higher_is_diverse: bool = True
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """The stored trend of one metric x scope over a model's last versions: Theil-Sen ``slope`` per
+    version step (relative, diversity-oriented: negative = less diverse) with its interval, the
+    Mann-Kendall ``p_value``, the versions it was fitted on and the newest of them.  What the
+    assessment writes and the store reads back (``/metrics``, the history table)."""
+
+    model: str
+    metric: str
+    scope: str  # a Scope
+    slope: float
+    p_value: float
+    n_versions: int
+    slope_ci_low: float = math.nan
+    slope_ci_high: float = math.nan
+    last_version: str | None = None  # label of the newest version in the window
+
 
 # --- where the database is ------------------------------------------------------------------------
 

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from collector.config.schema import StrictModel
 
 log = logging.getLogger("collapse_watch.http")
 
@@ -57,11 +59,7 @@ class WebConfigError(ValueError):
     """The web config file cannot be used; ``str()`` names the file and what is wrong."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsServerConfig(_Strict):
+class TlsServerConfig(StrictModel):
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
@@ -103,7 +101,7 @@ _BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 TLS_CLIENT_CA_NEEDED = ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven", "RequireAnyClientCert")
 
 
-class HttpServerConfig(_Strict):
+class HttpServerConfig(StrictModel):
     headers: dict[str, str] = Field(default_factory=dict)
     http2: bool = True  # accepted for compatibility; this server speaks HTTP/1.1
 
@@ -126,7 +124,7 @@ class HttpServerConfig(_Strict):
         return v
 
 
-class WebConfig(_Strict):
+class WebConfig(StrictModel):
     tls_server_config: TlsServerConfig | None = None
     basic_auth_users: dict[str, str] | None = None
     http_server_config: HttpServerConfig = Field(default_factory=HttpServerConfig)

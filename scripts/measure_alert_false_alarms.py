@@ -54,7 +54,7 @@ from ops_stack import binaries_or_none, free_port, get, start_alertmanager, star
 
 from collector.assessment import assess_model  # noqa: E402
 from collector.metrics.base import Sample  # noqa: E402
-from collector.metrics_server import serve_store_metrics  # noqa: E402
+from collector.readout.server import serve_store_metrics  # noqa: E402
 from collector.scoring import score_batch  # noqa: E402
 from collector.store import SampleRecord, Store, migrate  # noqa: E402
 from collector.store.alerts import AlertHistory  # noqa: E402

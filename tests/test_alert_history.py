@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from store_helpers import full_run, migrated_store
 
-from collector.metrics_server import serve_store_metrics
+from collector.readout.server import serve_store_metrics
 from collector.store.alerts import AlertHistory
 
 
@@ -155,8 +155,7 @@ def test_metrics_answers_while_a_writer_holds_the_sqlite_lock(tmp_path) -> None:
 def test_a_slow_store_gets_the_last_snapshot_with_its_age_and_never_more_than_the_timeout() -> None:
     import threading
 
-    from collector.exporter import Snapshot
-    from collector.snapshot import SnapshotReader
+    from collector.readout.snapshot import Snapshot, SnapshotReader
 
     gate = threading.Event()
     calls = {"n": 0}

@@ -23,7 +23,7 @@ from ops_config import ALERTMANAGER_YML, render_alertmanager_config
 from ops_stack import binaries, free_port, start_alertmanager, start_webhook, stop, wait_for
 from store_helpers import migrated_store
 
-from collector.metrics_server import serve_store_metrics
+from collector.readout.server import serve_store_metrics
 from collector.store.alerts import AlertHistory
 
 pytestmark = pytest.mark.integration

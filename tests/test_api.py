@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import collapse_watch
-from collector.exporter import StoreCollector
 from collector.inputs import read_records
-from collector.snapshot import load_snapshot
+from collector.readout.exporter import StoreCollector
+from collector.readout.snapshot import load_snapshot
 from tests.cli_process import cli
 
 DATA = Path(__file__).parent / "data"

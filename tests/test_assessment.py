@@ -16,14 +16,16 @@ from assessment_data import FAST, embed, store_file
 from store_helpers import migrated_store
 
 from collector.assessment import assess_all, assess_model
+from collector.render.history import history_table
 from collector.store import SampleRecord, Store, StoreError
-from collector.store.assessments import ComparisonRecord, TrendRecord, VerdictRecord
-from collector.store.cli_commands import history_table, record_scored_file
+from collector.store.assessments import VerdictRecord
+from collector.store.cli_commands import record_scored_file
+from collector.vocabulary import ChangeRow, TrendRow
 
 SERIES = [("v1", "series_v1"), ("v2", "series_v2"), ("v3", "series_v3"), ("v4", "series_v4")]
 
 
-def _by(store: Store, run_id: int, reference: str, scope: str = "within") -> dict[str, ComparisonRecord]:
+def _by(store: Store, run_id: int, reference: str, scope: str = "within") -> dict[str, ChangeRow]:
     return {
         c.metric: c for c in store.comparisons_of(run_id) if c.reference == reference and c.scope == scope
     }
@@ -53,9 +55,10 @@ def test_lexical_series_watches_and_trends_down(db_url: str) -> None:
     base = _by(store, runs["v4"], "baseline")
     d2 = base["distinct_2"]
     assert d2.reference_run_id == runs["v1"] and d2.n_pairs == 16
-    assert d2.significant_decline and d2.diversity_change < -0.1 and d2.diversity_ci_high < 0
+    assert d2.significant_decline and d2.relative < -0.1 and d2.relative_ci_high < 0
+    assert d2.change < 0 and d2.ci_high < 0  # the change unit: percentage points, diversity-oriented
     sb = base["self_bleu"]  # lower is more diverse: its own change rises, its diversity change falls
-    assert sb.rel_change > 0 and sb.diversity_change < 0 and sb.significant_decline
+    assert not sb.higher_is_diverse and sb.relative < 0 and sb.change < 0 and sb.significant_decline
     prev = _by(store, runs["v4"], "previous")
     assert {c.reference_run_id for c in prev.values()} == {runs["v3"]}
     assert set(prev) == set(base)
@@ -63,7 +66,7 @@ def test_lexical_series_watches_and_trends_down(db_url: str) -> None:
     # the pooled scope also holds the tail-coverage family, computed against the baseline (lexical only here)
     assert set(across) == set(base) | {"tail_ngram_retention_1", "tail_ngram_retention_2"}
     # v3 -> v4 is a smaller step than v1 -> v4
-    assert prev["distinct_2"].diversity_change > d2.diversity_change
+    assert prev["distinct_2"].relative > d2.relative and prev["distinct_2"].change > d2.change
 
     trends = {(t.metric, t.scope): t for t in store.trends_of("smol")}
     t = trends[("distinct_2", "within")]
@@ -94,7 +97,7 @@ def test_real_embedder_gives_collapse_suspected_and_control_ok(db_url: str) -> N
     assert v is not None and v.status == "collapse_suspected", v.reasons
     assert v.details["declined"]["embedding"]  # the embedding family agrees
     stored = _by(store, rid, "baseline")
-    assert stored["vendi_score"].diversity_change < 0 and stored["vendi_score"].significant_decline
+    assert stored["vendi_score"].change < 0 and stored["vendi_score"].significant_decline
 
     store_file(store, "ctrl", "v1", "series_v1", embedded=True)
     store_file(store, "ctrl", "b", "control_b", embedded=True)
@@ -146,24 +149,26 @@ def test_no_completed_run_gives_none(db_url: str) -> None:
         assess_model(store, "nobody")
 
 
-def _cmp(ref_run: int, **kw: object) -> ComparisonRecord:
+def _cmp(ref_run: int, **kw: object) -> ChangeRow:
     vals = dict(
+        model="m",
+        version="v2",
         reference="baseline",
         reference_run_id=ref_run,
         metric="distinct_2",
         scope="within",
-        rel_change=-0.2,
-        ci_low=-0.3,
+        change=-0.05,
+        ci_low=-0.07,
         ci_high=math.nan,
-        diversity_change=-0.2,
-        diversity_ci_low=-0.3,
-        diversity_ci_high=-0.1,
+        relative=-0.2,
+        relative_ci_low=-0.3,
+        relative_ci_high=-0.1,
         p_value=0.01,
         n_pairs=16,
         significant_decline=True,
     )
     vals.update(kw)
-    return ComparisonRecord(**vals)  # type: ignore[arg-type]
+    return ChangeRow(**vals)  # type: ignore[arg-type]
 
 
 def test_store_api_checks_and_round_trips(db_url: str) -> None:
@@ -180,13 +185,15 @@ def test_store_api_checks_and_round_trips(db_url: str) -> None:
     verdict = VerdictRecord("watch", ["why"], {"p": float("nan"), "fams": ("a",)}, "v1")
     store.save_assessment(r2, [_cmp(r1)], verdict)
     (back,) = store.comparisons_of(r2)
-    assert back.diversity_change == -0.2 and math.isnan(back.ci_high)  # NaN stored as NULL
+    assert back == _cmp(r1)  # NaN stored as NULL and read back as NaN
+    assert back.relative == -0.2 and math.isnan(back.ci_high)
     assert store.verdict_of(r2) == VerdictRecord("watch", ["why"], {"p": None, "fams": ["a"]}, "v1")
 
     bad = [
         (running, [], verdict, "only completed runs"),
         (r2, [_cmp(other)], verdict, "completed run of the same model"),
         (r2, [_cmp(r1, reference="parent")], verdict, "reference must be one of"),
+        (r2, [_cmp(r1, version="v1")], verdict, "a change row names m@v1"),
         (r2, [], VerdictRecord("alarm", []), "verdict status"),
         (r2, [], VerdictRecord("ok", [], {}, "v9"), "unknown baseline version"),
         (r2, [_cmp(r1), _cmp(r1, metric="x"), _cmp(r1)], verdict, None),  # duplicate: the DB refuses
@@ -197,10 +204,10 @@ def test_store_api_checks_and_round_trips(db_url: str) -> None:
         # nothing of a refused assessment is kept: the previous one is intact
         assert store.verdict_of(r2) is not None and len(store.comparisons_of(r2)) == 1
 
-    store.save_trends("m", [TrendRecord("distinct_2", "within", -0.1, -0.2, 0.0, 0.04, 4, "v2")])
-    store.save_trends("m", [TrendRecord("self_bleu", "across", 0.1, 0.0, 0.2, 0.5, 3, None)])
+    store.save_trends("m", [TrendRow("m", "distinct_2", "within", -0.1, 0.04, 4, -0.2, 0.0, "v2")])
+    store.save_trends("m", [TrendRow("m", "self_bleu", "across", 0.1, 0.5, 3, 0.0, 0.2, None)])
     assert [t.metric for t in store.trends_of("m")] == ["self_bleu"]  # replaced, not appended
     with pytest.raises(StoreError, match="unknown version"):
-        store.save_trends("m", [TrendRecord("distinct_2", "within", 0, 0, 0, 1, 3, "v9")])
+        store.save_trends("m", [TrendRow("m", "distinct_2", "within", 0, 1, 3, 0, 0, "v9")])
     with pytest.raises(StoreError, match="duplicates"):
-        store.save_trends("m", [TrendRecord("a", "within", 0, 0, 0, 1, 3)] * 2)
+        store.save_trends("m", [TrendRow("m", "a", "within", 0, 1, 3, 0, 0)] * 2)

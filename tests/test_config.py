@@ -270,3 +270,57 @@ def test_a_tilde_path_of_no_such_user_is_a_path_not_a_crash(tmp_path: Path) -> N
         )
     )
     assert cfg.models[0].source.path == str(tmp_path / "~cw-no-such-user-9" / "x.jsonl")
+
+
+def test_every_path_key_is_resolved_against_the_config_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
+            state_dir: state
+            web_config_file: web.yml
+            alert_receiver: {bearer_token_file: secrets/token}
+            models:
+              - name: hf
+                source: {type: transformers, path: ckpt}
+              - name: logs
+                source: {type: jsonl, path: /var/log/app.jsonl, state_file: offsets.json}
+              - name: db
+                source: {type: sql, url: "sqlite:///x.db", query: select 1, watermark_column: id}
+            """,
+        )
+    )
+    assert cfg.state_dir == str(tmp_path / "state")
+    assert cfg.web_config_file == str(tmp_path / "web.yml")
+    assert cfg.alert_receiver.bearer_token_file == str(tmp_path / "secrets" / "token")
+    hf, logs, db = (m.source for m in cfg.models)
+    assert hf.path == str(tmp_path / "ckpt")  # type: ignore[union-attr]
+    assert logs.path == "/var/log/app.jsonl"  # type: ignore[union-attr]  # absolute: as written
+    assert logs.state_file == str(tmp_path / "offsets.json")  # type: ignore[union-attr]
+    assert db.state_file == str(tmp_path / "state" / "db.sql-state.json")  # type: ignore[union-attr]
+
+
+def test_importing_the_config_loads_neither_the_store_engine_nor_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, collector.config\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' "
+        "or m == 'collector.store.engine'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["collector.credentials", "collector.preflight", "collector.config.checking", "collector.config.schema"],
+)
+def test_each_config_module_imports_first(module: str) -> None:
+    """The config package and credentials import each other's parts: no order may hit the cycle."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, capture_output=True)

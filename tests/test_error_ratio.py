@@ -17,8 +17,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 from store_helpers import migrated_store, result, samples
 
-from collector.exporter import StoreCollector
-from collector.snapshot import load_snapshot
+from collector.readout.exporter import StoreCollector
+from collector.readout.snapshot import load_snapshot
 
 RULES = (
     Path(__file__).resolve().parents[1] / "dashboards" / "prometheus" / "rules" / "collapse-watch.rules.yml"

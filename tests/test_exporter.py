@@ -8,8 +8,10 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from collector.exporter import Snapshot, StoreCollector
-from collector.store.overview import ChangeRow, ModelHealth, TrendRow, ValueRow, VersionState
+from collector.readout.exporter import StoreCollector
+from collector.readout.snapshot import Snapshot
+from collector.store.overview import ModelHealth, ValueRow, VersionState
+from collector.vocabulary import ChangeRow, TrendRow
 
 
 def snapshot(detail: str = "full") -> Snapshot:
@@ -72,7 +74,7 @@ def test_values_changes_verdicts_and_health() -> None:
     assert get("collapse_watch_diversity", labels) == 0.5
     assert get("collapse_watch_diversity_ci_lower", labels) == 0.45
     assert get("collapse_watch_diversity_ci_upper", labels) is None  # NaN is omitted, never exported
-    assert get("collapse_watch_diversity_change_ratio", {**labels, "reference": "baseline"}) == -0.375
+    assert get("collapse_watch_diversity_change", {**labels, "reference": "baseline"}) == -0.375
     assert get("collapse_watch_diversity_declined", labels) == 1.0
     assert get("collapse_watch_diversity_declined", {**labels, "version": "v1"}) == 0.0
     assert (
@@ -116,15 +118,15 @@ def test_summary_detail_keeps_the_latest_version_and_the_headline_metrics_detail
     assert get("collapse_watch_diversity_ci_lower", v2) == 0.45
     assert get("collapse_watch_diversity", other) == 4.0
     assert get("collapse_watch_diversity_ci_lower", other) is None
-    assert get("collapse_watch_diversity_change_ci_upper_ratio", {**v2, "reference": "baseline"}) == -0.33
+    assert get("collapse_watch_diversity_change_ci_upper", {**v2, "reference": "baseline"}) == -0.33
     assert get("collapse_watch_diversity_change_p_value", {**v2, "reference": "baseline"}) == 0.001
-    assert get("collapse_watch_diversity_change_ratio", {**other, "reference": "baseline"}) == -0.047
+    assert get("collapse_watch_diversity_change", {**other, "reference": "baseline"}) == -0.047
     for fam in ("ci_upper_ratio", "ci_lower_ratio", "p_value"):
         assert get(f"collapse_watch_diversity_change_{fam}", {**other, "reference": "baseline"}) is None
     # vs previous: the headline change alone (its interval and p-value only at full)
-    assert get("collapse_watch_diversity_change_ratio", {**v2, "reference": "previous"}) == -0.375
+    assert get("collapse_watch_diversity_change", {**v2, "reference": "previous"}) == -0.375
     assert get("collapse_watch_diversity_change_p_value", {**v2, "reference": "previous"}) is None
-    assert get("collapse_watch_diversity_change_ratio", {**other, "reference": "previous"}) is None
+    assert get("collapse_watch_diversity_change", {**other, "reference": "previous"}) is None
     trend = {"model": "bot", "metric": "distinct_2", "scope": "within"}
     assert get("collapse_watch_trend_slope", trend) == -0.3
     assert get("collapse_watch_trend_p_value", trend) == 0.04

@@ -7,8 +7,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 from test_exporter import registry_for, snapshot
 
-from collector.exporter import Snapshot
-from collector.exposition import render
+from collector.readout.exposition import render
+from collector.readout.snapshot import Snapshot
 from collector.store.overview import ValueRow
 
 VOLATILE = ("process_", "python_gc_", "collapse_watch_scrape_duration_seconds ")

@@ -419,7 +419,7 @@ def test_api_keys_with_newlines_never_leak(db_url: str, tmp_path: Path) -> None:
     assert (
         "holds whitespace or control characters" in runs["inner"]["error"]
     )  # the one key rule (collector.credentials)
-    from collector.metrics_server import store_registry
+    from collector.readout.server import store_registry
 
     dump = "\n".join(
         str(v)

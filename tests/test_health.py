@@ -26,7 +26,7 @@ from ops_stack import free_port, wait_for
 from sqlalchemy import text
 
 from collector.config import Config
-from collector.health import SchedulerProbe, readiness
+from collector.readout.health import SchedulerProbe, readiness
 from collector.scheduler import CollectorScheduler
 from collector.store import Store
 from collector.store.migrate import current, downgrade, head, upgrade
@@ -237,7 +237,7 @@ def test_readyz_says_deploy_the_newer_image_when_the_database_is_ahead(tmp_path:
 def test_a_readiness_probe_logs_nothing_at_info(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Kubelet probes /readyz every few seconds: a probe must not add log lines (Alembic's
     'Context impl ...' / 'Will assume ... DDL' were two per probe)."""
-    from collector.metrics_server import serve_store_metrics
+    from collector.readout.server import serve_store_metrics
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     upgrade(url)

@@ -29,8 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from collector.cli import app
-from collector.exposition import render
-from collector.metrics_server import serve_store_metrics, store_registry
+from collector.readout.exposition import render
+from collector.readout.server import serve_store_metrics, store_registry
 from collector.store.api import Store
 from collector.store.migrate import upgrade
 from tests.cli_process import cli
@@ -290,7 +290,7 @@ def test_terminal_escapes_in_outside_text_are_shown_never_sent(tmp_path: Path) -
     with escapes in its name is just as inert."""
     from store_helpers import full_run
 
-    from collector.metrics_server import serve_store_metrics
+    from collector.readout.server import serve_store_metrics
 
     url = f"sqlite:///{tmp_path / 'h.db'}"
     upgrade(url)

@@ -28,7 +28,8 @@ import bcrypt
 import pytest
 from store_helpers import migrated_store
 
-from collector.metrics_server import Auth, HttpServer, Request, Response, Route, serve_store_metrics
+from collector.readout.http_server import Auth, HttpServer, Request, Response, Route
+from collector.readout.server import serve_store_metrics
 from collector.redaction import redact
 from collector.store.alerts import AlertHistory
 from collector.web_config import BasicAuth, WebConfigError, load_web_config
@@ -351,7 +352,7 @@ def test_idle_and_slow_sockets_never_starve_scrapes_or_health(tmp_path: Path) ->
     real server with its default pool (8 workers + 32 queued): /metrics and /healthz still answer
     200 (before: 503 from the 41st idle socket on), and the server keeps at most PER_CLIENT of that
     client's header-less connections, closing the oldest."""
-    from collector.metrics_server import PER_CLIENT
+    from collector.readout.http_server import PER_CLIENT
 
     store = migrated_store(f"sqlite:///{tmp_path / 's.db'}")
     srv = serve_store_metrics(store, host="127.0.0.1", port=0)

@@ -34,7 +34,7 @@ from file_module import load_module
 from ops_stack import binaries
 
 from collector.config import parse_config
-from collector.health import HEALTH_PATHS
+from collector.readout.health import HEALTH_PATHS
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "deploy" / "kubernetes"

@@ -102,7 +102,7 @@ def test_contract_lists_the_suggested_families() -> None:
     exported, histograms, records = _contract()
     for name in (
         "collapse_watch_diversity",
-        "collapse_watch_diversity_change_ratio",
+        "collapse_watch_diversity_change",
         "collapse_watch_diversity_declined",
         "collapse_watch_trend_slope",
         "collapse_watch_verdict",

@@ -4,7 +4,7 @@ A stand-in exporter (a ``prometheus_client`` custom collector serving metric fam
 contract in ``docs/metrics.md``, with fixed values) is scraped by a real ``prometheus``
 using the config that ``tests/ops_config.py`` renders from ``dashboards/prometheus/prometheus.yml``;
 alerts go to a real ``prometheus-alertmanager`` running the shipped ``alertmanager.yml`` with its
-webhooks pointed at a recording server in this test. The real exporter (``collector/exporter.py``)
+webhooks pointed at a recording server in this test. The real exporter (``collector/readout/exporter.py``)
 can replace the stand-in once it exists. Skips when the binaries are absent.
 """
 

@@ -320,7 +320,7 @@ def test_history_says_prompts_collapsed(assessed) -> None:  # type: ignore[no-un
 
 
 def test_history_lists_collapsed_prompts_worst_first(assessed) -> None:  # type: ignore[no-untyped-def]
-    from collector.store.cli_commands import collapsed_prompts
+    from collector.render.history import collapsed_prompts
 
     _, store, _, _ = assessed
     version, rows = collapsed_prompts(store, "bot")
@@ -349,8 +349,8 @@ def test_report_has_the_per_prompt_view_escaped(assessed, tmp_path) -> None:  # 
 
 
 def test_metrics_export_one_collapsed_prompt_count_per_model(assessed) -> None:  # type: ignore[no-untyped-def]
-    from collector.exporter import StoreCollector
-    from collector.snapshot import load_snapshot
+    from collector.readout.exporter import StoreCollector
+    from collector.readout.snapshot import load_snapshot
 
     _, store, _, _ = assessed
     reg = CollectorRegistry()

@@ -198,7 +198,7 @@ def test_redact_covers_escaped_and_stripped_forms() -> None:
 
 
 def test_metrics_expose_quarantined_records_and_blank_ratio(db_url: str, tmp_path: Path) -> None:
-    from collector.metrics_server import store_registry
+    from collector.readout.server import store_registry
 
     log = tmp_path / "requests.jsonl"
     log.write_text("\n".join([line("p", ""), line("p", "x"), line("q", " "), "not json"]) + "\n")

@@ -114,3 +114,22 @@ def test_a_second_serve_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     finally:
         stopped.set()
         t.join(timeout=60)
+
+
+def test_the_assessment_compares_the_metrics_the_model_scores(db_url: str, tmp_path: Path) -> None:
+    """A model's ``metrics:`` reaches its assessment, not only its runs: a lexical-only model is judged
+    on the metrics it scored, never on the whole suite (before, the verdict's comparisons covered every
+    lexical metric of the default suite, which the runs had not scored)."""
+    log = tmp_path / "requests.jsonl"
+    write_log(log, "v1")
+    collector = Collector.build(config(db_url, tmp_path, log))
+    collector.collect("logged")
+    write_log(log, "v2")
+    [report] = collector.collect("logged")
+    assert report.status == "succeeded"
+    run = collector.store.latest_completed_run("logged", "v2")
+    assert run is not None
+    compared = {r.metric for r in collector.store.comparisons_of(run)}
+    # the tail family (retention of the baseline's rare n-grams) is a comparison of its own, made for
+    # every selection; the scored metrics compared are the model's, no more
+    assert {m for m in compared if not m.startswith("tail_")} == set(LEXICAL)

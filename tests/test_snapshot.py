@@ -11,8 +11,8 @@ from sqlalchemy import event
 from store_helpers import full_run, migrated_store, samples
 
 from collector.assessment import assess_model
-from collector.exporter import StoreCollector
-from collector.snapshot import load_snapshot
+from collector.readout.exporter import StoreCollector
+from collector.readout.snapshot import load_snapshot
 from collector.store import Store
 
 
@@ -56,18 +56,16 @@ def test_falling_diversity_is_exported_as_collapse(db_url: str) -> None:
     assert get("collapse_watch_verdict", {**m, "version": "v4", "verdict": "collapse_suspected"}) == 1
     assert get("collapse_watch_verdict", {**m, "version": "v4", "verdict": "ok"}) == 0
     assert get("collapse_watch_verdict", {**m, "version": "v1", "verdict": "ok"}) == 1
-    change = get("collapse_watch_diversity_change_ratio", {**v4, "reference": "baseline"})
-    step = get("collapse_watch_diversity_change_ratio", {**v4, "reference": "previous"})
+    change = get("collapse_watch_diversity_change", {**v4, "reference": "baseline"})
+    step = get("collapse_watch_diversity_change", {**v4, "reference": "previous"})
     assert change is not None and step is not None and change < step < 0
-    assert get("collapse_watch_diversity_change_ci_upper_ratio", {**v4, "reference": "baseline"}) < 0
+    assert get("collapse_watch_diversity_change_ci_upper", {**v4, "reference": "baseline"}) < 0
     assert get("collapse_watch_diversity_declined", v4) == 1
     assert get("collapse_watch_diversity_declined", {**v4, "version": "v1"}) == 0
     # the reference itself has no change series (contract: omitted, never 0 or NaN)
-    assert (
-        get("collapse_watch_diversity_change_ratio", {**v4, "version": "v1", "reference": "baseline"}) is None
-    )
+    assert get("collapse_watch_diversity_change", {**v4, "version": "v1", "reference": "baseline"}) is None
     sb = {**v4, "metric": "self_bleu", "reference": "baseline"}  # lower is more diverse: still negative
-    assert get("collapse_watch_diversity_change_ratio", sb) < 0
+    assert get("collapse_watch_diversity_change", sb) < 0
     assert get("collapse_watch_diversity", v4) < get("collapse_watch_diversity", {**v4, "version": "v1"})
     assert get("collapse_watch_version_ordinal", {**m, "version": "v1"}) == 0
     assert get("collapse_watch_latest_version_ordinal", m) == 2

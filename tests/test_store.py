@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import text
 from store_helpers import full_run, migrated_store, result, samples
 
+from collector.render.history import history_table
 from collector.store import SampleRecord, StoreError
-from collector.store.cli_commands import history_table, record_scored_file
+from collector.store.cli_commands import record_scored_file
 from collector.store.retention import prune_sample_text
 
 ROOT = Path(__file__).resolve().parents[1]

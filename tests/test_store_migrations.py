@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from store_helpers import full_run
 
-from collector.store import migrate
+from collector.store import Store, migrate
 from collector.store.engine import make_engine
 from collector.store.models import Base
 from collector.store.views import VIEWS
+from collector.vocabulary import ChangeRow
 
 
 def test_upgrade_downgrade_upgrade_and_no_drift(db_url: str) -> None:
@@ -74,3 +79,42 @@ def test_db_upgrade_says_what_it_did(tmp_path) -> None:  # type: ignore[no-untyp
     assert first.stdout.strip() == f"{url}: upgraded from revision none to {head()}"
     again = cli("db", "upgrade", "--database-url", url)
     assert again.stdout.strip() == f"{url}: already at revision {head()}"
+
+
+def test_0012_backfills_the_change_unit(db_url: str) -> None:
+    """Rows stored before 0012 get the change on the metric's scale: a ratio metric its relative
+    diversity change, a rate the oriented difference of the two runs' stored values (interval NULL)."""
+    migrate.upgrade(db_url)
+    store = Store(db_url)
+    runs = {version: full_run(store, "m", version, 0.5) for version in ("v1", "v2")}
+    values = {"v1": (0.8, 2.0), "v2": (0.6, 3.0)}  # (self_bleu: lower is more diverse, vendi_score)
+    insert = text(
+        "INSERT INTO metric_values (run_id, version_id, metric, scope, value, n_samples, n_prompts, family, "
+        "higher_is_diverse) SELECT id, version_id, :metric, 'within', :value, 4, 2, 'lexical', :up "
+        "FROM runs WHERE id = :run"
+    )
+    with store.engine.begin() as conn:
+        for version, (bleu, vendi) in values.items():
+            for metric, value, up in (("self_bleu", bleu, False), ("vendi_score", vendi, True)):
+                conn.execute(insert, {"metric": metric, "value": value, "up": up, "run": runs[version]})
+    rows = [
+        ChangeRow("m", "v2", metric, "within", "baseline", 9.0, 9.0, 9.0, 0.01, True, 2, runs["v1"], *rel, up)
+        for metric, rel, up in (
+            ("self_bleu", (0.25, 0.2, 0.3), False),
+            ("vendi_score", (0.5, 0.4, 0.6), True),
+        )
+    ]
+    store.save_assessment(runs["v2"], rows, None)
+    migrate.downgrade(db_url, "0011")
+    migrate.upgrade(db_url)
+    back = {c.metric: c for c in store.comparisons_of(runs["v2"])}
+    assert (back["vendi_score"].change, back["vendi_score"].ci_low, back["vendi_score"].ci_high) == (
+        0.5,
+        0.4,
+        0.6,
+    )
+    # self_bleu fell 0.8 -> 0.6: 20 points MORE diverse (its own direction is down)
+    assert back["self_bleu"].change == pytest.approx(0.2)
+    assert math.isnan(back["self_bleu"].ci_low) and math.isnan(back["self_bleu"].ci_high)
+    assert back["self_bleu"].relative == 0.25 and not back["self_bleu"].higher_is_diverse
+    store.engine.dispose()

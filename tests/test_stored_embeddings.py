@@ -149,7 +149,7 @@ def test_runs_of_two_embedders_are_not_compared_on_embeddings(db_url: str) -> No
         and "squashed:all-MiniLM-L6-v2:384:l2" in reason
     )
     # `history` shows no change of an embedding metric across the two embedders; lexical ones it does
-    from collector.store.cli_commands import history_table
+    from collector.render.history import history_table
 
     columns, table = history_table(store, MODEL)
     by_metric = {r[0]: dict(zip(columns, r, strict=True)) for r in table}

@@ -29,8 +29,8 @@ def history(
     from rich.table import Table
 
     from collector.render import cell
+    from collector.render.history import history_table
     from collector.render.tables import VERDICT_STYLE
-    from collector.store.cli_commands import history_table
 
     if scope not in SCOPES:
         raise fail(f"--scope must be 'within' or 'across', got {scope!r}")
@@ -62,7 +62,7 @@ def history(
 
 def print_collapsed_prompts(store: Store, model: str) -> None:
     """The prompts that collapsed in the newest version that has any (text as data, one line each)."""
-    from collector.store.cli_commands import collapsed_prompts
+    from collector.render.history import collapsed_prompts
     from collector.trends.prompts import shorten
 
     version, rows = collapsed_prompts(store, model)

@@ -20,9 +20,10 @@ def metric_names() -> list[str]:
 
 
 def select_metrics(names: Sequence[str] | None) -> list[Metric]:
-    """The named metrics in suite order; ``None`` or ``["default"]`` selects the whole suite."""
+    """The named metrics in suite order; ``None``, ``"default"`` (a model's ``metrics:`` setting) or
+    ``["default"]`` selects the whole suite."""
     metrics = all_metrics()
-    if names is None or list(names) == ["default"]:
+    if names is None or names == "default" or list(names) == ["default"]:
         return metrics
     by_name = {m.name: m for m in metrics}
     unknown = [n for n in names if n not in by_name]

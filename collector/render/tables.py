@@ -14,9 +14,10 @@ from collector.metrics.result import MetricValue, SuiteResult
 from collector.render import visible
 
 if TYPE_CHECKING:
-    from collector.exporter import Snapshot
+    from collector.readout.snapshot import Snapshot
     from collector.runner import RunReport
 from collector.trends.change import change, clip_value_interval, format_change, format_interval
+from collector.vocabulary import HEADLINE_METRICS, STATUSES
 
 
 def plain(text: str | None) -> Text | None:
@@ -92,16 +93,13 @@ def pct(x: float, digits: int = 1) -> str:
     return "–" if math.isnan(x) else f"{x * 100:+.{digits}f}%".replace("-", "−")
 
 
-VERDICT_STYLE = {
-    "ok": "bold green",
-    "watch": "bold yellow",
-    "collapse_suspected": "bold red",
-    "inconclusive": "bold magenta",
-}
+# A verdict's terminal style, per status of collector.vocabulary.STATUSES in its order.
+VERDICT_STYLE = dict(zip(STATUSES, ("bold green", "bold yellow", "bold red", "bold magenta"), strict=True))
 
 CHANGE_CAPTION = (
     "change in the metric's own direction: pp = percentage points (rates bounded in [0, 1]), "
-    "× = candidate / baseline (other metrics); diverse: the direction that is more diverse; "
+    "× = candidate / baseline (other metrics); diverse: the direction that is more diverse "
+    "(/metrics and --json's diversity_change: the same change, signed negative = less diverse); "
     "red: a significant decline in diversity"
 )
 
@@ -211,16 +209,15 @@ def comparison_json(cmp: BatchComparison) -> dict[str, object]:
                 "change_ci": [num(r.comparison.change_ci_low), num(r.comparison.change_ci_high)],
                 "change_text": format_change(r.metric, r.comparison.change),
                 "relative_change": num(r.comparison.rel_change),
-                "diversity_change": num(r.comparison.diversity_change),
-                "diversity_change_ci": [
-                    num(r.comparison.diversity_ci_low),
-                    num(r.comparison.diversity_ci_high),
-                ],
+                # the stored and exported change (CHANGE_UNIT): the same scale, negative = less diverse
+                "diversity_change": num(change),
+                "diversity_change_ci": [num(low), num(high)],
                 "p_value": num(r.comparison.p_value) if r.comparison.scorable else None,
                 "significant_decline": r.comparison.significant_decline,
                 "min_detectable": num(r.comparison.min_detectable),
             }
             for r in cmp.rows
+            for change, low, high in [r.diversity_change]
         ],
     }
 
@@ -253,9 +250,6 @@ def runs_table(reports: list[RunReport]) -> Table:
     return table
 
 
-HEADLINE = ("distinct_2", "self_bleu", "embedding_mean_distance", "vendi_score")
-
-
 def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
     """Model, version, headline values (within), their change vs baseline, verdict: what /metrics shows."""
     table = Table(
@@ -269,7 +263,7 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
     )
     table.add_column("model", no_wrap=True)
     table.add_column("version", no_wrap=True)
-    for m in HEADLINE:
+    for m in HEADLINE_METRICS:
         table.add_column(m.replace("_", " "), justify="right")  # headers wrap at the spaces
     table.add_column("verdict", no_wrap=True)
     values = {(v.model, v.version, v.metric): v.value for v in snapshot.values if v.scope == "within"}
@@ -281,7 +275,7 @@ def fleet_table(snapshot: Snapshot, title: str | None = None) -> Table:
     for v in sorted(snapshot.versions, key=lambda r: (r.model, r.ordinal)):
         cells = []
         base_version = snapshot.baselines.get(v.model)
-        for m in HEADLINE:
+        for m in HEADLINE_METRICS:
             val = values.get((v.model, v.version, m))
             c = changes.get((v.model, v.version, m))
             base = values.get((v.model, base_version, m)) if base_version else None

@@ -8,6 +8,7 @@ from html import escape as _html_escape
 
 from collector.report.svg import Series, line_chart
 from collector.trends.change import change, format_change
+from collector.vocabulary import HEADLINE_METRICS
 
 #: Characters a page would obey or hide rather than show: C0/C1 controls (tab and newline kept),
 #: zero-width and line/paragraph separators, bidi embeddings, overrides and isolates, BOM.
@@ -23,9 +24,6 @@ def escape(text: str) -> str:
         lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0xA0 else f"U+{ord(m.group()):04X}", text
     )
     return _html_escape(shown)
-
-
-HEADLINE = ("distinct_2", "self_bleu", "compression_ratio", "embedding_mean_distance", "vendi_score")
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,9 @@ def _charts(data: ReportData) -> str:
     metric can differ several-fold (Vendi ≈ 3 within, ≈ 50 across), and one shared axis flattens the
     smaller into a line."""
     labels = [v.label for v in data.versions]
-    metrics = sorted({m for v in data.versions for m in v.points}, key=lambda m: (m not in HEADLINE, m))
+    metrics = sorted(
+        {m for v in data.versions for m in v.points}, key=lambda m: (m not in HEADLINE_METRICS, m)
+    )
     figures = []
     nan = float("nan")
     for metric in metrics:
@@ -150,13 +150,13 @@ def _other_embedder(metric: str, a: str | None, b: str | None) -> bool:
 def _versions_table(data: ReportData) -> str:
     head = "".join(
         f"<th>{escape(m)} {'↑' if data.higher_is_diverse.get(m, True) else '↓'} vs {escape(data.baseline)}</th>"
-        for m in HEADLINE
+        for m in HEADLINE_METRICS
     )
     rows = []
     for v in data.versions:
         cells = "".join(
             f'<td class="num{" neg" if m in v.declined else ""}">{escape(_change_text(data, v, m))}</td>'
-            for m in HEADLINE
+            for m in HEADLINE_METRICS
         )
         verdict = (
             f'<span class="verdict {escape(v.verdict)}">{escape(v.verdict)}</span>' if v.verdict else "–"

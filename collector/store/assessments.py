@@ -1,6 +1,7 @@
 """Storing and reading assessments: comparisons, verdicts and trends (tables of migration 0002).
 
-Plain records in, plain rows out: the store does not know how they were computed (that is
+The vocabulary's rows in and out (``ChangeRow``, ``TrendRow``: one type for writing and reading),
+plus the verdict and per-prompt records: the store does not know how they were computed (that is
 ``collector.assessment``).  ``save_assessment`` replaces a run's previous assessment in ONE
 transaction, so a reader sees either the old or the new one, never a mix.
 """
@@ -12,37 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Integer, Select, and_, delete, func, insert, select
 
 from collector.store import models as m
 from collector.store.errors import StoreError, VersionExists
-
-COMPLETED = ("succeeded", "partial")
-REFERENCES = ("baseline", "previous")
-SCOPES = ("within", "across")
-
-
-@dataclass(frozen=True)
-class ComparisonRecord:
-    """One metric × scope of a candidate run vs a reference run.
-
-    ``rel_change``/``ci_*`` are in the metric's own orientation; ``diversity_*`` are signed so that
-    negative means less diverse.  NaN is stored as NULL.
-    """
-
-    reference: str  # 'baseline' | 'previous'
-    reference_run_id: int
-    metric: str
-    scope: str  # 'within' | 'across'
-    rel_change: float
-    ci_low: float
-    ci_high: float
-    diversity_change: float
-    diversity_ci_low: float
-    diversity_ci_high: float
-    p_value: float
-    n_pairs: int
-    significant_decline: bool
+from collector.vocabulary import COMPLETED_RUN_STATUSES as COMPLETED
+from collector.vocabulary import REFERENCES, SCOPES, STATUSES, ChangeRow, TrendRow, diversity_oriented
 
 
 @dataclass(frozen=True)
@@ -72,20 +48,6 @@ class PromptFindingRecord:
 
 
 @dataclass(frozen=True)
-class TrendRecord:
-    """The trend of one metric × scope over a model's last versions (diversity orientation)."""
-
-    metric: str
-    scope: str
-    slope: float
-    slope_ci_low: float
-    slope_ci_high: float
-    p_value: float
-    n_versions: int
-    last_version: str | None = None  # label of the newest version in the window
-
-
-@dataclass(frozen=True)
 class RunInfo:
     """Which model and version a run belongs to, and its status."""
 
@@ -106,6 +68,94 @@ def _num(x: float | None) -> float | None:
 
 def _nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
+
+
+def _relative_columns(c: ChangeRow) -> dict[str, float | None]:
+    """The relative change's columns: ``rel_change``/``ci_*`` in the metric's own direction,
+    ``diversity_*`` as the row has it (negative = less diverse)."""
+    own = diversity_oriented(c.relative, c.relative_ci_low, c.relative_ci_high, c.higher_is_diverse)
+    return {
+        "rel_change": _num(own[0]),
+        "ci_low": _num(own[1]),
+        "ci_high": _num(own[2]),
+        "diversity_change": _num(c.relative),
+        "diversity_ci_low": _num(c.relative_ci_low),
+        "diversity_ci_high": _num(c.relative_ci_high),
+    }
+
+
+def change_select() -> Select:
+    """The stored comparisons as ``ChangeRow`` columns (``change_row`` builds the row): the
+    direction comes from the candidate run's stored value of the metric (none for the tail
+    family's comparisons, which are all higher-is-diverse)."""
+    c, v, mv = m.ComparisonRow, m.ModelVersion, m.MetricValueRow
+    return (
+        select(
+            m.Model.name,
+            v.label,
+            c.metric,
+            c.scope,
+            c.reference,
+            c.change,
+            c.change_ci_low,
+            c.change_ci_high,
+            c.p_value,
+            c.significant_decline,
+            c.n_pairs,
+            c.reference_run_id,
+            c.diversity_change,
+            c.diversity_ci_low,
+            c.diversity_ci_high,
+            func.coalesce(mv.higher_is_diverse, True),
+        )
+        .join(v, v.id == c.version_id)
+        .join(m.Model, m.Model.id == v.model_id)
+        .outerjoin(mv, and_(mv.run_id == c.run_id, mv.metric == c.metric, mv.scope == c.scope))
+    )
+
+
+def change_row(r: Any) -> ChangeRow:
+    """One row of ``change_select``."""
+    return ChangeRow(
+        *r[:5],
+        _nan(r[5]),
+        _nan(r[6]),
+        _nan(r[7]),
+        _nan(r[8]),
+        bool(r[9]),
+        int(r[10]),
+        r[11],
+        _nan(r[12]),
+        _nan(r[13]),
+        _nan(r[14]),
+        bool(r[15]),
+    )
+
+
+def trend_select() -> Select:
+    """The stored trends as ``TrendRow`` columns, by model, metric and scope."""
+    t, v = m.TrendTable, m.ModelVersion
+    return (
+        select(
+            m.Model.name,
+            t.metric,
+            t.scope,
+            t.slope,
+            t.p_value,
+            t.n_versions,
+            t.slope_ci_low,
+            t.slope_ci_high,
+            v.label,
+        )
+        .join(m.Model, m.Model.id == t.model_id)
+        .outerjoin(v, v.id == t.last_version_id)
+        .order_by(m.Model.name, t.metric, t.scope)
+    )
+
+
+def trend_row(r: Any) -> TrendRow:
+    """One row of ``trend_select``."""
+    return TrendRow(r[0], r[1], r[2], _nan(r[3]), _nan(r[4]), int(r[5]), _nan(r[6]), _nan(r[7]), r[8])
 
 
 def _jsonable(obj: Any) -> Any:
@@ -196,33 +246,12 @@ class AssessmentStore:
             raise StoreError(f"run {run_id} does not exist")
         return RunInfo(*row)
 
-    def comparisons_of(self, run_id: int) -> list[ComparisonRecord]:
+    def comparisons_of(self, run_id: int) -> list[ChangeRow]:
         """The stored comparisons of a candidate run (NULL read back as NaN)."""
-        c = m.ComparisonRow.__table__.c
+        c = m.ComparisonRow
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(m.ComparisonRow.__table__)
-                .where(c.run_id == run_id)
-                .order_by(c.reference, c.metric, c.scope)
-            )
-            return [
-                ComparisonRecord(
-                    x.reference,
-                    x.reference_run_id,
-                    x.metric,
-                    x.scope,
-                    _nan(x.rel_change),
-                    _nan(x.ci_low),
-                    _nan(x.ci_high),
-                    _nan(x.diversity_change),
-                    _nan(x.diversity_ci_low),
-                    _nan(x.diversity_ci_high),
-                    _nan(x.p_value),
-                    x.n_pairs,
-                    x.significant_decline,
-                )
-                for x in rows
-            ]
+            query = change_select().where(c.run_id == run_id).order_by(c.reference, c.metric, c.scope)
+            return [change_row(x) for x in conn.execute(query)]
 
     def verdict_of(self, run_id: int) -> VerdictRecord | None:
         """The stored verdict of a run, or None when it was not assessed."""
@@ -287,42 +316,42 @@ class AssessmentStore:
                 out[run_id] = (k + int(bool(hit)), n + 1)
         return out
 
-    def trends_of(self, model: str) -> list[TrendRecord]:
+    def trends_of(self, model: str) -> list[TrendRow]:
         """The model's stored trends, by metric and scope."""
-        t, v = m.TrendRow, m.ModelVersion
+        t = m.TrendTable
         with self.engine.connect() as conn:
             mid = self._model_id_of(conn, model)
-            rows = conn.execute(
-                select(
-                    t.metric,
-                    t.scope,
-                    t.slope,
-                    t.slope_ci_low,
-                    t.slope_ci_high,
-                    t.p_value,
-                    t.n_versions,
-                    v.label,
-                )
-                .outerjoin(v, v.id == t.last_version_id)
-                .where(t.model_id == mid)
-                .order_by(t.metric, t.scope)
-            )
-            return [
-                TrendRecord(r[0], r[1], _nan(r[2]), _nan(r[3]), _nan(r[4]), _nan(r[5]), r[6], r[7])
-                for r in rows
-            ]
+            rows = conn.execute(trend_select().where(t.model_id == mid))
+            return [trend_row(r) for r in rows]
 
     # -- writes ---------------------------------------------------------------------------------
+    @staticmethod
+    def _refuse_mislabelled(conn: Connection, run_id: int, rows: list[ChangeRow]) -> None:
+        """Raise when a change row names another model or version than the run it is stored for."""
+        v, mo = m.ModelVersion, m.Model
+        labels = conn.execute(
+            select(mo.name, v.label)
+            .join(v, v.model_id == mo.id)
+            .join(m.Run, m.Run.version_id == v.id)
+            .where(m.Run.id == run_id)
+        ).one()
+        wrong = [c for c in rows if (c.model, c.version) != tuple(labels)]
+        if wrong:
+            raise StoreError(
+                f"run {run_id} is {labels[0]}@{labels[1]}; a change row names {wrong[0].model}@{wrong[0].version}"
+            )
+
     def save_assessment(
         self,
         run_id: int,
-        comparisons: list[ComparisonRecord],
+        comparisons: list[ChangeRow],
         verdict: VerdictRecord | None,
         prompt_findings: list[PromptFindingRecord] | None = None,
     ) -> None:
         """Replace the assessment of ``run_id`` (a completed run) by these, in ONE transaction.
 
-        Every reference run must be a completed run of the same model.  ``prompt_findings`` (the
+        Every reference run must be a completed run of the same model (the rows' ``model`` and
+        ``version`` are the run's: the store takes them from ``run_id``).  ``prompt_findings`` (the
         per-prompt findings vs the baseline) replace the run's previous ones.
         """
         findings = prompt_findings or []
@@ -338,9 +367,9 @@ class AssessmentStore:
                 f"run {run_id}: comparison {b.metric!r}/{b.scope!r} vs {b.reference!r}: reference must be "
                 f"one of {REFERENCES} and scope one of {SCOPES}"
             )
-        if verdict is not None and verdict.status not in m.VERDICT_STATUSES:
+        if verdict is not None and verdict.status not in STATUSES:
             raise StoreError(
-                f"run {run_id}: verdict status must be one of {m.VERDICT_STATUSES}, got {verdict.status!r}"
+                f"run {run_id}: verdict status must be one of {STATUSES}, got {verdict.status!r}"
             )
         r = m.Run
         with self.engine.begin() as conn:
@@ -349,6 +378,7 @@ class AssessmentStore:
                 raise StoreError(f"run {run_id} does not exist")
             if run.status not in COMPLETED:
                 raise StoreError(f"run {run_id} is {run.status!r}; only completed runs can be assessed")
+            self._refuse_mislabelled(conn, run_id, comparisons)
             ref_ids = {c.reference_run_id for c in comparisons} | {f.reference_run_id for f in findings}
             refs = {
                 row.id: row
@@ -411,12 +441,10 @@ class AssessmentStore:
                             "reference_run_id": c.reference_run_id,
                             "metric": c.metric,
                             "scope": c.scope,
-                            "rel_change": _num(c.rel_change),
-                            "ci_low": _num(c.ci_low),
-                            "ci_high": _num(c.ci_high),
-                            "diversity_change": _num(c.diversity_change),
-                            "diversity_ci_low": _num(c.diversity_ci_low),
-                            "diversity_ci_high": _num(c.diversity_ci_high),
+                            **_relative_columns(c),
+                            "change": _num(c.change),
+                            "change_ci_low": _num(c.ci_low),
+                            "change_ci_high": _num(c.ci_high),
                             "p_value": _num(c.p_value),
                             "n_pairs": c.n_pairs,
                             "significant_decline": bool(c.significant_decline),
@@ -438,8 +466,11 @@ class AssessmentStore:
                     },
                 )
 
-    def save_trends(self, model: str, rows: list[TrendRecord]) -> None:
+    def save_trends(self, model: str, rows: list[TrendRow]) -> None:
         """Replace every stored trend of ``model`` by ``rows`` (one transaction)."""
+        others = sorted({t.model for t in rows if t.model != model})
+        if others:
+            raise StoreError(f"{model}: trend rows of another model ({', '.join(others)})")
         keys = [(t.metric, t.scope) for t in rows]
         if len(set(keys)) != len(keys):
             raise StoreError(f"{model}: one trend per metric and scope, got duplicates")
@@ -452,11 +483,11 @@ class AssessmentStore:
             unknown = sorted({t.last_version for t in rows if t.last_version and t.last_version not in vids})
             if unknown:
                 raise StoreError(f"{model}: unknown version(s) {', '.join(unknown)}")
-            conn.execute(delete(m.TrendRow).where(m.TrendRow.model_id == mid))
+            conn.execute(delete(m.TrendTable).where(m.TrendTable.model_id == mid))
             now = _now()
             if rows:
                 conn.execute(
-                    insert(m.TrendRow),
+                    insert(m.TrendTable),
                     [
                         {
                             "model_id": mid,

@@ -1,8 +1,8 @@
-"""Plain functions behind `collapse-watch db ...` and `history`; the CLI wires and prints them."""
+"""Plain functions behind `collapse-watch db ...` and `score --store`; the CLI wires and prints them
+(the history table is read in ``collector.store.history`` and formatted in ``collector.render.history``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -26,106 +26,6 @@ def db_downgrade(url: str | None, revision: str) -> None:
 def db_current(url: str | None) -> str:
     """The database's current revision ('none' when unmigrated)."""
     return migrate.current(url)
-
-
-def history_table(store: Store, model: str, scope: str = "within") -> tuple[list[str], list[list[str]]]:
-    """A metric-by-version table of the latest completed values: (columns, rows), no printing.
-
-    Each version after the baseline shows its change vs the baseline version on the metric's scale
-    (``0.676 (−28.6 pp)``, ``1.874 (×0.57)``; :mod:`collector.trends.change`); the last column is the
-    stored trend over the last versions (``↓ −4.1%/version, p 0.03``; "–" under 3 versions).
-    """
-    from collector.metrics.registry import metric_names
-    from collector.trends.change import change, format_change
-
-    known_metrics = set(metric_names())
-    rows = [r for r in store.latest_metrics(model) if r["scope"] == scope]
-    versions: list[str] = []
-    for r in sorted(rows, key=lambda r: r["version_ordinal"]):
-        if r["version"] not in versions:
-            versions.append(r["version"])
-    baseline = store.baseline_version(model) or (versions[0] if versions else None)
-    values: dict[str, dict[str, float]] = {}
-    for r in rows:
-        v = r["value"]
-        values.setdefault(r["metric"], {})[r["version"]] = math.nan if v is None else float(v)
-    trends = {t.metric: t for t in store.trends_of(model) if t.scope == scope}
-    run_ids = {v: store.latest_completed_run(model, v) for v in versions}
-    from collector.metrics.registry import needs_embeddings
-    from collector.store.embeddings import run_identities
-
-    identities = run_identities(store.engine, [r for r in run_ids.values() if r is not None])
-    label = {v: identities.get(r) if r is not None else None for v, r in run_ids.items()}
-
-    def other_embedder(metric: str, version: str) -> bool:
-        """An embedding metric of two runs embedded by different identities: not on one scale."""
-        if baseline is None or metric not in known_metrics or not needs_embeddings([metric]):
-            return False
-        a, b = label.get(baseline), label.get(version)
-        return a is not None and b is not None and a != b
-
-    def cell(metric: str, version: str) -> str:
-        v = values[metric].get(version)
-        if v is None:
-            return ""
-        if math.isnan(v):
-            return "n/a"
-        base = values[metric].get(baseline) if baseline else None
-        if version == baseline or base is None or math.isnan(base):
-            return f"{v:.4f}"
-        if other_embedder(metric, version):
-            return f"{v:.4f} (other embedder)"
-        return f"{v:.4f} ({format_change(metric, change(metric, base, v))})"
-
-    def trend_cell(metric: str) -> str:
-        t = trends.get(metric)
-        if t is None or t.n_versions < 3 or math.isnan(t.slope):
-            return "–"
-        arrow = "↓" if t.slope < 0 else "↑"
-        text = f"{arrow} {t.slope * 100:+.1f}%/version".replace("-", "−")
-        return text + (f", p {t.p_value:.2f}" if not math.isnan(t.p_value) else "")
-
-    table = [[k, *(cell(k, v) for v in versions), trend_cell(k)] for k in sorted(values)]
-    counts = store.prompts_collapsed([r for r in run_ids.values() if r is not None])
-    if counts:  # per version: prompts that collapsed on their own vs the baseline (issue #26)
-        cells = [f"{counts[r][0]} of {counts[r][1]}" if r in counts else "" for r in run_ids.values()]
-        table.append(["prompts collapsed", *cells, ""])
-    verdicts = [_verdict_of_version(store, model, v) for v in versions]
-    if any(verdicts):
-        table.append(["verdict", *(v or "" for v in verdicts), ""])
-    labels = [f"{v} (baseline)" if v == baseline else v for v in versions]
-    return ["metric", *labels, "trend (diversity)"], table
-
-
-def collapsed_prompts(store: Store, model: str, limit: int = 10) -> tuple[str, list[tuple[str, str, str]]]:
-    """The newest assessed version with collapsed prompts: (version, [(prompt key, prompt text,
-    change of each headline metric)]), at most ``limit`` prompts; ("", []) when none collapsed."""
-    from collector.trends.change import format_change
-
-    for version, _ in reversed(store.version_order(model)):
-        run_id = store.latest_completed_run(model, version)
-        if run_id is None:
-            continue
-        found = [f for f in store.prompt_findings_of(run_id) if f.collapsed]
-        if not found:
-            continue
-        texts = store.prompt_texts(run_id)
-        by_key: dict[str, list[str]] = {}
-        worst: dict[str, float] = {}  # the prompt's change in its first headline metric found
-        for f in found:
-            by_key.setdefault(f.prompt_key, []).append(f"{f.metric} {format_change(f.metric, f.change)}")
-            worst.setdefault(f.prompt_key, f.change if math.isfinite(f.change) else math.inf)
-        keys = sorted(by_key, key=lambda k: (worst[k], k))  # the largest decline first
-        rows = [(k, texts.get(k, ""), ", ".join(by_key[k])) for k in keys]
-        return version, rows[:limit]
-    return "", []
-
-
-def _verdict_of_version(store: Store, model: str, version: str) -> str | None:
-    """The verdict stored for the latest completed run of ``version`` (None before assessment)."""
-    run_id = store.latest_completed_run(model, version)
-    verdict = store.verdict_of(run_id) if run_id is not None else None
-    return verdict.status if verdict is not None else None
 
 
 def sample_records(samples: list[Sample]) -> list[SampleRecord]:

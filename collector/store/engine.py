@@ -1,25 +1,23 @@
-"""Database URL resolution and engine creation (SQLite pragmas: WAL, foreign keys, busy timeout)."""
+"""Engine creation (SQLite pragmas: WAL, foreign keys, busy timeout); the URL rule is collector.database_url."""
 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 
-ENV_VAR = "COLLAPSE_WATCH_DATABASE_URL"
-DEFAULT_URL = "sqlite:///collapse-watch.db"
+# The URL rule lives in collector.database_url (no SQLAlchemy there); re-exported for the store's callers.
+from collector.database_url import redact_url as redact_url
+from collector.database_url import resolve_url as resolve_url
+from collector.vocabulary import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
+
+ENV_VAR = DATABASE_URL_ENV  # the store's older names for the vocabulary's two constants
+DEFAULT_URL = DEFAULT_DATABASE_URL
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_READ_BUSY_TIMEOUT_MS = 1_000
-
-
-def resolve_url(explicit: str | None = None) -> str:
-    """Explicit URL > ``COLLAPSE_WATCH_DATABASE_URL`` > a SQLite file in the working directory."""
-    if explicit:
-        return explicit
-    return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
 def missing_database_file(url: str) -> str | None:
@@ -39,11 +37,6 @@ def missing_database_file(url: str) -> str | None:
     if str(parsed.query.get("mode", "")) == "memory" or parsed.database.startswith("file:"):
         return None
     return None if os.path.exists(parsed.database) else parsed.database
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password removed, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 def _normalise(url: str) -> str:

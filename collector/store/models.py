@@ -29,7 +29,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted", "no_data")
 BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER PRIMARY KEY
 
 
@@ -199,9 +198,6 @@ class PromptMetricValue(Base):
 
 
 # -- assessments (migration 0002): comparisons, verdicts and trends computed from the runs above ----
-VERDICT_STATUSES = ("ok", "watch", "collapse_suspected", "inconclusive")
-
-
 class ComparisonRow(Base):
     """One metric × scope of a candidate run compared with a reference run (baseline or previous)."""
 
@@ -230,6 +226,11 @@ class ComparisonRow(Base):
     p_value: Mapped[float | None] = mapped_column(Float)
     n_pairs: Mapped[int] = mapped_column(Integer)
     significant_decline: Mapped[bool] = mapped_column(Boolean)
+    # migration 0012 (issue #21): the change in ``vocabulary.CHANGE_UNIT`` (the metric's scale,
+    # negative = less diverse), what /metrics exports; NULL = NaN, or not backfilled (see 0012)
+    change: Mapped[float | None] = mapped_column(Float)
+    change_ci_low: Mapped[float | None] = mapped_column(Float)
+    change_ci_high: Mapped[float | None] = mapped_column(Float)
 
 
 class VerdictRow(Base):
@@ -272,7 +273,7 @@ class PromptFindingRow(Base):
     collapsed: Mapped[bool] = mapped_column(Boolean)  # the prompt (every headline metric) collapsed
 
 
-class TrendRow(Base):
+class TrendTable(Base):
     """The latest trend of one metric × scope over a model's last K versions (replaced each time)."""
 
     __tablename__ = "trends"

@@ -1,7 +1,8 @@
 """Reads for the exporter: the state of every model in a handful of queries (not one per metric).
 
 Typed rows out (``Overview``): the same row types travel from here to the exporter, the fleet table
-and the demo; ``collector.snapshot`` only adds what the config knows (schedule intervals).
+and the demo (a change and a trend are the vocabulary's ``ChangeRow``/``TrendRow``, as written);
+``collector.readout.snapshot`` only adds what the config knows (schedule intervals).
 
 * Versions: per model the last ``max_versions`` by ordinal, plus the baseline version always.
 * Values: ``v_latest_metrics`` of those versions (the latest completed run's values).
@@ -24,9 +25,10 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, Integer, bindparam, func, select, text, type_coerce
 
 from collector.store import models as m
+from collector.store.assessments import change_row, change_select, trend_row, trend_select
+from collector.vocabulary import COMPLETED_RUN_STATUSES as COMPLETED
+from collector.vocabulary import ChangeRow, TrendRow
 
-COMPLETED = ("succeeded", "partial")
-FAILED = ("failed", "interrupted")
 TIMED = ("succeeded", "partial", "failed")
 # The store's run status -> the exported ``status`` label of ``collapse_watch_runs_total``.
 RUN_OUTCOMES = {
@@ -65,35 +67,6 @@ class ValueRow:
     value: float
     ci_low: float
     ci_high: float
-
-
-@dataclass(frozen=True)
-class ChangeRow:
-    """A stored comparison: change vs ``reference`` in diversity orientation (negative = less diverse)
-    and ``significant_decline`` exactly as the verdict computed it."""
-
-    model: str
-    version: str
-    metric: str
-    scope: str
-    reference: str  # "baseline" | "previous"
-    change: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    significant_decline: bool = False
-
-
-@dataclass(frozen=True)
-class TrendRow:
-    """A stored trend (diversity orientation) of one metric x scope over the last versions."""
-
-    model: str
-    metric: str
-    scope: str
-    slope: float
-    p_value: float
-    n_versions: int
 
 
 @dataclass
@@ -303,36 +276,11 @@ class OverviewStore:
                     )
                 ]
             change_query = (
-                select(
-                    m.Model.name,
-                    v.label,
-                    c.metric,
-                    c.scope,
-                    c.reference,
-                    c.diversity_change,
-                    c.diversity_ci_low,
-                    c.diversity_ci_high,
-                    c.p_value,
-                    c.significant_decline,
-                )
-                .join(v, v.id == c.version_id)
-                .join(m.Model, m.Model.id == v.model_id)
+                change_select()
                 .where(c.run_id.in_(_assessed_runs(metric_ids)))
                 .order_by(m.Model.name, v.ordinal, c.metric, c.scope, c.reference)
             )
-            changes = [
-                ChangeRow(*row[:5], _f(row[5]), _f(row[6]), _f(row[7]), _f(row[8]), bool(row[9]))
-                for row in conn.execute(change_query)
-            ]
-            t = m.TrendRow
-            trend_query = (
-                select(m.Model.name, t.metric, t.scope, t.slope, t.p_value, t.n_versions)
-                .join(m.Model, m.Model.id == t.model_id)
-                .order_by(m.Model.name, t.metric, t.scope)
-            )
-            trends = [
-                TrendRow(row[0], row[1], row[2], _f(row[3]), _f(row[4]), int(row[5]))
-                for row in conn.execute(trend_query)
-            ]
+            changes = [change_row(row) for row in conn.execute(change_query)]
+            trends = [trend_row(row) for row in conn.execute(trend_select())]
             health = _health(conn, max_durations)
         return Overview(baselines, versions, values, changes, trends, health)

@@ -17,7 +17,6 @@ A cache must never fail the gate: a file that cannot be opened or read is report
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector import environment
 from collector.store import models as m
 from collector.store.embeddings import CHUNK, StoredEmbeddings
 from collector.store.engine import make_engine
@@ -39,12 +39,12 @@ def cache_dir() -> Path:
     the user's cache (``$XDG_CACHE_HOME/collapse-watch``, else ``~/.cache/collapse-watch``)."""
     from collector.embeddings import cache_root
 
-    explicit = os.environ.get("COLLAPSE_WATCH_CACHE_DIR")
+    explicit = environment.vector_cache_dir()
     return Path(explicit) if explicit else cache_root()
 
 
 def max_vectors_from_env() -> int:
-    raw = os.environ.get("COLLAPSE_WATCH_CACHE_MAX_VECTORS", "")
+    raw = environment.vector_cache_max() or ""
     try:
         value = int(raw) if raw else DEFAULT_MAX_VECTORS
     except ValueError:

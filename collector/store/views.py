@@ -6,6 +6,14 @@ is still running never looks complete. Documented with example queries in docs/s
 
 from __future__ import annotations
 
+from collector.vocabulary import COMPLETED_RUN_STATUSES, FAILED_RUN_STATUSES
+
+
+def _sql_in(values: tuple[str, ...]) -> str:
+    """``('a', 'b')``: a tuple of statuses as an SQL list."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
 VIEWS: dict[str, str] = {
     "v_metric_history": """
 SELECT mo.id AS model_id, mo.name AS model, mv.id AS version_id, mv.label AS version,
@@ -16,7 +24,9 @@ FROM metric_values v
 JOIN runs r ON r.id = v.run_id
 JOIN model_versions mv ON mv.id = v.version_id
 JOIN models mo ON mo.id = mv.model_id
-WHERE r.status IN ('succeeded', 'partial')
+WHERE r.status IN """
+    + _sql_in(COMPLETED_RUN_STATUSES)
+    + """
 """,
     "v_latest_metrics": """
 SELECT h.* FROM v_metric_history h
@@ -31,7 +41,9 @@ SELECT r.id AS run_id, mo.name AS model, mv.label AS version, r.status, r.error,
 FROM runs r
 JOIN model_versions mv ON mv.id = r.version_id
 JOIN models mo ON mo.id = r.model_id
-WHERE r.status IN ('failed', 'interrupted')
+WHERE r.status IN """
+    + _sql_in(FAILED_RUN_STATUSES)
+    + """
 """,
     "v_duplicate_samples": """
 SELECT mo.name AS model, mv.label AS version, s.run_id, s.text_id, t.sha256,

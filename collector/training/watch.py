@@ -43,7 +43,7 @@ from collector.api import History, Recorded, Verdict, VersionExists
 from collector.store.errors import StoreError, first_line
 from collector.store.text import LABEL_MAX, REPLACEMENT, check_label
 from collector.trends.compare import min_pairs_for
-from collector.trends.verdict import STATUSES, Thresholds
+from collector.vocabulary import LONE_WATCH_METRICS, STATUSES
 
 log = logging.getLogger("collapse_watch")
 
@@ -208,7 +208,7 @@ def log_values(check: Check, time_share: float) -> dict[str, float]:
     it), how many metrics declined significantly, and the time it cost."""
     values: dict[str, float] = {}
     scores = check.recorded.scores
-    for metric in Thresholds().headline_metrics:
+    for metric in LONE_WATCH_METRICS:  # the verdict's headline metrics (Thresholds' default)
         for scope in ("within", "across"):
             value = next((m.value for m in scores.metrics if m.metric == metric and m.scope == scope), None)
             if value is not None:

@@ -11,8 +11,10 @@ from collector.trends.compare import (
     paired_arrays,
     sign_flip_p_value,
 )
+from collector.trends.thresholds import Coverage, Thresholds
 from collector.trends.trend import DEFAULT_LAST_K, MannKendall, Trend, mann_kendall, trend
-from collector.trends.verdict import STATUSES, Coverage, Status, Thresholds, Verdict, describe, verdict
+from collector.trends.verdict import Verdict, describe, verdict
+from collector.vocabulary import STATUSES, Status
 
 __all__ = [
     "DEFAULT_LAST_K",

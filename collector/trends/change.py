@@ -9,9 +9,11 @@ Two scales, chosen per metric by its range:
 * ``ratio``: unbounded metrics (Vendi score, compression ratio, lengths, embedding distances)
   change by the factor ``candidate / baseline``, written ``×0.57`` or ``×8.3``.
 
-The orientation is the metric's own (a value that rose is written with ``+`` or a factor above 1),
-in the terminal, the JSON, the report, the dashboards and the alerts alike; whether that is *less
-diverse* is said separately (the metric's direction).  Intervals are clipped to what the metric's
+Written in words, the orientation is the metric's own (a value that rose is written with ``+`` or a
+factor above 1: the terminal, the JSON's ``change``, the report); whether that is *less diverse* is
+said separately (the metric's direction).  Stored and exported, the same change is signed so that
+negative = less diverse (``vocabulary.CHANGE_UNIT``: ``comparisons.change``, ``/metrics``, the
+dashboards, the JSON's ``diversity_change``).  Intervals are clipped to what the metric's
 range allows.  Pure; no I/O.
 """
 

@@ -8,7 +8,8 @@ between-prompt variation and leaves only the sampling noise of each prompt, whic
 * Effect, on the metric's scale (:mod:`collector.trends.change`): for a rate bounded in [0, 1] the
   absolute difference of the means over shared prompts, ``cand_mean - base_mean`` (defined at a
   baseline of 0); for an unbounded metric the relative change ``cand_mean / base_mean - 1``.  The
-  relative change is kept as well (``rel_change``, ``diversity_change``: what the store exports).
+  relative change is kept as well (``rel_change``, ``diversity_change``: the store keeps them beside
+  the change).
 * Interval: a paired percentile bootstrap: the *same* resampled prompt indices on both sides,
   clipped to the changes the metric's range allows.
 * p-value: a sign-flip permutation test on the paired differences (see :func:`compare`).

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from collector.trends.compare import Comparison
+from collector.vocabulary import STATUS_RANK
 
 TAIL_FAMILY = "tail"
 LENGTH_CONTROLLED_PREFIX = "tail_ngram_retention_"
 TAIL_WATCH_FRACTION = 0.5
-_RANK = {"ok": 0, "watch": 1, "collapse_suspected": 2}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def pooled_and_tail_evidence(
     elif tails_gone:
         new = "watch"
         reasons.append(f"tail loss: {len(tail_strong)} of {len(tail)} tail metrics declined")
-    if _RANK[new] <= _RANK[status]:
+    if STATUS_RANK[new] <= STATUS_RANK[status]:
         new, reasons = status, []
     details = {
         "pooled_lexical_declined": lex_hit,
@@ -93,26 +93,3 @@ def pooled_and_tail_evidence(
         "raised_from": status if new != status else None,
     }
     return Evidence(status=new, reasons=reasons, details=details)
-
-
-class _Thresholds(Protocol):
-    lexical_fraction: float
-    watch_p_value: float
-
-
-def raise_on_pooled_and_tail(
-    status: str,
-    reasons: list[str],
-    pooled: Mapping[str, Comparison],
-    families: Mapping[str, str],
-    thresholds: _Thresholds,
-) -> tuple[str, list[str], dict[str, Any]]:
-    """The verdict's hook: (status, reasons with this rule's first, details)."""
-    ev = pooled_and_tail_evidence(
-        status,
-        pooled,
-        families,
-        lexical_fraction=thresholds.lexical_fraction,
-        watch_p_value=thresholds.watch_p_value,
-    )
-    return ev.status, ev.reasons + reasons, ev.details

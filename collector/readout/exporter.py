@@ -15,8 +15,9 @@ change vs the previous version, the ``across`` slopes and the trend p-values as 
 ``detail="full"`` exports every family for every metric of every exported version::
 
     diversity{model,version,metric,scope}                    + _ci_lower, _ci_upper (headline)
-    diversity_change_ratio{model,version,metric,scope,reference}   reference="previous" (headline)
-        + diversity_change_ci_lower_ratio, _ci_upper_ratio, _p_value (headline; previous: full)
+    diversity_change{model,version,metric,scope,reference}   reference="previous" (headline)
+        + diversity_change_ci_lower, _ci_upper, _p_value (headline; previous: full)
+        (in vocabulary.CHANGE_UNIT: the metric's scale, negative = less diverse)
     diversity_declined{model,version,metric,scope}
     verdict{model,version,verdict}   model_version_info{model,version,baseline_version}
     version_ordinal  latest_version_ordinal  version_first_seen_timestamp_seconds{model,version}
@@ -35,41 +36,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from collector import __version__
-from collector.outage import OutageLog
-from collector.store.overview import OUTCOMES, ChangeRow, Overview, VersionState
+from collector.readout.outage import OutageLog
+from collector.readout.reliability import reliability_families
+from collector.readout.snapshot import Snapshot
+from collector.store.overview import OUTCOMES, Overview, VersionState
+from collector.vocabulary import CHANGE_UNIT, HEADLINE_METRICS, STATUSES, ChangeRow
 
 log = logging.getLogger("collapse_watch.exporter")
 
 PREFIX = "collapse_watch_"
-VERDICTS = ("ok", "watch", "collapse_suspected", "inconclusive")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-Detail = Literal["summary", "full"]
-DETAILS: tuple[str, ...] = ("summary", "full")
 WORST_SHOWN = 3  # metrics named in a decision's ``worst`` label
-# Metrics whose detail families the summary exports too (the dashboards' default per-metric panels).
-HEADLINE_METRICS: tuple[str, ...] = (
-    "distinct_2",
-    "self_bleu",
-    "embedding_mean_distance",
-    "vendi_score",
-    "compression_ratio",
-)
-
-
-@dataclass
-class Snapshot(Overview):
-    """Everything one scrape exports: the store's ``Overview`` plus what only the config knows."""
-
-    intervals: dict[str, float] = field(default_factory=dict)  # model -> schedule interval (s)
-    detail: Detail = "summary"
-    age_seconds: float = 0.0  # how old the rows are when a busy store made the scrape reuse them
 
 
 def _finite(x: float | None) -> bool:
@@ -122,13 +104,9 @@ def value_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
 
 def change_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     labels = ["model", "version", "metric", "scope", "reference"]
-    change = _gauge(
-        "diversity_change_ratio",
-        "Relative change vs the reference version; negative means less diverse.",
-        labels,
-    )
-    lo = _gauge("diversity_change_ci_lower_ratio", "Lower end of the change's 95% interval.", labels)
-    hi = _gauge("diversity_change_ci_upper_ratio", "Upper end of the change's 95% interval.", labels)
+    change = _gauge("diversity_change", f"Change vs the reference version: {CHANGE_UNIT}.", labels)
+    lo = _gauge("diversity_change_ci_lower", "Lower end of the change's 95% interval (same unit).", labels)
+    hi = _gauge("diversity_change_ci_upper", "Upper end of the change's 95% interval (same unit).", labels)
     p = _gauge("diversity_change_p_value", "Two-sided p-value of the change.", labels)
     declined = _gauge(
         "diversity_declined",
@@ -217,7 +195,7 @@ def version_families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
         if _finite(v.first_seen):
             first_seen.add_metric([v.model, v.version], float(v.first_seen))  # type: ignore[arg-type]
         if v.verdict is not None:
-            for name in VERDICTS:
+            for name in STATUSES:
                 verdict.add_metric([v.model, v.version, name], 1.0 if v.verdict == name else 0.0)
     worst = worst_declines(snap)
     for model, v in sorted(latest_versions(snap).items()):
@@ -300,7 +278,8 @@ def health_families(
 
 
 class StoreCollector(Collector):
-    """Reads a ``Snapshot`` on every scrape; a failing read exports ``collapse_watch_up 0``."""
+    """Reads one ``Snapshot`` on every scrape (the one read path: every store family, the reliability
+    series included, comes from it); a failing read exports ``collapse_watch_up 0``."""
 
     def __init__(self, load_snapshot: Callable[[], Snapshot], outage: OutageLog | None = None) -> None:
         self._load = load_snapshot
@@ -324,6 +303,7 @@ class StoreCollector(Collector):
             yield from version_families(snap)
             yield from trend_families(snap)
             yield from health_families(snap)
+            yield from reliability_families(snap)
             age = _gauge(
                 "snapshot_age_seconds",
                 "Age of the store state exported (0: read during this scrape; more: the last good "

@@ -1,16 +1,7 @@
-"""The collector's HTTP server: ``GET /metrics`` for Prometheus and ``POST /alerts`` for Alertmanager
-(and ``GET /healthz`` / ``GET /readyz`` for orchestrators: ``collector.health``).
+"""The HTTP server under the collector's endpoints: routes with their access rule, authentication,
+and a server built for an untrusted network (``collector.readout.server`` mounts the endpoints).
 
-* ``/metrics``: the store's state (read at scrape time through ``SnapshotReader``: no write lock,
-  an answer within a bounded time) plus this process's own metrics.
-* ``/alerts``: Alertmanager's webhook receiver (``webhook_configs`` in
-  dashboards/alertmanager/alertmanager.yml).  Every notification, firing and resolved, is stored
-  in the alert history (``collector.store.alerts``) before the answer: 200 once stored (values cut
-  and sanitised to fit), 4xx with the reason for a body that is not a notification (Alertmanager
-  does not retry a 4xx), 503 only when the database is unreachable (Alertmanager retries).
-
-Routes live in one table (``ROUTES``-style list built by ``collector_routes``); each declares its
-access (docs/security.md):
+Each ``Route`` declares its access (docs/security.md):
 
 * ``read``  -- open, unless the web config file has ``basic_auth_users`` (then basic auth);
 * ``write`` -- a bearer token (``alert_receiver.bearer_token_env``) or the web config's basic auth;
@@ -48,24 +39,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
-
 from collector.credentials import TokenFile
-from collector.exporter import Detail, StoreCollector
-from collector.exposition import CONTENT_TYPE, render
-from collector.health import HEALTH_PATHS, DatabaseCheck, SchedulerProbe, liveness, readiness
-from collector.outage import OutageLog
-from collector.reliability_exporter import ReliabilityCollector
-from collector.store import Store
-from collector.store.alerts import AlertHistory
-from collector.store.errors import StoreError
-from collector.web_config import BasicAuth, WebConfig, bearer_matches, reloading_ssl_context
+from collector.web_config import BasicAuth, bearer_matches
 
 log = logging.getLogger("collapse_watch.http")
-MAX_ALERT_BODY = 4 * 1024 * 1024  # bytes; Alertmanager batches at most a few hundred alerts
 READ_TIMEOUT = 10.0  # seconds for handshake + request line + headers + body, in total
 WORKERS = 8  # requests handled at once
 QUEUE = 32  # accepted connections waiting for a worker; beyond: 503 at once
@@ -151,95 +128,6 @@ def is_loopback(address: str) -> bool:
         return False
     mapped = getattr(ip, "ipv4_mapped", None)
     return (mapped or ip).is_loopback
-
-
-def store_registry(
-    store: Store,
-    intervals: dict[str, float] | None = None,
-    max_versions: int | None = None,
-    detail: Detail = "summary",
-) -> CollectorRegistry:
-    """A private registry: the store collector plus the usual process, platform and GC collectors."""
-    from collector.snapshot import SnapshotReader, load_snapshot, read_only_store
-
-    reader_store = read_only_store(store)
-    reader = SnapshotReader(
-        lambda: load_snapshot(reader_store, detail=detail, max_versions=max_versions, intervals=intervals)
-    )
-    registry = CollectorRegistry()
-    outage = OutageLog(logging.getLogger("collapse_watch.exporter"), "the store for /metrics")  # shared
-    registry.register(StoreCollector(reader, outage))  # one line per outage, not per scrape
-    registry.register(ReliabilityCollector(reader_store, outage))  # #11's series, read without a write lock
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry
-
-
-def alerts_handler(history: AlertHistory) -> Callable[[Request], Response]:
-    """``POST /alerts``: store one Alertmanager notification."""
-
-    def handle(request: Request) -> Response:
-        try:
-            payload = json.loads(request.body)
-        except RecursionError:
-            return Response.json(400, {"error": "body is not a notification: JSON nested too deeply"})
-        except ValueError as exc:
-            return Response.json(400, {"error": f"body is not JSON: {exc}"})
-        try:
-            stored = history.record(payload)
-        except StoreError as exc:
-            log.warning("rejected an alert notification: %s", exc)
-            return Response.json(400, {"error": str(exc)})
-        except RecursionError:
-            return Response.json(400, {"error": "body is not a notification: nested too deeply"})
-        except Exception as exc:  # the database is unreachable: Alertmanager retries a 5xx
-            log.error("cannot store an alert notification: %s", exc)
-            return Response.json(503, {"error": "cannot store the notification now"}, **{"Retry-After": "30"})
-        return Response.json(200, {"stored": stored})
-
-    return handle
-
-
-def metrics_handler(registry: CollectorRegistry) -> Callable[[Request], Response]:
-    """``GET /metrics`` (``collector.exposition``: the text format, written fast)."""
-
-    def handle(_request: Request) -> Response:
-        return Response(200, render([registry]), CONTENT_TYPE)
-
-    return handle
-
-
-def health_routes(store: Store, scheduler: SchedulerProbe | None = None) -> list[Route]:
-    """``GET``/``HEAD`` ``/healthz`` and ``/readyz`` (collector/health.py): open, as kubelet probes expect.
-
-    ``/readyz`` reports the latest result of one background ``DatabaseCheck``: it never waits on
-    the database, so a hung database cannot tie up the workers ``/healthz`` needs."""
-    check = DatabaseCheck(store)
-    answers: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {
-        "/healthz": liveness,
-        "/readyz": lambda: readiness(check, scheduler),
-    }
-
-    def route(method: str, path: str) -> Route:
-        def handle(_request: Request) -> Response:
-            status, body = answers[path]()
-            return Response.json(status, body, **{"Cache-Control": "no-store"})
-
-        return Route(method, path, handle, "open")
-
-    return [route(m, p) for p in HEALTH_PATHS for m in ("GET", "HEAD")]
-
-
-def collector_routes(
-    store: Store, registry: CollectorRegistry, scheduler: SchedulerProbe | None = None
-) -> list[Route]:
-    """The collector's routes; add an entry here for a new endpoint (with its access)."""
-    return [
-        Route("GET", "/metrics", metrics_handler(registry), "read"),
-        Route("POST", "/alerts", alerts_handler(AlertHistory(store.engine)), "write", MAX_ALERT_BODY),
-        *health_routes(store, scheduler),
-    ]
 
 
 class _Deadline:
@@ -583,34 +471,3 @@ class HttpServer(socketserver.TCPServer):
             self._headers.close()
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def serve_store_metrics(
-    store: Store,
-    *,
-    host: str,
-    port: int,
-    intervals: dict[str, float] | None = None,
-    max_versions: int | None = None,
-    detail: Detail = "summary",
-    scheduler: SchedulerProbe | None = None,
-    web: WebConfig | None = None,
-    alerts_token: str | TokenFile | None = None,
-) -> HttpServer:
-    """Start serving in a daemon thread; returns the HTTP server (``.server_port``, ``.shutdown()``).
-
-    ``web``: the exporter-toolkit web config (TLS, basic auth; the certificate is reloaded when its
-    files change); ``alerts_token``: the bearer token ``POST /alerts`` accepts (docs/security.md;
-    a ``TokenFile`` is re-read when the file changes); ``scheduler``: ``collapse-watch run``'s, for
-    ``/readyz`` (None: no scheduler to check).
-    """
-    registry = store_registry(store, intervals, max_versions, detail)
-    server = HttpServer(
-        (host, port),
-        collector_routes(store, registry, scheduler),
-        auth=Auth(BasicAuth(web.basic_auth_users) if web and web.basic_auth_users else None, alerts_token),
-        tls=reloading_ssl_context(web) if web else None,  # follows a rotated certificate
-        extra_headers=dict(web.http_server_config.headers) if web else None,
-    )
-    threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
-    return server

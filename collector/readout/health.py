@@ -13,7 +13,7 @@ that accepts connections and never answers therefore cannot tie up the HTTP work
 ``/healthz`` touches nothing at all.
 
 Both are unauthenticated, as kubelet probes expect; they reveal no data, only the checks' state.
-``liveness`` and ``readiness`` return ``(status code, body)``; ``collector.metrics_server`` mounts
+``liveness`` and ``readiness`` return ``(status code, body)``; ``collector.readout.server`` mounts
 them on the exporter's port as routes of access ``open``.
 """
 
@@ -115,7 +115,7 @@ def bounded_engine(store: Store) -> Any:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from collector.snapshot import read_only_store
+    from collector.readout.snapshot import read_only_store
 
     if store.engine.dialect.name != "postgresql":
         return read_only_store(store).engine

@@ -1,7 +1,9 @@
-"""The exporter's ``Snapshot``: the store's ``Overview`` plus the config's schedule intervals.
+"""The ``Snapshot`` one scrape exports, and the one read that builds it.
 
-``load_snapshot(store)`` is one read (``Store.overview()``, a handful of queries, typed rows that
-the exporter renders unchanged).  ``SnapshotReader`` is what ``serve-metrics`` hands the collector:
+A ``Snapshot`` is the store's ``Overview`` plus the reliability counts (quarantined records, blank
+outputs) and what only the config knows (schedule intervals, the detail level).
+``load_snapshot(store)`` is the one read path of ``/metrics`` (``Store.overview()`` and two counts,
+a handful of queries, typed rows that the exporter and the reliability series render unchanged).  ``SnapshotReader`` is what ``serve-metrics`` hands the collector:
 it reads through a read-only engine (no write lock taken) and answers within ``timeout`` seconds
 whatever the database is doing: when a read is slower (a writer holds a lock, a long checkpoint),
 the scrape gets the last good snapshot with its age (``collapse_watch_snapshot_age_seconds``),
@@ -16,14 +18,33 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Literal
 
-from collector.exporter import DETAILS, Detail, Snapshot
 from collector.store.api import Store
 from collector.store.engine import make_engine
+from collector.store.overview import Overview
+
+Detail = Literal["summary", "full"]
+DETAILS: tuple[str, ...] = ("summary", "full")
 
 # Versions exported per model by detail level (the baseline is always added).
 MAX_VERSIONS: dict[str, int] = {"summary": 5, "full": 10}
 SCRAPE_READ_TIMEOUT = 1.5  # seconds a scrape waits for a fresh read before serving the last one
+
+
+@dataclass
+class Snapshot(Overview):
+    """Everything one scrape exports: the store's ``Overview`` plus the reliability counts and what
+    only the config knows."""
+
+    intervals: dict[str, float] = field(default_factory=dict)  # model -> schedule interval (s)
+    detail: Detail = "summary"
+    age_seconds: float = 0.0  # how old the rows are when a busy store made the scrape reuse them
+    # the reliability counts (None: not read): (model, source) -> quarantined records, and
+    # model -> blank share of its latest run's successful outputs
+    quarantined: dict[tuple[str, str], int] | None = None
+    blank_ratios: dict[str, float] | None = None
 
 
 def load_snapshot(
@@ -33,8 +54,11 @@ def load_snapshot(
     max_versions: int | None = None,
     intervals: dict[str, float] | None = None,
     max_durations: int = 1000,
+    reliability: bool = False,
 ) -> Snapshot:
-    """Everything one scrape exports; ``intervals`` maps model -> schedule interval in seconds."""
+    """Everything one scrape exports; ``intervals`` maps model -> schedule interval in seconds;
+    ``reliability``: read the quarantine and blank-output counts too (two more queries: what
+    ``/metrics`` serves, ``collector.readout.server.store_registry``)."""
     if detail not in DETAILS:
         raise ValueError(f"metrics detail must be one of {', '.join(DETAILS)}, got {detail!r}")
     ov = store.overview(
@@ -43,7 +67,13 @@ def load_snapshot(
         latest_metrics_only=detail == "summary",
     )
     fields = {f.name: getattr(ov, f.name) for f in dataclasses.fields(ov)}
-    return Snapshot(**fields, intervals=dict(intervals or {}), detail=detail)
+    return Snapshot(
+        **fields,
+        intervals=dict(intervals or {}),
+        detail=detail,
+        quarantined=store.quarantine_counts() if reliability else None,
+        blank_ratios=store.last_run_blank_ratios() if reliability else None,
+    )
 
 
 def read_only_store(store: Store) -> Store:
