@@ -1,9 +1,9 @@
 """The Python API: score outputs, compare two sets (the release gate), record versions in the history.
 
-Everything here is a thin layer over what the command line uses: :func:`collector.scoring.score_batch`
-scores, :func:`collector.comparison.compare_batches` compares and decides, and
-:meth:`History.record` stores a run through ``record_scored_file`` and assesses it with
-:func:`collector.service.assess_after_run`, exactly as ``collapse-watch score --store`` does. The
+Everything here is a thin layer over the gate the command line uses (``collector.gate``):
+:func:`collector.scoring.score_batch` scores, :func:`collector.gate.compare_sides` compares and
+decides, and :meth:`History.record` stores a run and assesses it with ``gate.record_run`` and
+``gate.assess_recorded``, exactly as ``collapse-watch score --store`` does. The
 results are handed back as frozen dataclasses of plain values (:class:`Scores`, :class:`Verdict`,
 :class:`Recorded`), so a caller never touches the internal types. ``collapse_watch`` re-exports the
 public names (docs/python.md).
@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+from collector import gate
 from collector.metrics.base import Sample
-from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from collector.metrics.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from collector.probes import prompt_id
 from collector.store.errors import VersionExists
 from collector.store.text import check_label, lone_surrogate_at
+from collector.vocabulary import EXIT_CODES, Status
 
 if TYPE_CHECKING:
     from collector.comparison import BatchComparison
@@ -38,12 +40,11 @@ if TYPE_CHECKING:
     from collector.store import Store
     from collector.trends import Verdict as TrendVerdict
 
-Status = Literal["ok", "watch", "collapse_suspected", "inconclusive"]
 Outputs: TypeAlias = "Sequence[str] | Mapping[str, Sequence[str]]"
 Embeddings: TypeAlias = "bool | str"
 
-EXIT_CODES: dict[str, int] = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
-"""The exit status `collapse-watch compare` gives each verdict (:attr:`Verdict.exit_code`)."""
+# EXIT_CODES (re-exported, public): the exit status `collapse-watch compare` gives each verdict
+# (:attr:`Verdict.exit_code`).
 
 
 def _num(x: float) -> float | None:
@@ -125,7 +126,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        return gate.exit_code(self.status)
 
     @property
     def declined(self) -> tuple[str, ...]:
@@ -390,31 +391,22 @@ def compare(
     >>> collapse_watch.compare(varied, varied, prompts=prompts, embeddings=False).status
     'ok'
     """
-    from collector.comparison import compare_batches
-    from collector.metrics.registry import select_metrics
-    from collector.scoring import score_batch
-
     if candidate_prompts is None:
         candidate_prompts = prompts
     names = metric_list(metrics)
     seed = _check_int("seed", seed, 0)
     embed = embedder_for(embeddings)
-    from collector.assessment import SCORE_BOOT
-
     sides = [
-        score_batch(
-            str(value)
-            if isinstance(value, str | os.PathLike)
-            else name,  # a file is named as the CLI names it
+        gate.score_side(
+            str(value) if isinstance(value, str | os.PathLike) else name,  # a file named as the CLI names it
             _side(value, p, name),
-            metrics=names,
-            embed=embed,
-            n_boot=SCORE_BOOT,
-            seed=seed,
+            names,
+            embed,
+            seed,
         )
         for name, value, p in (("baseline", baseline, prompts), ("candidate", candidate, candidate_prompts))
     ]
-    return verdict_of(compare_batches(sides[0], sides[1], select_metrics(names), seed=seed, embed=embed))
+    return verdict_of(gate.compare_sides(sides[0], sides[1], names, seed, embed))
 
 
 class History:
@@ -443,15 +435,7 @@ class History:
     def __init__(self, database_url: str | None = None) -> None:
         if database_url is not None and (not isinstance(database_url, str) or not database_url.strip()):
             raise TypeError(f"database_url: expected a SQLAlchemy URL string, got {database_url!r}")
-        from collector.service import open_store
-        from collector.store.engine import redact_url, resolve_url
-
-        try:
-            self.store = open_store(database_url)
-        except Exception as exc:
-            raise ValueError(
-                f"cannot open the database {redact_url(resolve_url(database_url))}: {exc}"
-            ) from exc
+        self.store = gate.open_history(database_url)  # a ValueError naming the (redacted) URL
         self.unclosed: dict[int, str] = {}  # run id -> why: runs a database fault kept from closing
 
     def record(
@@ -463,9 +447,13 @@ class History:
         *,
         embeddings: Embeddings = True,
         seed: int = DEFAULT_SEED,
+        max_scored_samples: int | None = None,
     ) -> Recorded:
         """Store ``outputs`` as a completed run of ``version`` of ``model`` and assess it against the
         model's baseline version (the first one, unless set) and the previous version.
+
+        Every output is stored; at most ``max_scored_samples`` of them (default: the config's
+        default ``max_scored_samples``) are scored, the uniform sample a collector scores of a run.
 
         A version is recorded once: a ``version`` the model already has a completed run of raises
         :class:`VersionExists` (a ``ValueError``) before anything is stored. When the database fails
@@ -473,35 +461,33 @@ class History:
         refused even that) and the database's error propagates."""
         check_label(model, "model")
         check_label(version, "version")
-        samples = samples_of(outputs, prompts)
+        records = gate.run_samples(samples_of(outputs, prompts))
         seed = _check_int("seed", seed, 0)
-        from collector.scoring import score_batch, scored_identity
-        from collector.service import assess_after_run
-        from collector.store.cli_commands import record_scored_file, sample_records
+        cap = (
+            gate.default_max_scored_samples()
+            if max_scored_samples is None
+            else _check_int("max_scored_samples", max_scored_samples, 10)
+        )
+        from collector.scoring import score_batch
 
         self.close_unclosed()
         self.store.refuse_recorded(model, version)
         embed = embedder_for(embeddings, self.store)
-        result = score_batch(version, samples, embed=embed, n_boot=DEFAULT_BOOTSTRAP, seed=seed).result
+        scored = gate.scored_subset(records, cap)
+        result = score_batch(version, scored, embed=embed, n_boot=DEFAULT_BOOTSTRAP, seed=seed).result
         begun: list[int] = []
         try:
-            run_id = record_scored_file(
-                self.store,
-                model,
-                version,
-                sample_records(samples),
-                result,
-                source_kind="api",
-                version_source="api",
-                embedding_identity=scored_identity(embed, result),
-                on_begun=begun.append,
+            run_id = gate.record_run(
+                self.store, (model, version), records, result, embed, source_kind="api", on_begun=begun.append
             )
         except Exception as exc:
             if begun:
                 self._close_failed(begun[0], exc)
             raise
         compared: dict[str, BatchComparison] = {}
-        verdict = assess_after_run(self.store, model, embed, on_compared=compared.__setitem__)
+        verdict = gate.assess_recorded(
+            self.store, model, embed, max_samples=cap, on_compared=compared.__setitem__
+        )
         assert verdict is not None  # the run just stored is completed
         base = compared.get("baseline")
         prev = compared.get("previous")

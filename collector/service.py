@@ -148,6 +148,53 @@ def wait_for_database(url: str | None, stopped: threading.Event) -> Store | None
     return None
 
 
+def open_or_wait(url: str | None, stopped: threading.Event, waiting: str) -> Store | None:
+    """The store, migrated; a database server that does not answer (``database_down``) is logged
+    once with ``waiting`` (what is served meanwhile) and waited for (``wait_for_database``:
+    backoff, each connect bounded, ``stopped`` honoured mid-try). None if stopped first; any
+    other failure (a configuration error, say) propagates."""
+    from collector.store.engine import redact_url, resolve_url
+    from collector.store.errors import first_line
+
+    try:
+        return open_store_interruptibly(url, stopped)
+    except Exception as exc:
+        if not database_down(exc, url):
+            raise
+        log.warning(
+            "database %s not usable at start (%s): waiting for it; %s",
+            redact_url(resolve_url(url)),
+            first_line(exc),
+            waiting,
+        )
+    return wait_for_database(url, stopped)
+
+
+def open_store_serving(
+    cfg: Config, stopped: threading.Event, metrics_port: int | None = None, web_config_file: str | None = None
+) -> tuple[Store | None, Any, SchedulerProbe | None]:
+    """``run``'s store, migrated, as ``(store or None if stopped, server, probe)`` for
+    ``Collector.serve``. A SQLite file is opened at once (no listener yet: ``serve`` starts it). On
+    a database server the HTTP server starts first, so /healthz answers 200 and /readyz 503
+    ("database": "connecting ..." / "unreachable: ...") however long the database takes
+    (``open_or_wait``); if it cannot be opened the server is shut down and the error propagates."""
+    from collector.store.engine import resolve_url
+
+    url = cfg.database_url
+    if resolve_url(url).startswith("sqlite"):  # a file: nothing to wait for, no listener needed yet
+        return open_store(url), None, None
+    probe = SchedulerProbe()
+    server = start_metrics_server(
+        Store(url), cfg, port=metrics_port, scheduler=probe, web_config_file=web_config_file
+    )
+    try:
+        meanwhile = f"{server.url('/readyz', cfg.metrics_host)} answers 503 until it is"
+        return open_or_wait(url, stopped, meanwhile), server, probe
+    except Exception:
+        server.shutdown()
+        raise
+
+
 def assess_after_run(
     store: Store,
     model: str,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import EXIT_CODES, EXIT_SOFTWARE
+from collector.vocabulary import EXIT_CODES, EXIT_SOFTWARE
 from tests.cli_process import cli
 
 DATA = Path(__file__).parent / "data"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import EXIT_CODES
+from collector.vocabulary import EXIT_CODES
 from tests.cli_process import cli
 
 DATA = Path(__file__).parent / "data"

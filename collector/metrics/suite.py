@@ -22,11 +22,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from collector.metrics.base import Corpus, Metric, Sample, build_corpus
+from collector.metrics.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from collector.metrics.registry import select_metrics
 from collector.metrics.result import MetricValue, SuiteResult
 
-DEFAULT_BOOTSTRAP = 200
-DEFAULT_SEED = 0
 # scipy.stats.norm.ppf(1 - alpha / 2) of the usual alphas, bit for bit (tests/test_suite.py checks them):
 # importing scipy.stats costs every `score` / `compare` ~0.8 s of start-up for one number.
 NORMAL_QUANTILES = {0.05: 1.959963984540054, 0.1: 1.6448536269514722, 0.01: 2.5758293035489004}

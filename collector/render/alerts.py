@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
 
 from collector.render import cell
-from collector.store.alerts import AlertEvent
+
+if TYPE_CHECKING:
+    from collector.store.alerts import AlertEvent
 
 STATUS_STYLE = {"firing": "red", "resolved": "green"}
 SUMMARY_LIMIT = 300  # characters of a summary in the terminal (the database keeps it whole)

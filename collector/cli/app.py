@@ -1,0 +1,117 @@
+"""The `collapse-watch` Typer app: its consoles, ``--version``, usage errors and ``main()``.
+
+Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error;
+`compare` also 3 watch and 4 inconclusive (collector.vocabulary.EXIT_CODES); 70 an unexpected
+internal error (``COLLAPSE_WATCH_DEBUG=1`` prints its traceback).
+
+Start-up stays light: this module and the command modules import only typer, rich's console, the
+standard library and the floor (collector.vocabulary); a command imports what it uses when it runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.text import Text
+
+from collector.gate import GateError
+from collector.render import SafeConsole
+from collector.vocabulary import EXIT_SOFTWARE, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from collector.trends import Verdict
+
+app = typer.Typer(
+    name="collapse-watch",
+    help="Watch deployed language models for model collapse: loss of output diversity across versions.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+# Off a terminal (CI logs, pipes) tables get room instead of being cut at 80-120 columns.
+# SafeConsole: outside text never reaches the terminal with a raw control character (render/__init__).
+out = SafeConsole(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
+err = SafeConsole(stderr=True, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from collector import __version__
+
+        out.print(f"collapse-watch {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Watch deployed language models for model collapse: loss of output diversity across versions."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
+    return typer.Exit(code)
+
+
+def usage_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A command whose ``GateError`` (a usage or input problem) exits 2 with its message."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except GateError as exc:
+            raise fail(str(exc)) from None
+
+    return run
+
+
+def warn(message: str) -> None:
+    err.print(f"warning: {message}", highlight=False, markup=False)
+
+
+def print_verdict(model: str, verdict: Verdict) -> None:
+    from collector.render.tables import VERDICT_STYLE
+
+    err.print(Text.assemble(f"{model}: ", (verdict.status, VERDICT_STYLE[verdict.status])))
+
+
+def main() -> None:
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate (undecodable file name) never kills a print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug or an unforeseen failure: exit 70, never 1 (= collapse suspected)
+        if os.environ.get("COLLAPSE_WATCH_DEBUG") == "1":
+            import traceback
+
+            err.print(Text("".join(traceback.format_exception(exc))), highlight=False)
+        first = str(exc).splitlines()[0] if str(exc).strip() else ""
+        message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        err.print(
+            Text.assemble(
+                ("error:", "bold red"), " ", message, " (COLLAPSE_WATCH_DEBUG=1 shows the traceback)"
+            ),
+            highlight=False,
+        )
+        sys.exit(EXIT_SOFTWARE)
