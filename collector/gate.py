@@ -263,6 +263,7 @@ class FileRun:
     target: tuple[str, str]
     records: list[SampleRecord]
     cap: int
+    metrics: list[str] | None = None  # the suite scored (None: the default); its assessment compares these
 
     def scored(self) -> list[Sample]:
         return scored_subset(self.records, self.cap)
@@ -274,6 +275,7 @@ def plan_file_run(
     version: str | None,
     database_url: str | None,
     max_samples: int | None,
+    metrics: list[str] | None = None,
 ) -> FileRun:
     """The run a file will be stored as, checked before anything is scored: the labels, the
     database, and that the version has no completed run yet (nothing stored, nothing wasted)."""
@@ -281,7 +283,7 @@ def plan_file_run(
     store = open_history(database_url)
     refuse_recorded(store, target)
     cap = max_samples or default_max_scored_samples()
-    return FileRun(store, target, run_samples([r.sample for r in records]), cap)
+    return FileRun(store, target, run_samples([r.sample for r in records]), cap, metrics)
 
 
 def store_file_run(run: FileRun, result: SuiteResult, embed: EmbedFn | None, on_verdict: OnVerdict) -> int:
@@ -290,7 +292,9 @@ def store_file_run(run: FileRun, result: SuiteResult, embed: EmbedFn | None, on_
         run_id = record_run(run.store, run.target, run.records, result, embed)
     except Exception as exc:
         raise GateError(f"could not store {len(run.records)} samples: {exc}") from None
-    assess_recorded(run.store, run.target[0], embed, max_samples=run.cap, on_verdict=on_verdict)
+    assess_recorded(
+        run.store, run.target[0], embed, max_samples=run.cap, metrics=run.metrics, on_verdict=on_verdict
+    )
     return run_id
 
 
@@ -327,14 +331,18 @@ def assess_recorded(
     embed: EmbedFn | None,
     *,
     max_samples: int | None,
+    metrics: list[str] | None = None,
     on_verdict: OnVerdict | None = None,
     on_compared: Callable[[str, BatchComparison], None] | None = None,
 ) -> Verdict | None:
-    """Assess ``model`` after a recorded run as the collector does after one of its own, each run
-    bounded to the ``max_samples`` outputs its collector scored (``service.assess_after_run``)."""
+    """Assess ``model`` after a recorded run as the collector does after one of its own: each run
+    bounded to the ``max_samples`` outputs its collector scored, on the ``metrics`` the run scored
+    (``service.assess_after_run``)."""
     from collector.service import assess_after_run
 
-    return assess_after_run(store, model, embed, on_verdict, max_samples, on_compared=on_compared)
+    return assess_after_run(
+        store, model, embed, on_verdict, max_samples, on_compared=on_compared, metrics=metrics
+    )
 
 
 # ---------------------------------------------------------------- the sides of a comparison

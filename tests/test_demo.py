@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from collector.cli.demo import TRY_QUERIES
 from collector.demo import COLLAPSING, CONTROL, DemoOptions, demo_series, publish_log, run_demo
 from collector.store import Store
 from collector.store import models as m
@@ -75,6 +77,8 @@ def test_shortened_demo_flags_the_collapsing_model_only(tmp_path: Path) -> None:
     assert any(snap.versions for snap in updates)  # the live table had something to show
 
     store = Store(f"sqlite:///{result.database}")
+    with sqlite3.connect(result.database) as db:  # the queries the demo tells people to try answer
+        assert all(db.execute(query).fetchall() for query in TRY_QUERIES)
     with store.engine.connect() as conn:
         runs = conn.execute(
             select(m.Model.name, m.ModelVersion.label, m.Run.status, m.Run.n_samples, m.Run.id)

@@ -133,3 +133,14 @@ def test_score_refuses_a_cap_without_a_run_to_store(tmp_path: Path) -> None:
     path = write_outputs(tmp_path / "f.jsonl", 2, 3, seed=0)
     result = CliRunner().invoke(app, ["score", str(path), "--no-embeddings", "--max-scored-samples", "10"])
     assert result.exit_code == 2 and "give --store too" in result.stderr
+
+
+def test_score_store_assesses_on_the_metrics_it_scored(tmp_path: Path) -> None:
+    """`score --store --metrics M` assesses the model on M, as the collector's assessment does with a
+    model's ``metrics:`` (before, the stored file was judged on the whole default suite)."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store_run(tmp_path, url, "v1", 8, 10)
+    cand = store_run(tmp_path, url, "v2", 8, 10)
+    compared = {r.metric for r in Store(url).comparisons_of(cand)}
+    # the tail family (retention of the baseline's rare n-grams) is compared for every selection
+    assert {m for m in compared if not m.startswith("tail_")} == set(METRICS.split(","))

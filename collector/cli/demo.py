@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from collector.demo import DemoResult
 
 
+# The SQL the demo suggests trying on its database (tests/test_demo.py runs each).
+TRY_QUERIES = (
+    "SELECT model, version, metric, scope, value FROM v_latest_metrics "
+    "WHERE metric='distinct_2' ORDER BY model, version_ordinal",
+    "SELECT model, version, metric, scope, relative_change FROM v_metric_vs_baseline "
+    "ORDER BY relative_change LIMIT 10",
+)
+
+
 def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Where the demo writes its database and report.")
@@ -93,16 +102,8 @@ def print_result(result: DemoResult, port: int) -> None:
     db = result.database
     plain(f"\nHistory (SQLite): {db}")
     plain("  Try:")
-    plain(
-        f'    sqlite3 {db} "SELECT model, version, metric, scope, value FROM v_latest_metrics '
-        "WHERE metric='distinct_2' ORDER BY model, version_ordinal\"",
-        soft_wrap=True,
-    )
-    plain(
-        f'    sqlite3 {db} "SELECT model, version, metric, scope, change_ratio FROM v_metric_vs_baseline '
-        'ORDER BY change_ratio LIMIT 10"',
-        soft_wrap=True,
-    )
+    for query in TRY_QUERIES:
+        plain(f'    sqlite3 {db} "{query}"', soft_wrap=True)
     plain(f"/metrics was served at {result.metrics_url} while the demo ran; serve it again with:")
     plain(f"    collapse-watch serve-metrics --database-url sqlite:///{db} --port {port}", soft_wrap=True)
     plain(

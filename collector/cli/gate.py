@@ -103,7 +103,11 @@ def score(
     if max_scored_samples is not None and not store:
         raise gate.GateError("--max-scored-samples bounds the run --store records: give --store too")
     records = gate.read_file(file)
-    run = gate.plan_file_run(records, model, version, database_url, max_scored_samples) if store else None
+    run = (
+        gate.plan_file_run(records, model, version, database_url, max_scored_samples, selected)
+        if store
+        else None
+    )
     history = run.store if run is not None else None
     embed = (
         None
