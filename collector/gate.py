@@ -50,10 +50,15 @@ def metric_names(value: str | None) -> list[str] | None:
     from collector.metrics.registry import metric_names as known_names
 
     names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:  # an unset $METRICS in CI must not pass as a check of nothing
+        raise GateError(f"--metrics {value!r} names no metric (leave it out for the whole suite)")
     known = set(known_names())
     unknown = [n for n in names if n not in known]
     if unknown:
         raise GateError(f"unknown metric(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise GateError(f"--metrics lists {', '.join(twice)} more than once")
     return names
 
 
@@ -211,7 +216,9 @@ def store_target(records: list[Record], model: str | None, version: str | None) 
     resolved = []
     for field, given in (("model", model), ("version", version)):
         where = f"--{field}"
-        if not given:
+        if given == "":
+            raise GateError(f"--{field} is empty: give a label, or leave the option out to use the file's")
+        if given is None:
             values = {getattr(r, field) for r in records} - {None}
             if len(values) != 1:
                 found = ", ".join(sorted(values)) if values else "none"

@@ -27,6 +27,7 @@ STATUS_RANK: dict[str, int] = {"ok": 0, "watch": 1, "collapse_suspected": 2}
 EXIT_CODES: dict[str, int] = {"ok": 0, "collapse_suspected": 1, "watch": 3, "inconclusive": 4}
 EXIT_USAGE = 2  # a bad argument, config or input: nothing was judged
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: an unexpected internal error, never read as a verdict
+EXIT_IOERR = 74  # EX_IOERR: standard output closed or gone (a pipe's reader left) before all was written
 
 # --- metrics people read first --------------------------------------------------------------------
 
@@ -76,8 +77,9 @@ BASELINE_RULE = "the pinned baseline version, else the model's first version"
 # the relative change ``candidate / baseline - 1``; signed so that a negative number means LESS
 # diverse.
 CHANGE_UNIT = (
-    "change on the metric's scale, negative = less diverse: candidate - baseline for rates bounded in "
-    "[0, 1] (0.05 = 5 percentage points), candidate / baseline - 1 for other metrics"
+    "change on the metric's scale, signed so that negative = less diverse: for rates bounded in [0, 1] "
+    "the difference of the rates (0.05 = 5 percentage points), for other metrics the relative change "
+    "(candidate / baseline - 1); the sign is flipped for metrics where lower is more diverse (self_bleu)"
 )
 
 

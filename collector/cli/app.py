@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error;
 `compare` also 3 watch and 4 inconclusive (collector.vocabulary.EXIT_CODES); 70 an unexpected
-internal error (``COLLAPSE_WATCH_DEBUG=1`` prints its traceback).
+internal error (``COLLAPSE_WATCH_DEBUG=1`` prints its traceback); 74 standard output closed or gone
+before everything was written (a pipe's reader left).
 
 Start-up stays light: this module and the command modules import only typer, rich's console, the
 standard library and the floor (collector.vocabulary); a command imports what it uses when it runs.
@@ -14,14 +15,14 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.text import Text
 
 from collector.gate import GateError
 from collector.render import SafeConsole
-from collector.vocabulary import EXIT_SOFTWARE, EXIT_USAGE
+from collector.vocabulary import EXIT_IOERR, EXIT_SOFTWARE, EXIT_USAGE
 
 if TYPE_CHECKING:
     from collector.trends import Verdict
@@ -33,9 +34,20 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
 # Off a terminal (CI logs, pipes) tables get room instead of being cut at 80-120 columns.
 # SafeConsole: outside text never reaches the terminal with a raw control character (render/__init__).
-out = SafeConsole(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 200))
+def output_width() -> int | None:
+    """The table width off a terminal: ``COLUMNS`` when it is a usable width, else 200 (a bad
+    ``COLUMNS`` such as 0, -1 or ``abc`` must never hide output or stop the command)."""
+    if sys.stdout is not None and sys.stdout.isatty():
+        return None
+    raw = (os.environ.get("COLUMNS") or "").strip()
+    return int(raw) if raw.isdigit() and 20 <= int(raw) <= 10_000 else 200
+
+
+out = SafeConsole(width=output_width())
 err = SafeConsole(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
@@ -88,6 +100,33 @@ def print_verdict(model: str, verdict: Verdict) -> None:
     err.print(Text.assemble(f"{model}: ", (verdict.status, VERDICT_STYLE[verdict.status])))
 
 
+class OutputGone(Exception):
+    """Standard output cannot be written (its reader left, the disk is full). Not an ``OSError``:
+    click turns a broken pipe into exit 1, which a gate's caller reads as collapse suspected."""
+
+
+class GuardedStdout:
+    """``sys.stdout`` whose write errors raise ``OutputGone`` (everything else passes through)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputGone(exc.strerror or type(exc).__name__) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputGone(exc.strerror or type(exc).__name__) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # a lone surrogate (undecodable file name) never kills a print
         if hasattr(stream, "reconfigure"):
@@ -96,8 +135,18 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if sys.stdout is None:  # started with stdout closed (`>&-`): say so, never a verdict's exit code
+        err.print("error: standard output is closed; nothing was run", highlight=False)
+        sys.exit(EXIT_IOERR)
+    sys.stdout = GuardedStdout(sys.stdout)  # type: ignore[assignment]
     try:
         app()
+    except OutputGone as exc:  # `| head -1`, a full disk: what was decided stands, the output did not
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())  # no second error at exit
+        err.print(
+            f"error: cannot write to standard output ({exc}); the output is incomplete", highlight=False
+        )
+        sys.exit(EXIT_IOERR)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

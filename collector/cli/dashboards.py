@@ -33,7 +33,8 @@ def dashboards_push(
         grafana_url = grafana_base_url(grafana_url)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    token = os.environ.get(token_env)
+    # a secret file's trailing newline is not part of the token (and would be echoed by a header error)
+    token = (os.environ.get(token_env) or "").strip()
     user, password = os.environ.get(user_env), os.environ.get(password_env)
     if not token and not (user and password):
         raise fail(f"set {token_env} (a service-account token) or {user_env} and {password_env}")
@@ -45,9 +46,11 @@ def dashboards_push(
             folder=folder,
         )
     except Exception as exc:
-        raise fail(
-            f"pushing dashboards to {grafana_url} failed: {type(exc).__name__}: {exc}", code=1
-        ) from None
+        from collector.redaction import redact
+
+        detail = redact(f"{type(exc).__name__}: {exc}", [v for v in (token, password) if v])
+        first = detail.splitlines()[0] if detail.strip() else type(exc).__name__
+        raise fail(f"pushing dashboards to {grafana_url} failed: {first[:300]}", code=1) from None
     for r in results:
         out.print(
             f"{r.get('uid')}: {r.get('status', 'ok')} {r.get('url', '')}", highlight=False, markup=False

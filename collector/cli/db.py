@@ -40,6 +40,7 @@ def db_downgrade(
     """Migrate the database down to REVISION."""
     from collector.store.cli_commands import db_downgrade as downgrade
 
+    refuse_missing(database_url)
     url = resolve_url(database_url)
     try:
         downgrade(url, revision)
@@ -51,7 +52,18 @@ def db_downgrade(
 @db_app.command("current")
 def db_current(database_url: DatabaseUrl = None) -> None:
     """Print the database's current revision ('none' when it was never migrated)."""
+    refuse_missing(database_url)
     out.print(current_revision(resolve_url(database_url)), highlight=False, markup=False)
+
+
+def refuse_missing(database_url: str | None) -> None:
+    """Reading a revision must not create the SQLite file it names (a wrong path would read 'none')."""
+    from collector import gate
+
+    try:
+        gate.refuse_missing_file(database_url)
+    except gate.GateError as exc:
+        raise fail(str(exc)) from None
 
 
 def current_revision(url: str) -> str:

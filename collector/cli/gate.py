@@ -167,8 +167,13 @@ def compare(
     significance), 2 usage or input error.
     """
     selected = gate.metric_names(metrics)
+    gate.refuse_embedding_conflict(no_embeddings, selected)
     specs = (baseline, candidate)
     stored = any(map(gate.is_stored_spec, specs))
+    if max_scored_samples is not None and not stored:
+        raise gate.GateError(
+            "--max-scored-samples bounds a stored side (MODEL@VERSION); both sides are files"
+        )
     history = gate.open_history(database_url, must_exist=True) if stored else None
     embed = (
         None

@@ -74,7 +74,10 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [f"(top level): expected a mapping of settings, got {type(data).__name__}"])
-    return config_from_dict(data, base_dir=base_dir, source=source, root=root)
+    try:
+        return config_from_dict(data, base_dir=base_dir, source=source, root=root)
+    except RecursionError:  # an alias that contains itself (`a: &a [*a]`): no value can be read from it
+        raise ConfigError(source, ["not a usable config: an alias refers to itself"]) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

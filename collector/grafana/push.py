@@ -36,7 +36,7 @@ def grafana_base_url(url: str) -> str:
     if "://" not in text:
         text = "http://" + text
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in parts.netloc):
         raise ValueError(f"--grafana-url {url!r}: expected http(s)://HOST[:PORT], e.g. http://localhost:3000")
     return text.rstrip("/")
 

@@ -18,18 +18,28 @@ from rich.segment import Segment
 from rich.text import Text
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+# What reorders or hides text on a terminal without being a control: bidi embeddings, overrides and
+# isolates (U+202A-202E, U+2066-2069), line/paragraph separators, zero-width characters (not the
+# joiner U+200D, which emoji sequences need) and the BOM.
+_INVISIBLE = re.compile("[\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 CELL_LIMIT = 200  # characters of outside text in one terminal table cell
 
 
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def visible(text: str) -> str:
-    """``text`` with every C0/C1 control character but tab and newline written as ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """``text`` with every C0/C1 control character but tab and newline written as ``\\xNN``, and
+    every bidi, separator or zero-width character as ``\\uNNNN``: shown, never obeyed."""
+    return _INVISIBLE.sub(_escape, _CONTROL.sub(_escape, text))
 
 
 def cell(text: str | None, limit: int = CELL_LIMIT, style: str = "") -> Text:
     """Outside text as one table cell: never markup, controls visible, cut at ``limit``
     characters with the count left out (the full text stays in the database and the report)."""
-    text = visible(text or "")
+    text = visible(text or "").replace("\n", "\\n")  # one row per record, whatever the text holds
     if len(text) > limit:
         text = f"{text[:limit]}… (+{len(text) - limit} characters)"
     return Text(text, style=style)

@@ -1,0 +1,141 @@
+"""The CLI at the edges of its environment: the output it writes to, the options it is given.
+
+Found by a fresh-eyes attack after the CLI became a package (issue #21).  Each runs the real
+``collapse-watch`` in a subprocess (``python -m collector``), since what is checked is the process's
+exit status and what reaches its streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.render import cell, visible
+from collector.vocabulary import EXIT_CODES, EXIT_IOERR, EXIT_USAGE
+from tests.cli_process import cli
+
+DATA = Path(__file__).parent / "data"
+A, B = str(DATA / "series_v1.jsonl"), str(DATA / "series_v3.jsonl")
+LEXICAL = ("--no-embeddings", "--metrics", "distinct_2,self_bleu")
+
+
+@pytest.mark.parametrize("columns", ["0", "-1", "abc", "99999999999"])
+def test_a_bad_columns_variable_hides_nothing(columns: str) -> None:
+    proc = cli("compare", A, A, *LEXICAL, "--json", env={"COLUMNS": columns})
+    assert proc.returncode == EXIT_CODES["ok"], proc.stderr
+    assert json.loads(proc.stdout)["verdict"] == "ok"
+
+
+def test_a_reader_that_leaves_early_is_an_output_error_never_a_verdict() -> None:
+    """`compare A A | head -1`: the verdict is ok, the output is cut; exit 74, not click's 1 (which a
+    caller reads as collapse suspected)."""
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "compare", A, A, *LEXICAL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves after one line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == EXIT_IOERR, stderr
+    assert "cannot write to standard output" in stderr
+
+
+def test_a_full_disk_and_a_closed_stdout_are_output_errors() -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "collector", "compare", A, A, *LEXICAL],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode == EXIT_IOERR and "No space left" in proc.stderr
+    closed = subprocess.run(
+        [sys.executable, "-m", "collector", "--version"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == EXIT_IOERR and "standard output is closed" in closed.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--metrics", ","), "names no metric"),
+        (("--metrics", ""), "names no metric"),
+        (("--metrics", "distinct_2,distinct_2"), "more than once"),
+        (("--no-embeddings", "--metrics", "vendi_score"), "conflicts with the embedding metrics"),
+        (("--no-embeddings", "--max-scored-samples", "10"), "bounds a stored side"),
+    ],
+)
+def test_compare_refuses_options_that_would_judge_nothing_or_be_ignored(
+    args: tuple[str, ...], message: str
+) -> None:
+    proc = cli("compare", A, B, *args)
+    assert proc.returncode == EXIT_USAGE and message in proc.stderr, (proc.returncode, proc.stderr)
+
+
+def test_an_explicitly_empty_label_is_refused_not_replaced(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    proc = cli(
+        "score", B, "--store", "--model", "m", "--version", "", "--no-embeddings", "--database-url", url
+    )
+    assert proc.returncode == EXIT_USAGE and "--version is empty" in proc.stderr
+    assert not (tmp_path / "h.db").exists()  # refused before anything was opened
+
+
+def test_a_config_whose_alias_contains_itself_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yml"
+    path.write_text("a: &a [*a]\n", encoding="utf-8")
+    proc = cli("config", "check", str(path))
+    assert proc.returncode == EXIT_USAGE and "alias refers to itself" in proc.stdout + proc.stderr
+
+
+def test_reading_a_revision_never_creates_the_database(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    for args in (("db", "current"), ("db", "downgrade", "base")):
+        proc = cli(*args, "--database-url", f"sqlite:///{missing}")
+        assert proc.returncode == EXIT_USAGE and "no database at" in proc.stderr
+    assert not missing.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("token", ["S3cretTokenValue\n", "S3cret\nTokenValue", " S3cretTokenValue\r\n"])
+def test_a_grafana_token_never_reaches_the_error_message(token: str) -> None:
+    """Nothing listens on the port (Grafana cannot run here): the push fails, naming the URL, and
+    no 6-character run of the token is echoed, whatever its stray whitespace made the header do."""
+    url = f"http://127.0.0.1:{_free_port()}"
+    proc = cli("dashboards", "push", "--grafana-url", url, env={"GRAFANA_TOKEN": token})
+    assert proc.returncode == 1 and url in proc.stderr
+    secret = token.replace("\n", "").replace("\r", "").strip()
+    runs = {secret[i : i + 6] for i in range(len(secret) - 5)}
+    assert not any(r in proc.stderr + proc.stdout for r in runs), proc.stderr
+
+
+def test_a_grafana_url_with_spaces_is_a_usage_error() -> None:
+    proc = cli("dashboards", "push", "--grafana-url", "not a url", env={"GRAFANA_TOKEN": "t"})
+    assert proc.returncode == EXIT_USAGE and "expected http(s)://HOST" in proc.stderr
+
+
+def test_bidi_separators_and_newlines_are_shown_not_obeyed() -> None:
+    assert visible("v\u202e9\u2066x\u2028y\u200bz\ufeff") == "v\\u202e9\\u2066x\\u2028y\\u200bz\\ufeff"
+    assert visible("👨\u200d👩") == "👨\u200d👩"  # the joiner of emoji sequences stays
+    assert cell("row\nsplit").plain == "row\\nsplit"  # one table row per record
