@@ -245,17 +245,25 @@ def ngram_diversity_score(texts: Sequence[str], num_n: int = 4) -> float:
 
 
 def _presence_matrix(texts: Sequence[str]) -> sp.csr_matrix:
-    """(texts × distinct whitespace 4-grams) 0/1 matrix, the reference's per-document sets."""
+    """(texts × distinct whitespace 4-grams) 0/1 matrix, the reference's per-document sets.
+
+    Built over the distinct texts (in first-occurrence order: the same word and n-gram ids) and
+    its rows repeated for the copies: the same matrix, bit for bit, as over every text."""
+    index: dict[str, int] = {}
+    which = np.asarray([index.setdefault(t, len(index)) for t in texts], np.int64)
+    distinct = list(index)
     vocab: dict[str, int] = {}
-    ids = _space_token_ids([" ".join(t.split()) for t in texts], vocab)
-    lens = np.asarray([a.size if t.split() else 0 for a, t in zip(ids, texts, strict=True)])
-    seq = np.concatenate([a for a, t in zip(ids, texts, strict=True) if t.split()] or [np.empty(0, np.int64)])
+    ids = _space_token_ids([" ".join(t.split()) for t in distinct], vocab)
+    lens = np.asarray([a.size if t.split() else 0 for a, t in zip(ids, distinct, strict=True)])
+    seq = np.concatenate(
+        [a for a, t in zip(ids, distinct, strict=True) if t.split()] or [np.empty(0, np.int64)]
+    )
     offs = np.concatenate([[0], np.cumsum(lens)])
     gid, doc = ngram_ids(seq, offs, 4)
     g = int(gid.max()) + 1 if gid.size else 0
-    m = sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(texts), g))
+    m = sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(distinct), g))
     m.data[:] = 1.0  # duplicates were summed; presence only
-    return m
+    return m if len(distinct) == len(texts) else m[which]
 
 
 def _self_repetition_from(pres: sp.csr_matrix, m: np.ndarray) -> float:
@@ -385,8 +393,17 @@ def normalise_for_duplicates(text: str) -> str:
 
 
 def _dup_keys(texts: Sequence[str]) -> np.ndarray:
+    """Per text, the index of its normalised form (first-occurrence order), normalised once per
+    distinct text."""
+    normal: dict[str, str] = {}
     keys: dict[str, int] = {}
-    return np.asarray([keys.setdefault(normalise_for_duplicates(t), len(keys)) for t in texts], np.int64)
+    out = np.empty(len(texts), np.int64)
+    for i, t in enumerate(texts):
+        n = normal.get(t)
+        if n is None:
+            n = normal[t] = normalise_for_duplicates(t)
+        out[i] = keys.setdefault(n, len(keys))
+    return out
 
 
 def _dup_from(keys: np.ndarray, m: np.ndarray) -> float:
