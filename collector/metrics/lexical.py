@@ -566,6 +566,8 @@ class _LexicalMetric:
     # ``pooled`` for many prompt weightings at once (rows of W), from per-prompt statistics
     pooled_many: Callable[[Any, np.ndarray, Corpus], np.ndarray] | None = None
     stats_key: str = ""  # metrics with the same key share their statistics (default: the name)
+    # starts ``pooled_many``'s work for these weights in the background (the compression's gzips)
+    start_many: Callable[[np.ndarray, Corpus], None] | None = None
 
     def _stats(self, corpus: Corpus) -> Any:
         grams = _cached(corpus, "lexical:grams", lambda: Grams.of(corpus.texts))  # shared
@@ -608,6 +610,11 @@ class _LexicalMetric:
         if self.pooled_many is None:
             return np.array([self.across(corpus, row) for row in w], dtype=np.float64)
         return np.asarray(self.pooled_many(self._stats(corpus), w, corpus), dtype=np.float64)
+
+    def start_replicates(self, corpus: Corpus, weights: np.ndarray) -> None:
+        """Start ``across_many(corpus, weights)``'s background work now, if it has any."""
+        if self.start_many is not None:
+            self.start_many(np.asarray(weights, dtype=np.int64), corpus)
 
 
 def _count_matrix_key(n: int) -> Callable[[list[str], Grams], sp.csr_matrix]:
@@ -652,6 +659,8 @@ def _pooled_compression(_: Any, m: np.ndarray, c: Corpus) -> float:
 
 
 def _pooled_ngram_div(parts: list[np.ndarray], m: np.ndarray, c: Corpus) -> float:
+    if m.size and np.all(m == 1):  # every output once: the point, from the tables ``within`` builds
+        return rep.ngram_diversity_all(parts, c, 4)
     idx = c.expand(_prompt_weights(m, c))
     if idx.size == 0:
         return float("nan")
@@ -673,6 +682,7 @@ def make_lexical_metrics(
             False,
             per_prompt=lambda s, c: rep.compression_within(c, gzip_sizes),
             pooled_many=lambda s, w, c: rep.compression_many(w, c, _pooled_compression),
+            start_many=lambda w, c: rep.compression_start(w, c, _pooled_compression),
         ),
         _LexicalMetric(
             "ngram_diversity_score",
