@@ -279,7 +279,7 @@ def self_bleu_many(
     epsilon: float,
     exact: Callable[[Any, np.ndarray], float],
 ) -> np.ndarray:
-    """``lexical._weighted_bleu`` per row, from the per-prompt decomposition of ``_BleuOrder``.
+    """``self_bleu.weighted_bleu`` per row, from the per-prompt decomposition of ``_BleuOrder``.
 
     Where most (text, n-gram) pairs vary anyway (many prompts of a few distinct outputs each), the
     decomposition saves nothing and ``exact`` (the per-row computation over all pairs) is used.
