@@ -36,13 +36,14 @@ class Grams:
 
     A text that repeats an earlier one is tokenised and n-grammed once; its n-grams are copied.
     The n-gram ids equal ``ngram_ids`` over all texts (an id is the rank of the n-gram among the
-    distinct n-grams, a set that copies do not change).  Ids are kept as int32 and returned int64.
+    distinct n-grams, a set that copies do not change).  Only the distinct texts' n-grams are kept;
+    every text's are expanded from them on each ``ngrams`` call (two callers per order), not kept
+    (at 200,000 resampled outputs they were 384 MB of the suite's peak).
     """
 
     lengths: np.ndarray  # tokens per text
     distinct_tokens: Tokens  # ``token_ids`` of the distinct texts, in first-occurrence order
     text_distinct: np.ndarray  # per text, the index of its distinct text
-    _by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
     _distinct_by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
@@ -60,10 +61,8 @@ class Grams:
         """``ngram_ids(*token_ids(texts), n)``: compact n-gram ids and their owning text."""
         if not 1 <= n <= MAX_ORDER:
             raise ValueError(f"n-gram order must be 1..{MAX_ORDER}, got {n}")
-        if self._by_order is None:
-            self._by_order = [self._expand(g, d) for g, d in self._distinct_ngrams()]
-        gid, doc = self._by_order[n - 1]
-        return gid.astype(np.int64), doc.astype(np.int64)
+        gid, doc = self._distinct_ngrams()[n - 1]
+        return self._expand(gid, doc)
 
     def _distinct_ngrams(self) -> list[tuple[np.ndarray, np.ndarray]]:
         if self._distinct_by_order is None:
@@ -81,10 +80,10 @@ class Grams:
     def _expand(self, gid: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_distinct = self.distinct_tokens[1].size - 1
         if n_distinct == self.text_distinct.size:  # no repeated text: already in text order
-            return gid.astype(np.int32), doc.astype(np.int32)
+            return gid.astype(np.int64), doc.astype(np.int64)
         per = np.bincount(doc, minlength=n_distinct)
         start = np.concatenate([[0], np.cumsum(per)])
         cnt = per[self.text_distinct]
         out_start = np.concatenate([[0], np.cumsum(cnt)])
         pos = np.repeat(start[self.text_distinct] - out_start[:-1], cnt) + np.arange(out_start[-1])
-        return gid[pos].astype(np.int32), np.repeat(np.arange(cnt.size, dtype=np.int32), cnt)
+        return gid[pos].astype(np.int64), np.repeat(np.arange(cnt.size, dtype=np.int64), cnt)
