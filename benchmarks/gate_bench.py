@@ -203,15 +203,14 @@ def main() -> None:
 
     # best of the rounds: wall and CPU each (a loaded machine inflates both, CPU less)
     best = {k: (min(r[0] for r in v), min(r[1] for r in v), max(r[2] for r in v)) for k, v in rows.items()}
-    plain_wall, plain_cpu, _ = best.get("plain ST fp32: import + load + encode 640", (float("nan"),) * 3)
+    plain = best.get("plain ST fp32: import + load + encode 640")
     print(
         f"\n| workload (best of {args.repeat}) | wall s | share of plain (wall) | CPU s | share of plain (CPU) | peak RSS MB |"
     )
     print("|---|---|---|---|---|---|")
     for name, (wall, cpu, rss) in best.items():
-        print(
-            f"| {name} | {wall:.2f} | {wall / plain_wall:.2f} | {cpu:.2f} | {cpu / plain_cpu:.2f} | {rss} |"
-        )
+        shares = (f"{wall / plain[0]:.2f}", f"{cpu / plain[1]:.2f}") if plain else ("", "")
+        print(f"| {name} | {wall:.2f} | {shares[0]} | {cpu:.2f} | {shares[1]} | {rss} |")
 
     if not (args.no_throughput or args.lexical_only):
         print(

@@ -78,8 +78,14 @@ def _count_histograms(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus):
     for w in _rows(weights):
         pooled = cp @ w
         c = pooled[pooled > 0]
-        values, mult = np.unique(c, return_counts=True)
-        yield values, mult.astype(np.float64), float(c.sum()), c.size
+        whole = c.astype(np.int64)
+        if np.array_equal(whole, c):  # integer weights: a histogram by bincount, not a sort (the
+            hist = np.bincount(whole)  # values and counts of ``np.unique``, in the same order)
+            values = np.flatnonzero(hist)
+            yield values.astype(np.float64), hist[values].astype(np.float64), float(c.sum()), c.size
+        else:
+            values, mult = np.unique(c, return_counts=True)
+            yield values, mult.astype(np.float64), float(c.sum()), c.size
 
 
 def rarefied_expectation(values: np.ndarray, mult: np.ndarray, total: float, budget: int) -> float:
