@@ -94,11 +94,11 @@ def write_score_file(work: Path, n: int) -> Path:
     return path
 
 
-def previous_tree(work: Path) -> Path:
+def previous_tree(work: Path, rev: str = PREVIOUS) -> Path:
     tree = work / "previous"
     tree.mkdir()
     archive = subprocess.run(
-        ["git", "archive", PREVIOUS, "collector"], cwd=ROOT, check=True, capture_output=True
+        ["git", "archive", rev, "collector"], cwd=ROOT, check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return tree
@@ -139,12 +139,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--score-sizes", default="50000", help="comma-separated; '' skips the score rows")
     ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument(
+        "--previous", default=PREVIOUS, help=f"the git revision to compare with (default {PREVIOUS})"
+    )
+    ap.add_argument(
+        "--lexical-only",
+        action="store_true",
+        help="only the rows without embeddings (compare --no-embeddings, score): no model, no plain ST",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cw-gate-bench-"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(work / "xdg")}
     sides = write_sides(work)
     texts = [json.loads(line)["output"] for p in sides for line in p.read_text().splitlines()]
-    prev_env = {**env, "PYTHONPATH": str(previous_tree(work))}
+    prev_env = {**env, "PYTHONPATH": str(previous_tree(work, args.previous))}
     check = "import collector; print(collector.__file__)"
     for e, want in ((prev_env, work), (env | {"PYTHONPATH": str(ROOT)}, ROOT)):
         where = subprocess.run(
@@ -155,14 +163,18 @@ def main() -> None:
     py = sys.executable
     compare = [py, "-m", "collector", "compare", *map(str, sides), "--json"]
     print(
-        f"# gate_bench: {len(texts)} texts, previous = {PREVIOUS}, load {os.getloadavg()[0]:.1f}", flush=True
+        f"# gate_bench: {len(texts)} texts, previous = {args.previous}, load {os.getloadavg()[0]:.1f}",
+        flush=True,
     )
 
-    t = time.perf_counter()
-    timed([py, "-m", "collector", "compare", *map(str, sides), "--json", "--no-cache"], cur_env)  # converts
-    print(
-        f"one-off: OpenVINO conversion into the cache + a no-cache compare: {time.perf_counter() - t:.1f} s"
-    )
+    if not args.lexical_only:
+        t = time.perf_counter()
+        timed(
+            [py, "-m", "collector", "compare", *map(str, sides), "--json", "--no-cache"], cur_env
+        )  # converts
+        print(
+            f"one-off: OpenVINO conversion into the cache + a no-cache compare: {time.perf_counter() - t:.1f} s"
+        )
 
     rows: dict[str, list[tuple[float, float, int]]] = {}
 
@@ -172,12 +184,14 @@ def main() -> None:
     sizes = [int(s) for s in args.score_sizes.split(",") if s.strip()]
     score_files = {n: write_score_file(work, n) for n in sizes}
     for r in range(args.repeat):
-        record("plain ST fp32: import + load + encode 640", [py, "-c", PLAIN, *map(str, sides)], env)
+        if not args.lexical_only:
+            record("plain ST fp32: import + load + encode 640", [py, "-c", PLAIN, *map(str, sides)], env)
         for name, e in (("previous", prev_env), ("current", cur_env)):
             shutil.rmtree(work / "vectors", ignore_errors=True)
             e2 = {**e, "COLLAPSE_WATCH_CACHE_DIR": str(work / "vectors")}
-            record(f"{name} compare, full suite, first run", compare, e2)
-            record(f"{name} compare, full suite, second run", compare, e2)
+            if not args.lexical_only:
+                record(f"{name} compare, full suite, first run", compare, e2)
+                record(f"{name} compare, full suite, second run", compare, e2)
             record(f"{name} compare --no-embeddings", [*compare, "--no-embeddings"], e2)
             for n, f in score_files.items():
                 record(
@@ -189,17 +203,16 @@ def main() -> None:
 
     # best of the rounds: wall and CPU each (a loaded machine inflates both, CPU less)
     best = {k: (min(r[0] for r in v), min(r[1] for r in v), max(r[2] for r in v)) for k, v in rows.items()}
-    plain_wall, plain_cpu, _ = best["plain ST fp32: import + load + encode 640"]
+    plain = best.get("plain ST fp32: import + load + encode 640")
     print(
         f"\n| workload (best of {args.repeat}) | wall s | share of plain (wall) | CPU s | share of plain (CPU) | peak RSS MB |"
     )
     print("|---|---|---|---|---|---|")
     for name, (wall, cpu, rss) in best.items():
-        print(
-            f"| {name} | {wall:.2f} | {wall / plain_wall:.2f} | {cpu:.2f} | {cpu / plain_cpu:.2f} | {rss} |"
-        )
+        shares = (f"{wall / plain[0]:.2f}", f"{cpu / plain[1]:.2f}") if plain else ("", "")
+        print(f"| {name} | {wall:.2f} | {shares[0]} | {cpu:.2f} | {shares[1]} | {rss} |")
 
-    if not args.no_throughput:
+    if not (args.no_throughput or args.lexical_only):
         print(
             f"\n| embedder ({len(set(texts))} distinct texts, one process) | texts/s | vs plain | min cosine to plain fp32 |"
         )

@@ -26,14 +26,12 @@ from collector.comparison import ACROSS_HALVES, BatchComparison, ScoredBatch, co
 from collector.metrics.base import Sample
 from collector.metrics.registry import select_metrics
 from collector.scored_subset import bottom_k
-from collector.scoring import EmbedFn, identity_of, score_batch
+from collector.scoring import SCORE_BOOT, EmbedFn, identity_of, score_batch
 from collector.store.api import Store
 from collector.store.assessments import PromptFindingRecord, VerdictRecord
 from collector.store.embeddings import run_identities
 from collector.trends import DEFAULT_LAST_K, Thresholds, Trend, Verdict, trend
 from collector.vocabulary import ChangeRow, TrendRow
-
-SCORE_BOOT = 2  # rescoring here only needs per-prompt values; its own intervals are never used
 
 
 class AssessmentError(RuntimeError):

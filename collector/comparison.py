@@ -28,7 +28,7 @@ from collector.metrics.affix import Affix, shared_affix, strip_affix
 from collector.metrics.base import Corpus, Metric, Sample, build_corpus
 from collector.metrics.prompt_test import DEFAULT_PERMUTATIONS, tests_for
 from collector.metrics.result import SuiteResult
-from collector.metrics.suite import half_sample_weights, replicate_values, score_corpus
+from collector.metrics.suite import half_sample_weights, replicate_values, score_corpus, start_replicates
 from collector.metrics.tail import TailPair
 from collector.trends import (
     Comparison,
@@ -273,9 +273,10 @@ def compare_batches(
     scale = float(np.sqrt(m / (len(shared) - m))) if m else 1.0
     rows: list[MetricComparison] = []
     families: dict[str, str] = {}
-    for metric in metrics:
-        if metric.name not in base.result.per_prompt or metric.name not in cand.result.per_prompt:
-            continue  # not scored on one side (e.g. no embeddings)
+    scored = [m for m in metrics if m.name in base.result.per_prompt and m.name in cand.result.per_prompt]
+    for side in (base_sub, cand_sub):  # background work (gzips) runs while the rest is computed
+        start_replicates(scored, side, halves)
+    for metric in scored:  # a metric not scored on one side (e.g. no embeddings) is left out
         if progress:
             progress(metric.name)
         families[metric.name] = metric.family

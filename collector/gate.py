@@ -369,8 +369,7 @@ def score_side(
 ) -> ScoredBatch:
     """One side of a comparison scored. The comparison resamples per-prompt values itself, so the
     side's own intervals are not computed (``SCORE_BOOT`` replicates, as for stored runs)."""
-    from collector.assessment import SCORE_BOOT
-    from collector.scoring import score_batch
+    from collector.scoring import SCORE_BOOT, score_batch
 
     return score_batch(label, samples, metrics=metrics, embed=embed, n_boot=SCORE_BOOT, seed=seed)
 
@@ -405,11 +404,12 @@ def load_side(
     max_samples: int | None,
 ) -> ScoredBatch:
     """Score one side of `compare`: a file if it exists, else MODEL@VERSION from the database,
-    bounded to the ``max_samples`` outputs its collector scored (``assessment.load_batch``)."""
-    from collector.assessment import AssessmentError, load_batch
-
+    bounded to the ``max_samples`` outputs its collector scored (``assessment.load_batch``). A
+    file's side imports neither the assessment nor the store (nor SQLAlchemy)."""
     if store is None or not is_stored_spec(spec):
         return score_side(spec, [r.sample for r in read_file(Path(spec))], metrics, embed, seed)
+    from collector.assessment import AssessmentError, load_batch
+
     spec = stored_name(spec)  # shown in titles and errors: text any stream can take
     run_id = stored_run(store, spec)
     try:

@@ -18,6 +18,10 @@ from collector.metrics.suite import DEFAULT_BOOTSTRAP, DEFAULT_SEED, score_corpu
 if TYPE_CHECKING:
     from collector.embeddings import EmbeddingIdentity
 
+SCORE_BOOT = (
+    2  # a side rescored for a comparison only needs per-prompt values; its own intervals are never used
+)
+
 EmbedFn = Callable[[list[str]], object]
 """Texts -> (N, d) array. An ``Embedder`` is one; so is anything else with an ``identity``."""
 

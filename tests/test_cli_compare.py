@@ -9,6 +9,8 @@ see docs/self_training.md). Sides are files or MODEL@VERSION from a database fil
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,29 @@ def test_lexical_only_gate_can_fail() -> None:
     d2 = next(r for r in doc["metrics"] if (r["metric"], r["scope"]) == ("distinct_2", "within"))
     assert d2["significant_decline"] and d2["diversity_change_ci"][1] < 0
     assert any("distinct_2" in reason for reason in doc["reasons"])
+
+
+def test_a_file_only_gate_imports_no_store_database_or_model_code() -> None:
+    """`compare`/`score --no-embeddings` of files: no assessment, store, SQLAlchemy, API or torch
+    (issue #25: importing them was ~0.4 s of a 2 s lexical-only compare)."""
+    code = (
+        "import sys\n"
+        "from collector.cli.app import main\n"
+        "sys.argv = ['collapse-watch', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('sqlalchemy', 'collector.store', 'collector.assessment', 'collector.api', 'torch')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(heavy))), file=sys.stderr)\n"
+    )
+    a, b = str(DATA / "series_v1.jsonl"), str(DATA / "control_b.jsonl")
+    for args in (["compare", a, b], ["score", a]):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args, "--no-embeddings", "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert json.loads(proc.stdout), proc.stderr
+        assert proc.stderr.strip().splitlines()[-1:] in ([], [""]), f"{args[0]} imports {proc.stderr}"
 
 
 def test_model_at_version_reads_the_database_and_agrees_with_the_files(tmp_path: Path) -> None:

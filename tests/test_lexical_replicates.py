@@ -192,3 +192,13 @@ def test_lexical_suite_is_bit_identical_to_the_code_before_issue_25(which, reque
     assert {k: {p: repr(x) for p, x in d.items()} for k, d in new.per_prompt.items()} == {
         k: {p: repr(x) for p, x in d.items()} for k, d in old.per_prompt.items()
     }
+
+
+@pytest.mark.parametrize("which", ["resampled", "edgy"])
+def test_ngram_diversity_point_from_the_tables_is_the_joined_text_value(which, request) -> None:
+    """The across point of ``ngram_diversity_score`` read from the tables the replicates build
+    (issue #25) is the value of the joined text's own n-grams, bit for bit."""
+    corpus: Corpus = request.getfixturevalue(which)
+    parts = lx._space_token_ids(corpus.texts, {})
+    seq = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    assert repr(rep.ngram_diversity_all(parts, corpus)) == repr(lx._ngram_diversity_from_ids(seq, 4))

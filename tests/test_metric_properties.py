@@ -68,3 +68,26 @@ def test_bounds(texts):
     sb = lx.self_bleu(texts)
     assert 0 <= sb <= 1
     assert 0 <= lx.duplicate_rate(texts) <= 1
+
+
+def test_halves_dot_is_the_two_thread_dot_on_one_thread() -> None:
+    """``blas.halves_dot`` (the tail family's dot products, issue #25): below the split, the plain
+    dot; above, the two halves in OpenBLAS's two-thread order, so a two-core machine's values
+    before the change are kept bit for bit (where BLAS has two threads, compare with it)."""
+    from collector.metrics.blas import _SPLIT_ABOVE, halves_dot, one_blas_thread
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 17, _SPLIT_ABOVE, _SPLIT_ABOVE + 1, 12_065, 25_001, 60_000):
+        x, y = rng.random(n) * np.exp(rng.normal(0, 5, n)), rng.random(n)
+        with one_blas_thread():
+            h = (n + 1) // 2
+            halves = (0.0 + float(x[:h] @ y[:h])) + float(x[h:] @ y[h:])
+            plain = float(x @ y)
+        assert halves_dot(x, y) == (plain if n <= _SPLIT_ABOVE else halves)
+        try:
+            from threadpoolctl import threadpool_info
+        except ImportError:
+            continue
+        threads = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        if n > _SPLIT_ABOVE and threads == {2}:
+            assert halves_dot(x, y) == float(x @ y)  # what the previous code computed here

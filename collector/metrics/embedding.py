@@ -17,13 +17,13 @@ and, per row, the distance to its nearest neighbour in its own prompt and in eac
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from collector.metrics.base import Corpus, Family
+from collector.metrics.blas import one_blas_thread
 
 NN_BLOCK_ROWS = 1024  # rows per block of the exact nearest-neighbour search
 NN_TOP_PROMPTS = 16  # other prompts remembered per row for the bootstrap's nearest neighbour
@@ -63,34 +63,11 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
     return 1.0 - off_diag / (n * (n - 1))
 
 
-_BLAS: Any = None
-
-
-def _one_blas_thread() -> Any:
-    """A context in which BLAS/LAPACK run on one thread (threadpoolctl; a no-op without it).
-
-    A 384×384 ``eigvalsh`` takes 13 ms on one thread and 0.2–0.5 s on two busy cores (OpenBLAS's
-    threads wait on each other; measured, docs/performance.md), and a one-thread result is the same
-    on every machine, whatever its core count.
-    """
-    global _BLAS
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS = ThreadpoolController()
-        except ImportError:
-            _BLAS = False
-    if _BLAS is False:
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 def vendi_from_gram(gram: np.ndarray, n: float) -> float:
     """Vendi score (q = 1) from ``Xᵀ X`` (d×d, rows counted with their weights) and the row count."""
     if n <= 0:
         return float("nan")
-    with _one_blas_thread():
+    with one_blas_thread():
         lam = np.linalg.eigvalsh(gram / n)
     lam = lam[lam > 0]
     return float(np.exp(-(lam * np.log(lam)).sum()))

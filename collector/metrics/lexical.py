@@ -7,6 +7,9 @@ statistics cached once in ``corpus.cache`` (a sparse mat-vec per replicate); ord
 ones (gzip, the cross-document n-grams of ``ngram_diversity_score``) rebuild the pooled text.
 Tokens: ``collector.metrics.tokenize`` (casefolded ``\\w+|[^\\w\\s]``).  Entropies are in nats.
 See docs/metrics.md for definitions, choices and reference checks.
+
+Beside it: ``grams`` (the shared n-gram tables), ``self_bleu``, ``lexical_within`` (the vectorised
+per-prompt values) and ``lexical_replicates`` (the across-scope replicates).
 """
 
 from __future__ import annotations
@@ -21,33 +24,28 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import gammaln
 
 from collector.metrics import lexical_replicates as rep
 from collector.metrics.base import Corpus, Family
-from collector.metrics.lexical_replicates import closest_ref_len
+from collector.metrics.grams import Grams, checked_texts
+from collector.metrics.lexical_within import (
+    distinct_of_sets,
+    distinct_per_prompt,
+    dup_per_prompt,
+    entropy_per_prompt,
+    length_per_prompt,
+    ratio_per_prompt,
+)
 from collector.metrics.ngrams import ngram_ids, ngram_ids_upto
-from collector.metrics.tokenize import token_ids
+from collector.metrics.self_bleu import BLEU_EPSILON, bleu_tables, self_bleu, weighted_bleu
 
 DISTINCT_BUDGET_WITHIN = 64  # n-gram occurrences per rarefied subsample, one prompt's outputs
 DISTINCT_BUDGET_ACROSS = 2048  # ... pooled outputs
-BLEU_ORDER = 4
-BLEU_EPSILON = 0.1  # NLTK SmoothingFunction().method1
 REPETITION_N = 4
 _GZIP_NAME_BYTES = len(b"compressed") + 1  # the reference's GzipFile stores the file name + NUL
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _texts(texts: Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{what} expects a list of texts, got a single str")
-    out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise TypeError(f"{what}: text {i} is {type(t).__name__}, expected str")
-    return out
 
 
 def _mult(m: np.ndarray | None, n: int) -> np.ndarray:
@@ -57,69 +55,6 @@ def _mult(m: np.ndarray | None, n: int) -> np.ndarray:
     if m.shape != (n,) or np.any(m < 0):
         raise ValueError(f"multiplicities must be {n} non-negative numbers, got shape {m.shape}")
     return m
-
-
-Tokens = tuple[np.ndarray, np.ndarray]
-
-
-@dataclass
-class Grams:
-    """Token n-grams of a set of texts (orders 1..4, built once, on demand), each distinct text once.
-
-    A text that repeats an earlier one is tokenised and n-grammed once; its n-grams are copied.
-    The n-gram ids equal ``ngram_ids`` over all texts (an id is the rank of the n-gram among the
-    distinct n-grams, a set that copies do not change).  Ids are kept as int32 and returned int64.
-    """
-
-    lengths: np.ndarray  # tokens per text
-    distinct_tokens: Tokens  # ``token_ids`` of the distinct texts, in first-occurrence order
-    text_distinct: np.ndarray  # per text, the index of its distinct text
-    _by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
-    _distinct_by_order: list[tuple[np.ndarray, np.ndarray]] | None = None
-
-    @classmethod
-    def of(cls, texts: Sequence[str]) -> Grams:
-        index: dict[str, int] = {}
-        which = np.empty(len(texts), np.int64)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"text {i} is {type(t).__name__}, expected str")
-            which[i] = index.setdefault(t, len(index))
-        tokens = token_ids(list(index))
-        return cls(np.diff(tokens[1])[which], tokens, which)
-
-    def ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``ngram_ids(*token_ids(texts), n)``: compact n-gram ids and their owning text."""
-        if not 1 <= n <= BLEU_ORDER:
-            raise ValueError(f"n-gram order must be 1..{BLEU_ORDER}, got {n}")
-        if self._by_order is None:
-            self._by_order = [self._expand(g, d) for g, d in self._distinct_ngrams()]
-        gid, doc = self._by_order[n - 1]
-        return gid.astype(np.int64), doc.astype(np.int64)
-
-    def _distinct_ngrams(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        if self._distinct_by_order is None:
-            self._distinct_by_order = ngram_ids_upto(*self.distinct_tokens, BLEU_ORDER)
-        return self._distinct_by_order
-
-    def distinct_ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``ngrams(n)`` of the distinct texts only: owners index ``distinct_tokens`` (map a text to
-        its distinct text with ``text_distinct``). For per-text statistics, computed once per text."""
-        if not 1 <= n <= BLEU_ORDER:
-            raise ValueError(f"n-gram order must be 1..{BLEU_ORDER}, got {n}")
-        gid, doc = self._distinct_ngrams()[n - 1]
-        return gid.astype(np.int64), doc.astype(np.int64)
-
-    def _expand(self, gid: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n_distinct = self.distinct_tokens[1].size - 1
-        if n_distinct == self.text_distinct.size:  # no repeated text: already in text order
-            return gid.astype(np.int32), doc.astype(np.int32)
-        per = np.bincount(doc, minlength=n_distinct)
-        start = np.concatenate([[0], np.cumsum(per)])
-        cnt = per[self.text_distinct]
-        out_start = np.concatenate([[0], np.cumsum(cnt)])
-        pos = np.repeat(start[self.text_distinct] - out_start[:-1], cnt) + np.arange(out_start[-1])
-        return gid[pos].astype(np.int32), np.repeat(np.arange(cnt.size, dtype=np.int32), cnt)
 
 
 def _doc_gram_matrix(texts: Sequence[str], n: int, grams: Grams | None = None) -> sp.csr_matrix:
@@ -167,20 +102,20 @@ def _entropy_from_counts(counts: np.ndarray) -> float:
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
     """Unique n-grams / total n-grams over all texts (no rarefaction); NaN without n-grams."""
-    texts = _texts(texts, "distinct_n")
+    texts = checked_texts(texts, "distinct_n")
     return _distinct_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel(), None)
 
 
 def rarefied_distinct_n(texts: Sequence[str], n: int, budget: int) -> float:
     """Expected unique/total in a subsample of ``budget`` n-grams; plain distinct-n when fewer."""
-    texts = _texts(texts, "rarefied_distinct_n")
+    texts = checked_texts(texts, "rarefied_distinct_n")
     return _distinct_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel(), budget)
 
 
 def ngram_entropy(texts: Sequence[str], n: int) -> float:
     """Normalised Shannon entropy of the n-gram frequency distribution, ``H / log(total n-grams)``
     in [0, 1]; NaN with fewer than two n-grams."""
-    texts = _texts(texts, "ngram_entropy")
+    texts = checked_texts(texts, "ngram_entropy")
     return _entropy_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel())
 
 
@@ -196,7 +131,7 @@ def compression_ratio(texts: Sequence[str]) -> float:
     stores the file name "compressed".  Rounded to 3 decimals as the reference.  Higher = less
     diverse.
     """
-    texts = _texts(texts, "compression_ratio")
+    texts = checked_texts(texts, "compression_ratio")
     original, _, _, compressed = gzip_sizes(" ".join(texts))
     return round(original / compressed, 3)
 
@@ -239,23 +174,31 @@ def ngram_diversity_score(texts: Sequence[str], num_n: int = 4) -> float:
     """``diversity.ngram_diversity_score``: Σ_{n≤num_n} unique/total n-grams of
     ``' '.join(texts).split(' ')`` (n-grams cross texts; empty strings are words), rounded to 3.
     NaN where the reference divides by zero."""
-    texts = _texts(texts, "ngram_diversity_score")
+    texts = checked_texts(texts, "ngram_diversity_score")
     parts = _space_token_ids(texts, {})
     return _ngram_diversity_from_ids(np.concatenate(parts) if parts else np.empty(0, np.int64), num_n)
 
 
 def _presence_matrix(texts: Sequence[str]) -> sp.csr_matrix:
-    """(texts × distinct whitespace 4-grams) 0/1 matrix, the reference's per-document sets."""
+    """(texts × distinct whitespace 4-grams) 0/1 matrix, the reference's per-document sets.
+
+    Built over the distinct texts (in first-occurrence order: the same word and n-gram ids) and
+    its rows repeated for the copies: the same matrix, bit for bit, as over every text."""
+    index: dict[str, int] = {}
+    which = np.asarray([index.setdefault(t, len(index)) for t in texts], np.int64)
+    distinct = list(index)
     vocab: dict[str, int] = {}
-    ids = _space_token_ids([" ".join(t.split()) for t in texts], vocab)
-    lens = np.asarray([a.size if t.split() else 0 for a, t in zip(ids, texts, strict=True)])
-    seq = np.concatenate([a for a, t in zip(ids, texts, strict=True) if t.split()] or [np.empty(0, np.int64)])
+    ids = _space_token_ids([" ".join(t.split()) for t in distinct], vocab)
+    lens = np.asarray([a.size if t.split() else 0 for a, t in zip(ids, distinct, strict=True)])
+    seq = np.concatenate(
+        [a for a, t in zip(ids, distinct, strict=True) if t.split()] or [np.empty(0, np.int64)]
+    )
     offs = np.concatenate([[0], np.cumsum(lens)])
     gid, doc = ngram_ids(seq, offs, 4)
     g = int(gid.max()) + 1 if gid.size else 0
-    m = sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(texts), g))
+    m = sp.csr_matrix((np.ones(gid.size), (doc, gid)), shape=(len(distinct), g))
     m.data[:] = 1.0  # duplicates were summed; presence only
-    return m
+    return m if len(distinct) == len(texts) else m[which]
 
 
 def _self_repetition_from(pres: sp.csr_matrix, m: np.ndarray) -> float:
@@ -274,79 +217,10 @@ def self_repetition(texts: Sequence[str]) -> float:
     score is mean_i log(S_i + 1).  (The reference ignores its ``n`` argument: always 4.)
     Higher = less diverse.
     """
-    texts = _texts(texts, "self_repetition")
+    texts = checked_texts(texts, "self_repetition")
     if not texts:
         return float("nan")
     return _self_repetition_from(_presence_matrix(texts), np.ones(len(texts)))
-
-
-# --- Self-BLEU ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _BleuTables:
-    lengths: np.ndarray  # tokens per text
-    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per order: (doc, gram, count) sorted
-
-
-def _bleu_tables(texts: Sequence[str], grams: Grams | None = None) -> _BleuTables:
-    grams = grams or Grams.of(texts)
-    pairs = []
-    for n in range(1, BLEU_ORDER + 1):
-        gid, doc = grams.ngrams(n)
-        key, cnt = np.unique(gid * len(texts) + doc, return_counts=True)
-        gram, d = np.divmod(key, len(texts))
-        order = np.lexsort((-cnt, gram))  # by gram, then count descending
-        # int32 ids and float32 counts (exact integers) halve the largest table of the suite
-        pairs.append((d[order].astype(np.int32), gram[order].astype(np.int32), cnt[order].astype(np.float32)))
-    return _BleuTables(lengths=grams.lengths, pairs=pairs)
-
-
-def _self_bleu_from(t: _BleuTables, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-text leave-one-out BLEU-4 and the mask of texts in the pool (multiplicities m)."""
-    n_docs = t.lengths.size
-    live = m > 0
-    log_p = np.zeros(n_docs)
-    no_unigram = np.zeros(n_docs, bool)
-    for k, (doc, gram, cnt) in enumerate(t.pairs, start=1):
-        keep = live[doc]
-        d, g, c = doc[keep], gram[keep], cnt[keep]
-        start = np.r_[True, g[1:] != g[:-1]] if g.size else np.zeros(0, bool)
-        first = np.flatnonzero(start)
-        grp = np.cumsum(start) - 1
-        max1 = c[first][grp]
-        has2 = np.r_[first[1:], g.size] - first >= 2
-        max2 = np.where(has2, c[np.minimum(first + 1, max(g.size - 1, 0))], 0.0)[grp]
-        loo = np.where(c == max1, max2, max1)
-        loo = np.where(m[d] >= 2, np.maximum(loo, c), loo)  # an identical copy is a reference
-        num = np.bincount(d, weights=np.minimum(c, loo), minlength=n_docs)
-        den = np.maximum(1, t.lengths - k + 1).astype(np.float64)
-        if k == 1:
-            no_unigram = num == 0
-        p = np.where(num == 0, BLEU_EPSILON / den, num / den)
-        log_p += np.log(p) / BLEU_ORDER
-    ref = closest_ref_len(t.lengths, m).astype(np.float64)
-    h = t.lengths.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bp = np.where(h > ref, 1.0, np.where(h == 0, 0.0, np.exp(1 - ref / np.maximum(h, 1))))
-    bleu = np.where(no_unigram, 0.0, bp * np.exp(log_p))
-    return bleu, live
-
-
-def self_bleu(texts: Sequence[str]) -> float:
-    """Self-BLEU (Zhu et al. 2018): mean over texts of BLEU-4 against all *other* texts.
-
-    NLTK ``sentence_bleu`` semantics (uniform weights, counts clipped by the max count in any
-    reference, brevity penalty with the closest reference length, 0 when no unigram matches) and
-    ``SmoothingFunction().method1`` (ε = 0.1 for an order with no match).  Exact leave-one-out in
-    O(n-grams log n-grams): per n-gram the largest and second-largest count over texts.
-    NaN below two texts.  Higher = less diverse.
-    """
-    texts = _texts(texts, "self_bleu")
-    if len(texts) < 2:
-        return float("nan")
-    bleu, _ = _self_bleu_from(_bleu_tables(texts), np.ones(len(texts)))
-    return float(bleu.mean())
 
 
 # --- repetition, duplicates, length -------------------------------------------------------------
@@ -371,7 +245,7 @@ def _repeat_counts(texts: Sequence[str], n: int, grams: Grams | None = None) -> 
 def repetition_rate(texts: Sequence[str], n: int = REPETITION_N) -> float:
     """Share of n-grams (token 4-grams by default) that repeat an earlier n-gram of the same text,
     pooled over texts (looping text); NaN without n-grams.  Higher = less diverse."""
-    texts = _texts(texts, "repetition_rate")
+    texts = checked_texts(texts, "repetition_rate")
     rep, tot = _repeat_counts(texts, n)
     return float(rep.sum() / tot.sum()) if tot.sum() else float("nan")
 
@@ -385,8 +259,17 @@ def normalise_for_duplicates(text: str) -> str:
 
 
 def _dup_keys(texts: Sequence[str]) -> np.ndarray:
+    """Per text, the index of its normalised form (first-occurrence order), normalised once per
+    distinct text."""
+    normal: dict[str, str] = {}
     keys: dict[str, int] = {}
-    return np.asarray([keys.setdefault(normalise_for_duplicates(t), len(keys)) for t in texts], np.int64)
+    out = np.empty(len(texts), np.int64)
+    for i, t in enumerate(texts):
+        n = normal.get(t)
+        if n is None:
+            n = normal[t] = normalise_for_duplicates(t)
+        out[i] = keys.setdefault(n, len(keys))
+    return out
 
 
 def _dup_from(keys: np.ndarray, m: np.ndarray) -> float:
@@ -399,7 +282,7 @@ def _dup_from(keys: np.ndarray, m: np.ndarray) -> float:
 def duplicate_rate(texts: Sequence[str]) -> float:
     """Share of texts equal to another text of the set after ``normalise_for_duplicates``; NaN
     below two texts.  Higher = less diverse."""
-    texts = _texts(texts, "duplicate_rate")
+    texts = checked_texts(texts, "duplicate_rate")
     return _dup_from(_dup_keys(texts), np.ones(len(texts)))
 
 
@@ -416,103 +299,12 @@ def _len_stats(lengths: np.ndarray, m: np.ndarray) -> tuple[float, float]:
 
 def length_mean(texts: Sequence[str]) -> float:
     """Mean output length in tokens."""
-    return _len_stats(_lengths(_texts(texts, "length_mean")), np.ones(len(texts)))[0]
+    return _len_stats(_lengths(checked_texts(texts, "length_mean")), np.ones(len(texts)))[0]
 
 
 def length_std(texts: Sequence[str]) -> float:
     """Population standard deviation (ddof = 0) of output length in tokens."""
-    return _len_stats(_lengths(_texts(texts, "length_std")), np.ones(len(texts)))[1]
-
-
-# --- per-prompt values from the cached per-text statistics (vectorised ``within``) -------------
-
-
-def _prompt_rows(ct: sp.csr_matrix, corpus: Corpus) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Per-prompt n-gram counts (P × G, CSR), each stored entry's prompt, and prompt totals."""
-    owner = sp.csr_matrix(
-        (np.ones(corpus.n_samples), (np.arange(corpus.n_samples), corpus.sample_prompt_index())),
-        shape=(corpus.n_samples, corpus.n_prompts),
-    )
-    pg = (ct @ owner).T.tocsr()
-    row = np.repeat(np.arange(corpus.n_prompts), np.diff(pg.indptr))
-    return pg, row, np.bincount(row, weights=pg.data, minlength=corpus.n_prompts)
-
-
-def _distinct_per_prompt(ct: sp.csr_matrix, corpus: Corpus, budget: int) -> np.ndarray:
-    pg, row, total = _prompt_rows(ct, corpus)
-    c = pg.data
-    nnz = np.diff(pg.indptr).astype(np.float64)
-    n = total[row]
-    rest = n - c
-    ok = rest >= budget
-    term = np.ones_like(c)
-    term[ok] = -np.expm1(
-        gammaln(rest[ok] + 1)
-        - gammaln(rest[ok] - budget + 1)
-        - gammaln(n[ok] + 1)
-        + gammaln(n[ok] - budget + 1)
-    )
-    rarefied = np.minimum(np.bincount(row, weights=term, minlength=corpus.n_prompts), np.minimum(budget, nnz))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(total <= budget, nnz / total, rarefied / budget)
-    return np.where(total > 0, out, np.nan)
-
-
-def _distinct_of_sets(ct: sp.csr_matrix, sets: np.ndarray, budget: int) -> np.ndarray:
-    """``_distinct_per_prompt`` of subsets of one prompt's texts: ``ct`` its (grams × texts) counts,
-    ``sets`` (S × texts) 0/1 rows; the same value per row as the prompt-level path."""
-    pg = (sp.csr_matrix(sets) @ ct.T.tocsr()).tocsr()
-    pg.eliminate_zeros()
-    c = np.rint(pg.data).astype(np.int64)
-    nnz = np.diff(pg.indptr).astype(np.float64)
-    row = np.repeat(np.arange(pg.shape[0]), np.diff(pg.indptr))
-    total = np.bincount(row, weights=c, minlength=pg.shape[0]).astype(np.int64)
-    n = total[row]
-    rest = n - c
-    ok = rest >= budget
-    lg = gammaln(np.arange(int(total.max(initial=0)) + 1) + 1.0)  # log k!, looked up, not recomputed
-    term = np.ones(c.size)
-    r, m = rest[ok], n[ok]
-    term[ok] = -np.expm1(lg[r] - lg[r - budget] - lg[m] + lg[m - budget])
-    rarefied = np.minimum(np.bincount(row, weights=term, minlength=pg.shape[0]), np.minimum(budget, nnz))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(total <= budget, nnz / total, rarefied / budget)
-    return np.where(total > 0, out, np.nan)
-
-
-def _entropy_per_prompt(ct: sp.csr_matrix, corpus: Corpus) -> np.ndarray:
-    pg, row, total = _prompt_rows(ct, corpus)
-    p = pg.data / total[row]
-    h = -np.bincount(row, weights=p * np.log(p), minlength=corpus.n_prompts)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total >= 2, h / np.log(total) + 0.0, np.nan)
-
-
-def _prompt_sum(corpus: Corpus, values: np.ndarray) -> np.ndarray:
-    return np.bincount(corpus.sample_prompt_index(), weights=values, minlength=corpus.n_prompts)
-
-
-def _ratio_per_prompt(corpus: Corpus, num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    a, b = _prompt_sum(corpus, num), _prompt_sum(corpus, den)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b > 0, a / b, np.nan)
-
-
-def _length_per_prompt(lengths: np.ndarray, corpus: Corpus, std: bool) -> np.ndarray:
-    k = np.diff(corpus.offsets).astype(np.float64)
-    mean = _prompt_sum(corpus, lengths) / k
-    if not std:
-        return mean
-    dev = lengths - mean[corpus.sample_prompt_index()]
-    return np.sqrt(_prompt_sum(corpus, dev**2) / k)
-
-
-def _dup_per_prompt(keys: np.ndarray, corpus: Corpus) -> np.ndarray:
-    pidx = corpus.sample_prompt_index()
-    _, inv, counts = np.unique(pidx * (int(keys.max()) + 1) + keys, return_inverse=True, return_counts=True)
-    dup = (counts[inv.ravel()] >= 2).astype(np.float64)
-    k = np.diff(corpus.offsets)
-    return np.where(k >= 2, _prompt_sum(corpus, dup) / k, np.nan)
+    return _len_stats(_lengths(checked_texts(texts, "length_std")), np.ones(len(texts)))[1]
 
 
 # --- Metric objects -----------------------------------------------------------------------------
@@ -549,6 +341,8 @@ class _LexicalMetric:
     # ``pooled`` for many prompt weightings at once (rows of W), from per-prompt statistics
     pooled_many: Callable[[Any, np.ndarray, Corpus], np.ndarray] | None = None
     stats_key: str = ""  # metrics with the same key share their statistics (default: the name)
+    # starts ``pooled_many``'s work for these weights in the background (the compression's gzips)
+    start_many: Callable[[np.ndarray, Corpus], None] | None = None
 
     def _stats(self, corpus: Corpus) -> Any:
         grams = _cached(corpus, "lexical:grams", lambda: Grams.of(corpus.texts))  # shared
@@ -592,6 +386,11 @@ class _LexicalMetric:
             return np.array([self.across(corpus, row) for row in w], dtype=np.float64)
         return np.asarray(self.pooled_many(self._stats(corpus), w, corpus), dtype=np.float64)
 
+    def start_replicates(self, corpus: Corpus, weights: np.ndarray) -> None:
+        """Start ``across_many(corpus, weights)``'s background work now, if it has any."""
+        if self.start_many is not None:
+            self.start_many(np.asarray(weights, dtype=np.int64), corpus)
+
 
 def _count_matrix_key(n: int) -> Callable[[list[str], Grams], sp.csr_matrix]:
     return lambda texts, grams: _doc_gram_matrix(texts, n, grams).T.tocsr()
@@ -604,8 +403,8 @@ def _distinct_metric(n: int, within_budget: int, across_budget: int) -> _Lexical
         prepare=_count_matrix_key(n),
         pooled=lambda ct, m, c: _distinct_from_counts(ct @ m, across_budget),
         higher_is_diverse=True,
-        per_prompt=lambda ct, c: _distinct_per_prompt(ct, c, within_budget),
-        per_set=lambda ct, sets: _distinct_of_sets(ct, sets, within_budget),
+        per_prompt=lambda ct, c: distinct_per_prompt(ct, c, within_budget),
+        per_set=lambda ct, sets: distinct_of_sets(ct, sets, within_budget),
         pooled_many=lambda ct, w, c: rep.distinct_many(ct, w, c, across_budget),
         stats_key=f"counts_{n}",
     )
@@ -618,7 +417,7 @@ def _entropy_metric(n: int) -> _LexicalMetric:
         prepare=_count_matrix_key(n),
         pooled=lambda ct, m, c: _entropy_from_counts(ct @ m),
         higher_is_diverse=True,
-        per_prompt=_entropy_per_prompt,
+        per_prompt=entropy_per_prompt,
         pooled_many=rep.entropy_many,
         stats_key=f"counts_{n}",
     )
@@ -635,6 +434,8 @@ def _pooled_compression(_: Any, m: np.ndarray, c: Corpus) -> float:
 
 
 def _pooled_ngram_div(parts: list[np.ndarray], m: np.ndarray, c: Corpus) -> float:
+    if m.size and np.all(m == 1):  # every output once: the point, from the tables ``within`` builds
+        return rep.ngram_diversity_all(parts, c, 4)
     idx = c.expand(_prompt_weights(m, c))
     if idx.size == 0:
         return float("nan")
@@ -656,6 +457,7 @@ def make_lexical_metrics(
             False,
             per_prompt=lambda s, c: rep.compression_within(c, gzip_sizes),
             pooled_many=lambda s, w, c: rep.compression_many(w, c, _pooled_compression),
+            start_many=lambda w, c: rep.compression_start(w, c, _pooled_compression),
         ),
         _LexicalMetric(
             "ngram_diversity_score",
@@ -678,12 +480,12 @@ def make_lexical_metrics(
         _LexicalMetric(
             "self_bleu",
             self_bleu,
-            _bleu_tables,
-            lambda s, m, c: _weighted_bleu(s, m),
+            bleu_tables,
+            lambda s, m, c: weighted_bleu(s, m),
             False,
             min_outputs=2,
             per_prompt=lambda s, c: rep.self_bleu_within(s, c, BLEU_EPSILON),
-            pooled_many=lambda s, w, c: rep.self_bleu_many(s, w, c, BLEU_EPSILON, _weighted_bleu),
+            pooled_many=lambda s, w, c: rep.self_bleu_many(s, w, c, BLEU_EPSILON, weighted_bleu),
         ),
         _LexicalMetric(
             "repetition_rate",
@@ -691,7 +493,7 @@ def make_lexical_metrics(
             lambda t, k: _repeat_counts(t, REPETITION_N, k),
             lambda s, m, c: float((m * s[0]).sum() / (m * s[1]).sum()) if (m * s[1]).sum() else float("nan"),
             False,
-            per_prompt=lambda s, c: _ratio_per_prompt(c, s[0], s[1]),
+            per_prompt=lambda s, c: ratio_per_prompt(c, s[0], s[1]),
         ),
         _LexicalMetric(
             "duplicate_rate",
@@ -700,7 +502,7 @@ def make_lexical_metrics(
             lambda s, m, c: _dup_from(s, m),
             False,
             min_outputs=2,
-            per_prompt=_dup_per_prompt,
+            per_prompt=dup_per_prompt,
         ),
         _LexicalMetric(
             "length_mean",
@@ -709,7 +511,7 @@ def make_lexical_metrics(
             lambda s, m, c: _len_stats(s, m)[0],
             True,
             family="length",
-            per_prompt=lambda s, c: _length_per_prompt(s, c, std=False),
+            per_prompt=lambda s, c: length_per_prompt(s, c, std=False),
         ),
         _LexicalMetric(
             "length_std",
@@ -718,16 +520,9 @@ def make_lexical_metrics(
             lambda s, m, c: _len_stats(s, m)[1],
             True,
             family="length",
-            per_prompt=lambda s, c: _length_per_prompt(s, c, std=True),
+            per_prompt=lambda s, c: length_per_prompt(s, c, std=True),
         ),
     ]
-
-
-def _weighted_bleu(t: _BleuTables, m: np.ndarray) -> float:
-    if m.sum() < 2:
-        return float("nan")
-    bleu, live = _self_bleu_from(t, m)
-    return float((m[live] * bleu[live]).sum() / m[live].sum())
 
 
 LEXICAL_METRICS: list[_LexicalMetric] = make_lexical_metrics()

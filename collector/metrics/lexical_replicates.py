@@ -78,8 +78,14 @@ def _count_histograms(ct: sp.csr_matrix, weights: np.ndarray, corpus: Corpus):
     for w in _rows(weights):
         pooled = cp @ w
         c = pooled[pooled > 0]
-        values, mult = np.unique(c, return_counts=True)
-        yield values, mult.astype(np.float64), float(c.sum()), c.size
+        whole = c.astype(np.int64)
+        if np.array_equal(whole, c):  # integer weights: a histogram by bincount, not a sort (the
+            hist = np.bincount(whole)  # values and counts of ``np.unique``, in the same order)
+            values = np.flatnonzero(hist)
+            yield values.astype(np.float64), hist[values].astype(np.float64), float(c.sum()), c.size
+        else:
+            values, mult = np.unique(c, return_counts=True)
+            yield values, mult.astype(np.float64), float(c.sum()), c.size
 
 
 def rarefied_expectation(values: np.ndarray, mult: np.ndarray, total: float, budget: int) -> float:
@@ -279,7 +285,7 @@ def self_bleu_many(
     epsilon: float,
     exact: Callable[[Any, np.ndarray], float],
 ) -> np.ndarray:
-    """``lexical._weighted_bleu`` per row, from the per-prompt decomposition of ``_BleuOrder``.
+    """``self_bleu.weighted_bleu`` per row, from the per-prompt decomposition of ``_BleuOrder``.
 
     Where most (text, n-gram) pairs vary anyway (many prompts of a few distinct outputs each), the
     decomposition saves nothing and ``exact`` (the per-row computation over all pairs) is used.
@@ -350,6 +356,8 @@ class _JoinedNgrams:
         self.block_len = np.add.reduceat(text_len, corpus.offsets[:-1]) if text_len.size else text_len
         starts = np.r_[0, np.cumsum(self.block_len)]
         self.vocab = int(seq.max()) + 1 if seq.size else 1
+        self.n_words = int(seq.size)
+        self.n_distinct = [int(np.count_nonzero(np.bincount(seq)))]  # per order, over the whole sequence
         self.heads = np.zeros((corpus.n_prompts, _JOIN), np.int64)
         self.tails = np.zeros((corpus.n_prompts, _JOIN), np.int64)
         for p in range(corpus.n_prompts):
@@ -365,6 +373,7 @@ class _JoinedNgrams:
                 keys, cur = np.unique(cur[:-1] * self.vocab + seq[n - 1 :], return_inverse=True)
                 cur = cur.astype(np.int64).ravel()
                 self.tables.append(keys)
+                self.n_distinct.append(int(keys.size))
             inside = block[: cur.size] == block[n - 1 :] if cur.size else np.zeros(0, bool)
             self.orders.append(self._incidence(cur[inside], block[: cur.size][inside], corpus.n_prompts))
 
@@ -442,6 +451,21 @@ def ngram_diversity_within(parts: Sequence[np.ndarray], corpus: Corpus, num_n: i
     return np.asarray([round(float(v), 3) if np.isfinite(v) else float("nan") for v in score])
 
 
+def ngram_diversity_all(parts: Sequence[np.ndarray], corpus: Corpus, num_n: int = 4) -> float:
+    """``ngram_diversity_score`` of every output pooled once (the across-scope point), from the
+    tables ``within`` and the replicates build anyway: the distinct n-grams of the whole joined
+    sequence are those tables' sizes (the same ``np.unique`` steps as ``ngrams.ngram_ids_upto``),
+    so the value is the same, bit for bit, without a second pass over the joined text."""
+    joined = _joined(parts, corpus, num_n)
+    score = 0.0
+    for n in range(1, num_n + 1):
+        total = joined.n_words - n + 1
+        if total <= 0:
+            return float("nan")
+        score += joined.n_distinct[n - 1] / total
+    return round(score, 3)
+
+
 def _joined(parts: Sequence[np.ndarray], corpus: Corpus, num_n: int) -> _JoinedNgrams:
     return _cached(corpus, f"replicates:ngd:{id(parts)}:{num_n}", lambda: _JoinedNgrams(parts, corpus, num_n))
 
@@ -494,22 +518,8 @@ def compression_within(corpus: Corpus, sizes: GzipSizes) -> np.ndarray:
     return np.asarray(out)
 
 
-def compression_many(
-    weights: np.ndarray, corpus: Corpus, exact: Callable[[Any, np.ndarray, Corpus], float]
-) -> np.ndarray:
-    """Compression ratio of each pool: the policy for the one metric that needs the joined text.
-
-    gzip's value depends on the joined text (its 32 KiB window sees across outputs, and no model
-    of per-prompt compressed sizes measured here tracked it: see docs/performance.md), so every
-    replicate is today's exact value, gzipped in a thread pool (zlib releases the GIL).  The cost
-    is bounded: replicates are computed in order while their joined texts total at most
-    ``COMPRESSION_BUDGET_BYTES`` (at least ``COMPRESSION_MIN_REPLICATES`` of them); the rest are
-    NaN, which the interval (and a paired comparison) skip.  Small batches keep all replicates and
-    today's interval exactly; large ones get the same interval from fewer replicates, with a
-    Monte-Carlo error of the standard error of about ``1 / sqrt(2 (r - 1))`` (14% at r = 25,
-    5% at r = 200).
-    """
-    w = np.asarray(weights, dtype=np.int64)
+def _compression_rows(w: np.ndarray, corpus: Corpus) -> int:
+    """How many of the rows of ``w`` get an exact gzip (``compression_many``'s budget)."""
     raw = _cached(
         corpus,
         "replicates:prompt_bytes",
@@ -522,8 +532,48 @@ def compression_many(
         ),
     )
     within_budget = int(np.searchsorted(np.cumsum(w @ raw), COMPRESSION_BUDGET_BYTES, side="right"))
-    r = min(w.shape[0], max(COMPRESSION_MIN_REPLICATES, within_budget))
+    return min(w.shape[0], max(COMPRESSION_MIN_REPLICATES, within_budget))
+
+
+def _gzip_key(w: np.ndarray) -> str:
+    return f"replicates:gzip:{w.shape}:{hash(w.tobytes())}"
+
+
+def compression_start(
+    weights: np.ndarray, corpus: Corpus, exact: Callable[[Any, np.ndarray, Corpus], float]
+) -> None:
+    """Start ``compression_many``'s gzips for these weights in background threads (zlib releases
+    the GIL): they run while the other metrics are computed, and ``compression_many`` with the
+    same weights collects them. The same computations, so the same values."""
+    w = np.asarray(weights, dtype=np.int64)
+    key = _gzip_key(w)
+    if key in corpus.cache:
+        return
     sizes = np.diff(corpus.offsets)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        values = list(pool.map(lambda row: exact(None, np.repeat(row, sizes), corpus), w[:r]))
-    return np.concatenate([np.asarray(values, dtype=np.float64), np.full(w.shape[0] - r, np.nan)])
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    corpus.cache[key] = [
+        pool.submit(exact, None, np.repeat(row, sizes), corpus) for row in w[: _compression_rows(w, corpus)]
+    ]
+    pool.shutdown(wait=False)
+
+
+def compression_many(
+    weights: np.ndarray, corpus: Corpus, exact: Callable[[Any, np.ndarray, Corpus], float]
+) -> np.ndarray:
+    """Compression ratio of each pool: the policy for the one metric that needs the joined text.
+
+    gzip's value depends on the joined text (its 32 KiB window sees across outputs, and no model
+    of per-prompt compressed sizes measured here tracked it: see docs/performance.md), so every
+    replicate is today's exact value, gzipped in a thread pool (zlib releases the GIL), started
+    early by ``compression_start`` where the caller can.  The cost
+    is bounded: replicates are computed in order while their joined texts total at most
+    ``COMPRESSION_BUDGET_BYTES`` (at least ``COMPRESSION_MIN_REPLICATES`` of them); the rest are
+    NaN, which the interval (and a paired comparison) skip.  Small batches keep all replicates and
+    today's interval exactly; large ones get the same interval from fewer replicates, with a
+    Monte-Carlo error of the standard error of about ``1 / sqrt(2 (r - 1))`` (14% at r = 25,
+    5% at r = 200).
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    compression_start(w, corpus, exact)
+    values = [f.result() for f in corpus.cache.pop(_gzip_key(w))]
+    return np.concatenate([np.asarray(values, dtype=np.float64), np.full(w.shape[0] - len(values), np.nan)])

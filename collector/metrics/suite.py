@@ -104,6 +104,18 @@ def replicate_values(metric: Metric, corpus: Corpus, weights: np.ndarray) -> np.
     return np.array([metric.across(corpus, w) for w in rows], dtype=float)
 
 
+def start_replicates(metrics: Sequence[Metric], corpus: Corpus, halves: np.ndarray) -> None:
+    """Start, in the background, the replicates of the metrics that have background work (the
+    compression ratio's gzips run in threads while the other metrics are computed); the values are
+    the same as computed in turn."""
+    if corpus.n_prompts < 2:
+        return  # no interval: ``across_value`` computes no replicate
+    for metric in metrics:
+        start = getattr(metric, "start_replicates", None)
+        if start is not None and not (metric.needs_embeddings and corpus.embeddings is None):
+            start(corpus, replicates_for(metric, halves))
+
+
 def across_value(
     metric: Metric, corpus: Corpus, halves: np.ndarray, alpha: float
 ) -> tuple[float, float, float]:
@@ -137,6 +149,7 @@ def score_corpus(
     halves = half_sample_weights(corpus.n_prompts, n_boot, seed)
     values: list[MetricValue] = []
     per_prompt: dict[str, dict[str, float]] = {}
+    start_replicates(metrics, corpus, halves)
     for metric in metrics:
         if metric.needs_embeddings and corpus.embeddings is None:
             continue

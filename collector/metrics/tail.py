@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from scipy.special import gammaln
 
 from collector.metrics.base import Corpus
+from collector.metrics.blas import halves_dot
 from collector.metrics.ngrams import ngram_ids
 from collector.metrics.tokenize import token_ids
 
@@ -113,7 +114,7 @@ def retention_from_counts(source: np.ndarray, target: np.ndarray, budget: int) -
     mass = float(rare.sum())
     if mass <= 0:
         return float("nan")
-    return float(rare @ presence_probability(t, b) / mass)
+    return halves_dot(rare, presence_probability(t, b)) / mass
 
 
 def _prefix(ids: np.ndarray, offsets: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
