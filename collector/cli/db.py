@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from collector.cli.app import fail, out
+from collector.cli.app import fail, out, usage_errors
 from collector.cli.options import DatabaseUrl
-from collector.gate import redact, resolve_url
+from collector.gate import redact, refuse_missing_file, resolve_url
 
 db_app = typer.Typer(help="Create and migrate the history database (Alembic).", no_args_is_help=True)
 
@@ -33,6 +33,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", database_url
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
+@usage_errors
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target, e.g. -1 (one step down) or base.")],
     database_url: DatabaseUrl = None,
@@ -40,7 +41,7 @@ def db_downgrade(
     """Migrate the database down to REVISION."""
     from collector.store.cli_commands import db_downgrade as downgrade
 
-    refuse_missing(database_url)
+    refuse_missing_file(database_url)  # reading a revision must not create the SQLite file it names
     url = resolve_url(database_url)
     try:
         downgrade(url, revision)
@@ -50,20 +51,11 @@ def db_downgrade(
 
 
 @db_app.command("current")
+@usage_errors
 def db_current(database_url: DatabaseUrl = None) -> None:
     """Print the database's current revision ('none' when it was never migrated)."""
-    refuse_missing(database_url)
+    refuse_missing_file(database_url)  # a wrong path would read 'none' and leave an empty file behind
     out.print(current_revision(resolve_url(database_url)), highlight=False, markup=False)
-
-
-def refuse_missing(database_url: str | None) -> None:
-    """Reading a revision must not create the SQLite file it names (a wrong path would read 'none')."""
-    from collector import gate
-
-    try:
-        gate.refuse_missing_file(database_url)
-    except gate.GateError as exc:
-        raise fail(str(exc)) from None
 
 
 def current_revision(url: str) -> str:
