@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collector.grafana.board import dashboard, variable_datasource, variable_model
-from collector.grafana.panels import Dashboard, Panel, bars, layout, panel, stat, target, thresholds
+from collector.grafana.panels import (
+    Dashboard,
+    Panel,
+    bars,
+    layout,
+    panel,
+    stacked_bars,
+    stat,
+    target,
+    thresholds,
+)
 
 
 def health_dashboard() -> Dashboard:
@@ -23,7 +33,7 @@ def health_dashboard() -> Dashboard:
             )
         ],
         "short",
-        custom={"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}},
+        custom=stacked_bars(),
         min_=0,
     )
     failed = panel(

@@ -22,6 +22,7 @@ from collector.grafana.panels import (
     layout,
     panel,
     row,
+    stacked_bars,
     stat,
     table_rows,
     target,
@@ -198,7 +199,7 @@ def model_dashboard() -> Dashboard:
         "Collection runs of this model per hour, by status (success / failed).",
         [target(f"sum by (status) (increase(collapse_watch_runs_total{{{m}}}[1h]))", "{{status}}")],
         "short",
-        custom={"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}},
+        custom=stacked_bars(),
         min_=0,
     )
     duration = panel(

@@ -136,6 +136,11 @@ def bars() -> dict[str, Any]:
     return last_value(orientation="horizontal", displayMode="basic")
 
 
+def stacked_bars() -> dict[str, Any]:
+    """A time series' field config that draws each interval's counts as stacked bars."""
+    return {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+
+
 def stat(text_mode: str | None = None) -> dict[str, Any]:
     """A stat panel's options: the last value on a coloured background (``text_mode``: Grafana's
     ``textMode``, e.g. ``value_and_name``; None: its default)."""
