@@ -15,6 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from collector.database_url import redact_url as redact
+from collector.database_url import resolve_url
 from collector.vocabulary import EXIT_CODES
 
 if TYPE_CHECKING:
@@ -89,18 +91,6 @@ def read_file(path: Path) -> list[Record]:
 
 
 # ---------------------------------------------------------------- the database
-
-
-def resolve_url(explicit: str | None = None) -> str:
-    from collector.store.engine import resolve_url as resolve
-
-    return resolve(explicit)
-
-
-def redact(url: str) -> str:
-    from collector.store.engine import redact_url
-
-    return redact_url(url)
 
 
 def open_history(database_url: str | None, *, must_exist: bool = False) -> Store:
