@@ -14,10 +14,6 @@ from collector.vocabulary import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
 COLLECTOR = Path(__file__).resolve().parents[1] / "collector"
 # A read of the process environment: os.environ[...] / .get(...) / getenv(...), not a setdefault.
 _READ = re.compile(r"os\.environ(?:\.get\(|\[)|os\.getenv\(|environ\.get\(")
-# Variables still read where they are used, by whom and why.
-READ_ELSEWHERE = {
-    "COLLAPSE_WATCH_DEBUG": "the CLI's error handler (environment.debug() is its reader to move to)",
-}
 
 
 def _environment_reads(root: Path) -> list[str]:
@@ -29,8 +25,7 @@ def _environment_reads(root: Path) -> list[str]:
         if path.name == "environment.py":
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            read = _READ.search(line) and any(n in line for n in names)
-            if read and not any(n in line for n in READ_ELSEWHERE):
+            if _READ.search(line) and any(n in line for n in names):
                 found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     return found
 

@@ -151,7 +151,9 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug or an unforeseen failure: exit 70, never 1 (= collapse suspected)
-        if os.environ.get("COLLAPSE_WATCH_DEBUG") == "1":
+        from collector import environment
+
+        if environment.debug():
             import traceback
 
             err.print(Text("".join(traceback.format_exception(exc))), highlight=False)
