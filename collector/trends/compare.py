@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from collector.trends.change import Scale, clip_change_interval, clip_relative_interval, scale_of
+from collector.vocabulary import diversity_oriented
 
 DEFAULT_MIN_EFFECT = 0.05
 DEFAULT_MIN_DIFFERENCE = 0.02  # 2 percentage points: the minimum effect of a bounded rate
@@ -87,12 +88,6 @@ class Comparison:
         return self.scorable and self.n_pairs >= min_pairs_for(self.alpha)
 
 
-def _orient(rel: float, lo: float, hi: float, higher_is_diverse: bool) -> tuple[float, float, float]:
-    if higher_is_diverse:
-        return rel, lo, hi
-    return -rel, -hi, -lo
-
-
 def _is_decline(div: float, div_hi: float, p: float, alpha: float, min_effect: float) -> bool:
     return bool(
         math.isfinite(div) and math.isfinite(div_hi) and div_hi < 0 and p < alpha and -div >= min_effect
@@ -143,8 +138,8 @@ def _build(
     if metric is not None:
         lo, hi = clip_relative_interval(metric, bv, lo, hi)
         clo, chi = clip_change_interval(metric, bv, clo, chi)
-    div, div_lo, div_hi = _orient(rel, lo, hi, higher_is_diverse)
-    cdiv, _, cdiv_hi = _orient(chg, clo, chi, higher_is_diverse)
+    div, div_lo, div_hi = diversity_oriented(rel, lo, hi, higher_is_diverse)
+    cdiv, _, cdiv_hi = diversity_oriented(chg, clo, chi, higher_is_diverse)
     return Comparison(
         n_pairs=n,
         base_mean=bv,
