@@ -459,21 +459,23 @@ class History:
         :class:`VersionExists` (a ``ValueError``) before anything is stored. When the database fails
         while the run is stored, the run is closed as failed (at the next call if the database
         refused even that) and the database's error propagates."""
+        from collector.scored_subset import scored_samples
+        from collector.scoring import score_batch
+        from collector.store.cli_commands import sample_records
+
         check_label(model, "model")
         check_label(version, "version")
-        records = gate.run_samples(samples_of(outputs, prompts))
+        records = sample_records(samples_of(outputs, prompts))
         seed = _check_int("seed", seed, 0)
         cap = (
             gate.default_max_scored_samples()
             if max_scored_samples is None
             else _check_int("max_scored_samples", max_scored_samples, 10)
         )
-        from collector.scoring import score_batch
-
         self.close_unclosed()
         self.store.refuse_recorded(model, version)
         embed = embedder_for(embeddings, self.store)
-        scored = gate.scored_subset(records, cap)
+        scored = scored_samples(records, cap)
         result = score_batch(version, scored, embed=embed, n_boot=DEFAULT_BOOTSTRAP, seed=seed).result
         begun: list[int] = []
         try:

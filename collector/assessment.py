@@ -23,9 +23,8 @@ from dataclasses import replace
 from functools import cached_property
 
 from collector.comparison import ACROSS_HALVES, BatchComparison, ScoredBatch, compare_batches
-from collector.metrics.base import Sample
 from collector.metrics.registry import select_metrics
-from collector.scored_subset import bottom_k
+from collector.scored_subset import scored_samples
 from collector.scoring import SCORE_BOOT, EmbedFn, identity_of, score_batch
 from collector.store.api import Store
 from collector.store.assessments import PromptFindingRecord, VerdictRecord
@@ -54,8 +53,7 @@ def load_batch(
     (``collector.scored_subset``), so their embeddings are read back, not computed.
     """
     stored = [s for s in store.run_samples(run_id) if s.output is not None]
-    kept = bottom_k(stored, lambda s: (s.prompt_key, s.sample_index), max_samples)
-    samples = [Sample(prompt_id=s.prompt_key, output=s.output, prompt=s.prompt) for s in kept]  # type: ignore[arg-type]
+    samples = scored_samples(stored, max_samples)
     if not samples:
         raise AssessmentError(
             f"run {run_id} ({label}) has no stored outputs to compare (all failed, or pruned by retention)"

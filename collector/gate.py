@@ -234,23 +234,6 @@ def refuse_recorded(store: Store, target: tuple[str, str]) -> None:
         raise GateError(f"--store: {exc}") from None
 
 
-def run_samples(samples: list[Sample]) -> list[SampleRecord]:
-    """Outputs as the samples of a run, numbered in the order given."""
-    from collector.store.cli_commands import sample_records
-
-    return sample_records(samples)
-
-
-def scored_subset(records: list[SampleRecord], cap: int | None) -> list[Sample]:
-    """The samples of a run its collector scores: the bottom-k of ``cap`` by (prompt key, sample
-    index), as ``collector.scored_subset`` picks them for the runner and the assessment."""
-    from collector.metrics.base import Sample
-    from collector.scored_subset import bottom_k
-
-    kept = bottom_k(records, lambda r: (r.prompt_key, r.sample_index), cap)
-    return [Sample(prompt_id=r.prompt_key, output=r.output, prompt=r.prompt) for r in kept]  # type: ignore[arg-type]
-
-
 @dataclass
 class FileRun:
     """`score FILE --store`: where the file goes, its outputs as the run's samples (all stored),
@@ -263,7 +246,9 @@ class FileRun:
     metrics: list[str] | None = None  # the suite scored (None: the default); its assessment compares these
 
     def scored(self) -> list[Sample]:
-        return scored_subset(self.records, self.cap)
+        from collector.scored_subset import scored_samples
+
+        return scored_samples(self.records, self.cap)
 
 
 def plan_file_run(
@@ -280,7 +265,9 @@ def plan_file_run(
     store = open_history(database_url)
     refuse_recorded(store, target)
     cap = max_samples or default_max_scored_samples()
-    return FileRun(store, target, run_samples([r.sample for r in records]), cap, metrics)
+    from collector.store.cli_commands import sample_records
+
+    return FileRun(store, target, sample_records([r.sample for r in records]), cap, metrics)
 
 
 def store_file_run(run: FileRun, result: SuiteResult, embed: EmbedFn | None, on_verdict: OnVerdict) -> int:

@@ -14,7 +14,10 @@ import hashlib
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from collector.metrics.base import Sample
 
 T = TypeVar("T")
 
@@ -56,4 +59,14 @@ def bottom_k(items: Iterable[T], key: Callable[[T], tuple[str, int]], cap: int |
     return kept.items()
 
 
-__all__ = ["BottomK", "bottom_k", "priority"]
+def scored_samples(records: Iterable[Any], cap: int | None) -> list[Sample]:
+    """The outputs of a run its collector scores, as samples: the ``cap`` records (stored or about
+    to be: anything with ``prompt_key``, ``sample_index``, ``output``, ``prompt``) of lowest
+    priority, in the order given. The assessment and the gate both pick by this."""
+    from collector.metrics.base import Sample
+
+    kept = bottom_k(records, lambda r: (r.prompt_key, r.sample_index), cap)
+    return [Sample(prompt_id=r.prompt_key, output=r.output, prompt=r.prompt) for r in kept]
+
+
+__all__ = ["BottomK", "bottom_k", "priority", "scored_samples"]
