@@ -53,6 +53,10 @@ RUN_STATUSES: tuple[RunStatus, ...] = ("running", "succeeded", "partial", "faile
 # A completed run: one whose values count (baselines, comparisons, trends, the exported values).
 COMPLETED_RUN_STATUSES: tuple[RunStatus, ...] = ("succeeded", "partial")
 FAILED_RUN_STATUSES: tuple[RunStatus, ...] = ("failed", "interrupted")
+# A run that has ended, whatever its outcome: the statuses ``finish_run`` accepts.
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = tuple(s for s in RUN_STATUSES if s != "running")
+# A run that ran to its own end (not cut short, not idle): its duration and blank ratio count.
+TIMED_RUN_STATUSES: tuple[RunStatus, ...] = (*COMPLETED_RUN_STATUSES, "failed")
 
 
 def is_completed(status: str | None) -> bool:

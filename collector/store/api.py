@@ -25,11 +25,12 @@ from collector.store.errors import StoreError
 from collector.store.overview import OverviewStore
 from collector.store.pulls import PullStore
 from collector.store.text import TextError, check_label, decode_text, encode_text
+from collector.vocabulary import FINAL_RUN_STATUSES
 
 if TYPE_CHECKING:
     from collector.embeddings import EmbeddingIdentity
 
-FINAL_STATUSES = ("succeeded", "partial", "failed", "interrupted", "no_data")
+FINAL_STATUSES = FINAL_RUN_STATUSES
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from sqlalchemy import Connection, DateTime, Engine, Integer, bindparam, func, s
 from collector.store import models as m
 from collector.store.assessments import change_row, change_select, trend_row, trend_select
 from collector.vocabulary import COMPLETED_RUN_STATUSES as COMPLETED
-from collector.vocabulary import ChangeRow, TrendRow
+from collector.vocabulary import TIMED_RUN_STATUSES, ChangeRow, TrendRow
 
-TIMED = ("succeeded", "partial", "failed")
+TIMED = TIMED_RUN_STATUSES
 # The store's run status -> the exported ``status`` label of ``collapse_watch_runs_total``.
 RUN_OUTCOMES = {
     "succeeded": "success",

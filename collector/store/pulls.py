@@ -28,6 +28,7 @@ from collector.owner import current_owner, owner_alive
 from collector.store import models as m
 from collector.store.errors import StoreError
 from collector.store.text import safe_label
+from collector.vocabulary import TIMED_RUN_STATUSES
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -209,7 +210,7 @@ class PullStore:
         r = m.Run
         latest = (
             select(r.model_id, func.max(r.id).label("run_id"))
-            .where(r.status.in_(("succeeded", "partial", "failed")), r.n_samples > r.n_errors)
+            .where(r.status.in_(TIMED_RUN_STATUSES), r.n_samples > r.n_errors)
             .group_by(r.model_id)
             .subquery()
         )
