@@ -21,15 +21,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
 from collector.metrics.affix import Affix, shared_affix, strip_affix
 from collector.metrics.base import Corpus, Metric, Sample, build_corpus
-from collector.metrics.prompt_test import DEFAULT_PERMUTATIONS, tests_for
+from collector.metrics.prompt_test import DEFAULT_PERMUTATIONS, PromptTest, tests_for
 from collector.metrics.result import SuiteResult
 from collector.metrics.suite import half_sample_weights, replicate_values, score_corpus, start_replicates
 from collector.metrics.tail import TailPair
+from collector.parallel import Job, can_fork, run_balanced
 from collector.trends import (
     Comparison,
     Coverage,
@@ -178,6 +180,60 @@ def tail_rows(base: Corpus, cand: Corpus, halves: np.ndarray, scale: float) -> l
     ]
 
 
+@dataclass(frozen=True)
+class Resampled:
+    """What a comparison resamples: each side's pooled value and half-sample replicates per
+    metric, the tail family's rows and the headline metrics' per-prompt permutation tests."""
+
+    base: dict[str, tuple[float, np.ndarray]]
+    cand: dict[str, tuple[float, np.ndarray]]
+    tail: list[MetricComparison]
+    tests: dict[str, list[PromptTest]]
+
+
+def side_replicates(
+    metrics: Sequence[Metric], corpus: Corpus, halves: np.ndarray
+) -> dict[str, tuple[float, np.ndarray]]:
+    """``across_replicates`` of every metric on one side (its background work started first)."""
+    start_replicates(metrics, corpus, halves)  # gzips run in threads while the rest is computed
+    return {m.name: across_replicates(m, corpus, halves) for m in metrics}
+
+
+# Relative cost of the pieces of ``resample_both`` (measured: a side's replicates of the full suite
+# ~0.33 s, a headline metric's permutation tests ~0.31 s, the tail family ~0.2 s, 2 x 320 outputs).
+SIDE_COST, TEST_COST, TAIL_COST = 1.0, 1.0, 0.6
+
+
+def resample_both(
+    scored: Sequence[Metric],
+    metrics: Sequence[Metric],
+    base: Corpus,
+    cand: Corpus,
+    halves: np.ndarray,
+    scale: float,
+    th: Thresholds,
+    seed: int,
+    workers: int = 1,
+) -> Resampled:
+    """The independent resampling of a comparison, on two processes when ``workers >= 2`` allows
+    (``collector.parallel``): the same functions on the same data, so the same values either way."""
+    n_perm = permutations_for(cand.n_prompts, th)
+    jobs: list[tuple[float, Job]] = [
+        (SIDE_COST, partial(side_replicates, scored, base, halves)),
+        (SIDE_COST, partial(side_replicates, scored, cand, halves)),
+        (TAIL_COST, partial(tail_rows, base, cand, halves, scale)),
+        *[
+            (TEST_COST, partial(tests_for, [m], base, cand, n_perm=n_perm, seed=seed))
+            for m in headline_of(metrics, th)
+        ],
+    ]
+    if not can_fork(workers):  # one process: both sides' gzips overlap everything else
+        for side in (base, cand):
+            start_replicates(scored, side, halves)
+    b, c, tail, *tests = run_balanced(jobs, workers=workers)
+    return Resampled(base=b, cand=c, tail=tail, tests={k: v for t in tests for k, v in t.items()})
+
+
 def permutations_for(n_prompts: int, th: Thresholds) -> int:
     """Random splits per prompt: enough that the smallest p-value, ``1/(n+1)``, survives the
     Benjamini-Hochberg step the per-prompt rule needs (with a factor 2 to spare), at least
@@ -187,17 +243,20 @@ def permutations_for(n_prompts: int, th: Thresholds) -> int:
     return int(min(MAX_PERMUTATIONS, max(DEFAULT_PERMUTATIONS, wanted)))
 
 
+def headline_of(metrics: Sequence[Metric], th: Thresholds) -> list[Metric]:
+    """The metrics among ``metrics`` whose per-prompt findings the verdict reads."""
+    return [m for m in metrics if m.name in th.headline_metrics]
+
+
 def prompt_evidence(
-    base: Corpus, cand: Corpus, metrics: Sequence[Metric], texts: dict[str, str], th: Thresholds, seed: int
+    tests: dict[str, list[PromptTest]], metrics: Sequence[Metric], texts: dict[str, str], th: Thresholds
 ) -> PromptEvidence | None:
-    """The per-prompt findings of the headline metrics among ``metrics`` (None when none is)."""
-    headline = [m for m in metrics if m.name in th.headline_metrics]
-    tests = tests_for(headline, base, cand, n_perm=permutations_for(cand.n_prompts, th), seed=seed)
+    """The per-prompt findings of the headline metrics' ``tests`` (None when none was tested)."""
     if not tests:
         return None
     return assess_prompts(
         tests,
-        {m.name: m.higher_is_diverse for m in headline},
+        {m.name: m.higher_is_diverse for m in headline_of(metrics, th)},
         texts,
         fdr=th.prompt_fdr,
         floors=th.prompt_min_decline,
@@ -255,8 +314,10 @@ def compare_batches(
     progress: Callable[[str], None] | None = None,
     embed: Callable | None = None,
     check_affix: bool = True,
+    workers: int = 1,
 ) -> BatchComparison:
     """Every metric in both scopes, candidate vs baseline, per-prompt findings and the verdict.
+    ``workers=2`` resamples on two processes (``resample_both``): the same result, sooner.
 
     When the candidate's outputs share an opening or closing the baseline's do not
     (``check_affix``), the comparison is made again with it stripped (``embed`` re-embeds the
@@ -274,8 +335,8 @@ def compare_batches(
     rows: list[MetricComparison] = []
     families: dict[str, str] = {}
     scored = [m for m in metrics if m.name in base.result.per_prompt and m.name in cand.result.per_prompt]
-    for side in (base_sub, cand_sub):  # background work (gzips) runs while the rest is computed
-        start_replicates(scored, side, halves)
+    th = (thresholds or Thresholds()).model_copy(update={"baseline_label": base.label})
+    work = resample_both(scored, metrics, base_sub, cand_sub, halves, scale, th, seed, workers)
     for metric in scored:  # a metric not scored on one side (e.g. no embeddings) is left out
         if progress:
             progress(metric.name)
@@ -288,8 +349,7 @@ def compare_batches(
             seed=seed,
             metric=metric.name,
         )
-        bv, b_reps = across_replicates(metric, base_sub, halves)
-        cv, c_reps = across_replicates(metric, cand_sub, halves)
+        (bv, b_reps), (cv, c_reps) = work.base[metric.name], work.cand[metric.name]
         across = compare_paired_replicates(
             b_reps,
             c_reps,
@@ -302,14 +362,13 @@ def compare_batches(
         )
         rows.append(MetricComparison(metric.name, "within", metric.family, within))
         rows.append(MetricComparison(metric.name, "across", metric.family, across))
-    rows.extend(tail_rows(base_sub, cand_sub, halves, scale))
+    rows.extend(work.tail)
     families.update({r.metric: r.family for r in rows if r.family == "tail"})
-    th = (thresholds or Thresholds()).model_copy(update={"baseline_label": base.label})
     within_cmp = {r.metric: r.comparison for r in rows if r.scope == "within"}
     across_cmp = {r.metric: r.comparison for r in rows if r.scope == "across"}
     coverage = coverage_of(base, cand, shared)
     texts = {**base.prompts, **cand.prompts}
-    prompts = prompt_evidence(base_sub, cand_sub, metrics, texts, th, seed)
+    prompts = prompt_evidence(work.tests, metrics, texts, th)
     result = verdict(
         within_cmp, trends or {}, families, th, pooled=across_cmp, coverage=coverage, prompts=prompts
     )
@@ -328,6 +387,7 @@ def compare_batches(
             n_halves=n_halves,
             seed=seed,
             check_affix=False,
+            workers=workers,
         ).verdict
         line = affix_reason(affix, result.status, stripped, th.baseline_label)
         first = result.status != "inconclusive"  # else the reason it could not decide stays first

@@ -10,10 +10,13 @@ is the whole list:
   (``collector.store.vector_cache``), and ``COLLAPSE_WATCH_CACHE_MAX_VECTORS`` its size.
 * ``XDG_CACHE_HOME``: the user's cache directory, under which collapse-watch keeps its own.
 * ``COLLAPSE_WATCH_DEBUG``: ``1`` shows the traceback of an unexpected error (the CLI).
+* ``COLLAPSE_WATCH_WORKERS``: the processes `compare` may use (``1`` keeps it to one;
+  ``collector.gate.workers``).
 * a variable the config names (``api_key_env``, ``bearer_token_env``): ``named(env)``.
 
 A variable that is set but empty reads as unset (``None``), as it always did.  The process-setup
-defaults for Hugging Face (``HF_HUB_OFFLINE``…) are written, not read, by the CLI and the embedder.
+defaults for Hugging Face (``HF_HUB_OFFLINE``…) are written, not read, by the CLI and the embedder,
+and `compare` writes ``OPENBLAS_NUM_THREADS=1`` when unset (``collector.gate.one_blas_thread``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ VECTOR_CACHE_DIR_ENV = "COLLAPSE_WATCH_CACHE_DIR"
 VECTOR_CACHE_MAX_ENV = "COLLAPSE_WATCH_CACHE_MAX_VECTORS"
 XDG_CACHE_HOME_ENV = "XDG_CACHE_HOME"
 DEBUG_ENV = "COLLAPSE_WATCH_DEBUG"
+WORKERS_ENV = "COLLAPSE_WATCH_WORKERS"
 
 
 def named(env: str) -> str | None:
@@ -52,6 +56,11 @@ def vector_cache_dir() -> str | None:
 def vector_cache_max() -> str | None:
     """``$COLLAPSE_WATCH_CACHE_MAX_VECTORS`` as written (the cache parses and checks it)."""
     return named(VECTOR_CACHE_MAX_ENV)
+
+
+def workers() -> str | None:
+    """``$COLLAPSE_WATCH_WORKERS`` as written (``collector.gate.workers`` parses and checks it)."""
+    return named(WORKERS_ENV)
 
 
 def xdg_cache_home() -> str | None:

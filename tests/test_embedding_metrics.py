@@ -135,3 +135,25 @@ def test_bad_input_is_named():
         vendi_score(np.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         nn_distance(np.array([[np.nan, 1.0], [1.0, 0.0]]))
+
+
+def test_vendi_of_subsets_is_the_subset_kernel_bit_for_bit(corpus):
+    """``within_sets`` gathers each subset's kernel from one Gram matrix of the prompt's rows: the
+    same einsum reduction per pair as over the subset's own rows, so the same bits, and the value
+    equals the vendi-score package's on each subset."""
+    from vendi_score import vendi
+
+    x = corpus.embeddings[corpus.prompt_slice(0)].astype(np.float64)
+    n = x.shape[0]
+    rng = np.random.default_rng(3)
+    sets = np.zeros((60, n))
+    for s, k in enumerate(rng.integers(1, n + 1, size=60)):
+        sets[s, rng.choice(n, size=k, replace=False)] = 1
+    got = VendiScore().within_sets([""] * n, x, sets)
+    for row, value in zip(sets.astype(bool), got, strict=True):
+        xs = x[row][None]
+        k = xs.shape[1]
+        lam = np.linalg.eigvalsh(np.einsum("skd,sjd->skj", xs, xs) / k)
+        lam = np.where(lam > 0, lam, 1.0)
+        assert value == np.exp(-(lam * np.log(lam)).sum(axis=1))[0]  # the previous formula, exactly
+        assert value == pytest.approx(vendi.score_K(x[row] @ x[row].T), rel=1e-6)

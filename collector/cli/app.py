@@ -90,6 +90,18 @@ def usage_errors(command: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+def print_json(data: Any) -> None:
+    """A command's JSON document on standard output: highlighted by rich on a terminal; elsewhere
+    (a pipe, a file, CI) the same text written at once, without rich's parse and re-layout of the
+    document (0.1-0.2 s of a 60 kB comparison)."""
+    if out.is_terminal:
+        out.print_json(data=data)
+        return
+    from collector.render import json_text
+
+    sys.stdout.write(json_text(data) + "\n")
+
+
 def warn(message: str) -> None:
     err.print(f"warning: {message}", highlight=False, markup=False)
 

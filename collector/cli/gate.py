@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.text import Text
 
 from collector import gate
-from collector.cli.app import err, out, print_verdict, usage_errors, warn
+from collector.cli.app import err, out, print_json, print_verdict, usage_errors, warn
 from collector.cli.options import (
     AsJson,
     DatabaseUrl,
@@ -128,7 +127,7 @@ def render_scores(file: Path, result: SuiteResult, as_json: bool, bootstrap: int
     from collector.render.tables import suite_json, suite_table
 
     if as_json:
-        out.print_json(json.dumps(suite_json(result)))
+        print_json(suite_json(result))
         return
     title = f"{file}: {result.n_samples} outputs, {result.n_prompts} prompts"
     out.print(suite_table(result, title=title))
@@ -166,6 +165,8 @@ def compare(
     inconclusive (too few shared prompts or outputs per prompt for the test to reach
     significance), 2 usage or input error.
     """
+    gate.one_blas_thread()  # before numpy loads
+    workers = gate.workers()
     selected = gate.metric_names(metrics)
     gate.refuse_embedding_conflict(no_embeddings, selected)
     specs = (baseline, candidate)
@@ -182,7 +183,7 @@ def compare(
     )
     cap = (max_scored_samples or gate.default_max_scored_samples()) if stored else None
     sides = [gate.load_side(spec, selected, embed, seed, history, cap) for spec in specs]
-    result = gate.compare_sides(sides[0], sides[1], selected, seed, embed)
+    result = gate.compare_sides(sides[0], sides[1], selected, seed, embed, workers)
     render_comparison(result, as_json)
     raise typer.Exit(gate.exit_code(result.verdict.status))
 
@@ -191,7 +192,7 @@ def render_comparison(result: BatchComparison, as_json: bool) -> None:
     from collector.render.tables import VERDICT_STYLE, comparison_json, comparison_table
 
     if as_json:
-        out.print_json(json.dumps(comparison_json(result)))
+        print_json(comparison_json(result))
         return
     out.print(comparison_table(result))
     status = result.verdict.status

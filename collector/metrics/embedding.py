@@ -172,6 +172,9 @@ class VendiScore:
         if embeddings is None:
             raise ValueError("vendi_score needs the outputs' embeddings")
         x = _check(embeddings).astype(np.float64)
+        # Every pair's dot product once; a subset's kernel is gathered from it. The same einsum
+        # reduction per pair as over the subset's own rows, so the same bits (test_embedding_metrics).
+        gram = np.einsum("kd,jd->kj", x, x)
         sel = np.asarray(sets, dtype=bool)
         sizes = sel.sum(axis=1)
         out = np.full(sel.shape[0], np.nan)
@@ -180,8 +183,7 @@ class VendiScore:
                 continue
             rows = np.flatnonzero(sizes == k)
             idx = np.nonzero(sel[rows])[1].reshape(rows.size, int(k))
-            xs = x[idx]  # (S_k, k, d)
-            lam = np.linalg.eigvalsh(np.einsum("skd,sjd->skj", xs, xs) / k)
+            lam = np.linalg.eigvalsh(gram[idx[:, :, None], idx[:, None, :]] / k)
             lam = np.where(lam > 0, lam, 1.0)  # 1 log 1 = 0: non-positive eigenvalues drop out
             out[rows] = np.exp(-(lam * np.log(lam)).sum(axis=1))
         return out

@@ -10,8 +10,10 @@ while rich's own styling still reaches the terminal. ``cell`` also cuts a long t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.segment import Segment
@@ -34,6 +36,18 @@ def visible(text: str) -> str:
     """``text`` with every C0/C1 control character but tab and newline written as ``\\xNN``, and
     every bidi, separator or zero-width character as ``\\uNNNN``: shown, never obeyed."""
     return _INVISIBLE.sub(_escape, _CONTROL.sub(_escape, text))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_text(data: Any) -> str:
+    """``data`` as the indented JSON document the commands print (rich's ``print_json`` layout):
+    non-ASCII text kept, and every character ``visible`` would escape written as a JSON ``\\uNNNN``
+    escape, so the document stays valid JSON with the same strings and never reaches a terminal raw."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _INVISIBLE.sub(_json_escape, _CONTROL.sub(_json_escape, text))
 
 
 def cell(text: str | None, limit: int = CELL_LIMIT, style: str = "") -> Text:
