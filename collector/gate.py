@@ -407,7 +407,7 @@ def workers() -> int:
     raw = (environment.workers() or "").strip()
     if not raw:
         return DEFAULT_WORKERS
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise GateError(f"COLLAPSE_WATCH_WORKERS must be a whole number of processes from 1, got {raw!r}")
     return int(raw)
 

@@ -139,3 +139,40 @@ def test_bidi_separators_and_newlines_are_shown_not_obeyed() -> None:
     assert visible("v\u202e9\u2066x\u2028y\u200bz\ufeff") == "v\\u202e9\\u2066x\\u2028y\\u200bz\\ufeff"
     assert visible("👨\u200d👩") == "👨\u200d👩"  # the joiner of emoji sequences stays
     assert cell("row\nsplit").plain == "row\\nsplit"  # one table row per record
+
+
+def test_json_output_off_a_terminal_is_valid_json_with_the_same_strings(tmp_path: Path) -> None:
+    """`--json` into a pipe: prompts carrying C1 controls (NEL, CSI), DEL, bidi overrides, a
+    zero-width space, ESC and emoji come back as the same strings from a document every JSON
+    parser reads (each escaped as ``\\uNNNN``), and none reaches the stream raw."""
+    hostile = 'q \x85 \x9b2J \x7f \u202eevil \u200b \x1b[31m 👨\u200d👩 "quoted" [x]'
+    rows = [
+        {
+            "prompt": f"{hostile} {p}",
+            "output": f"answer {p} {i} " + " ".join(f"w{(p * 7 + i * j) % 50}" for j in range(12)),
+        }
+        for p in range(12)
+        for i in range(5)
+    ]
+    path, same = tmp_path / "hostile.jsonl", tmp_path / "collapsed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    collapsed = [{**r, "output": "the same answer every time"} for r in rows]
+    same.write_text("".join(json.dumps(r) + "\n" for r in collapsed), encoding="utf-8")
+    proc = cli("compare", str(path), str(same), "--no-embeddings", "--json")
+    assert proc.returncode in (EXIT_CODES["collapse_suspected"], EXIT_CODES["watch"]), proc.stderr
+    for raw in ("\x85", "\x9b", "\x7f", "\u202e", "\u200b", "\x1b"):
+        assert raw not in proc.stdout
+    strings: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            strings.append(node)
+        elif isinstance(node, dict):
+            list(map(walk, node.values()))
+        elif isinstance(node, list):
+            list(map(walk, node))
+
+    walk(json.loads(proc.stdout))
+    assert any(s.startswith(hostile) for s in strings), "the collapsed prompts are named, intact"
+    score = cli("score", str(path), "--no-embeddings", "--json")
+    assert score.returncode == 0 and json.loads(score.stdout)["n_samples"] == 60, score.stderr
