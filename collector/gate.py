@@ -154,17 +154,21 @@ class GateEmbedder:
 
     @cached_property
     def embedder(self) -> Embedder:
-        from collector.service import build_embedder
+        from collector.embeddings import Embedder  # the local model: no remote client, no store API
 
-        embedder = build_embedder(self.model, store=self.store, backend=self.backend)  # type: ignore[arg-type]
+        embedder = Embedder(self.model, backend=self.backend)  # type: ignore[arg-type]
+        if self.store is not None:
+            from collector.store.embeddings import StoredEmbeddings
+
+            embedder.cache = StoredEmbeddings.of(embedder, self.store.engine)
         if self.warn is not None:
             embedder.warn = self.warn
             if self.store is not None and hasattr(embedder.cache, "warn"):
                 embedder.cache.warn = self.warn  # type: ignore[attr-defined]
         if self.store is None:
             from collector.embeddings import EmbeddingCache
-            from collector.store.embeddings import VECTOR_DTYPE
             from collector.store.vector_cache import open_local_cache
+            from collector.store.vector_rows import VECTOR_DTYPE
 
             cache = None
             if self.local_cache:

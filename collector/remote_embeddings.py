@@ -193,6 +193,5 @@ def make_embedder(
     if store is not None:
         from collector.store.embeddings import StoredEmbeddings
 
-        # keyed by the embedder's identity: engine and precision of a local model, else the server's
-        embedder.cache = StoredEmbeddings(store.engine, embedder.backend_kind, embedder.model_id)
+        embedder.cache = StoredEmbeddings.of(embedder, store.engine)
     return embedder

@@ -9,6 +9,7 @@ see docs/self_training.md). Sides are files or MODEL@VERSION from a database fil
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -295,6 +296,24 @@ def test_second_compare_of_the_same_files_embeds_nothing_and_loads_no_model(
     assert labels == [f"{default_backend_kind()}:all-MiniLM-L6-v2:384:l2"]
     second = cli("compare", *sides, "--json", env=env)
     assert (second.returncode, second.stdout) == (first.returncode, first.stdout)
+    # ... reading the vectors with sqlite3: no SQLAlchemy, store API, remote client or torch
+    code = (
+        "import sys\n"
+        "from collector.cli.app import main\n"
+        "sys.argv = ['collapse-watch', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('sqlalchemy', 'collector.store.api', 'collector.service', 'httpx', 'torch')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(heavy))), file=sys.stderr)\n"
+    )
+    warm = subprocess.run(
+        [sys.executable, "-c", code, "compare", *sides, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert warm.stdout == first.stdout, warm.stderr
+    assert warm.stderr.strip().splitlines()[-1:] in ([], [""]), f"a warm compare imports {warm.stderr}"
 
     # in this process, with no model loaded: the third run must load none and embed none
     monkeypatch.setattr(embeddings, "_MODELS", {})

@@ -14,20 +14,18 @@ the same way, so a value never depends on whether its vectors came from the mode
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from collector.embeddings import EmbeddingIdentity
+from collector.embeddings import Embedder, EmbeddingIdentity
 from collector.store import models as m
 from collector.store.engine import insert_ignore
+from collector.store.vector_rows import VectorRows, to_blob
 
-VECTOR_DTYPE = np.dtype("<f2")  # little-endian float16 on every platform
 CHUNK = 500  # keys per IN (...) lookup and rows per insert
-NORM_TOLERANCE = 1e-2  # a stored normalised vector's norm may be off 1 by float16 rounding, not more
 
 
 def ensure_identity(conn: Connection, identity: EmbeddingIdentity) -> int:
@@ -45,15 +43,7 @@ def ensure_identity(conn: Connection, identity: EmbeddingIdentity) -> int:
     return int(conn.scalar(select(m.EmbeddingIdentityRow.id).where(m.EmbeddingIdentityRow.label == label)))
 
 
-def to_blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
-
-
-def from_blob(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=VECTOR_DTYPE).astype(np.float32)
-
-
-class StoredEmbeddings:
+class StoredEmbeddings(VectorRows):
     """The embedder cache backed by SQL (``get_many`` / ``put_many`` / ``quantise``).
 
     ``backend`` and ``model`` name the embedder; its dimension is learnt from the first vectors it
@@ -61,17 +51,14 @@ class StoredEmbeddings:
     """
 
     def __init__(self, engine: Engine, backend: str, model: str, *, normalised: bool = True) -> None:
+        super().__init__(backend, model, normalised=normalised)
         self.engine = engine
-        self.backend = backend
-        self.model = model
-        self.normalised = normalised
-        self.dimension: int | None = None
-        self._identity_id: int | None = None
-        self.n_read = 0  # vectors found here (texts the model did not have to embed again)
-        self.n_written = 0
-        self.n_invalid = 0  # stored vectors read back broken (re-embedded and replaced)
-        self._invalid: set[str] = set()  # their keys: put_many replaces these rows
-        self.warn: Callable[[str], None] | None = None  # where broken vectors are reported
+
+    @classmethod
+    def of(cls, embedder: Embedder, engine: Engine) -> StoredEmbeddings:
+        """The store of ``embedder``'s vectors in ``engine``'s database, keyed by its identity: the
+        engine and precision of a local model, else the server's."""
+        return cls(engine, embedder.backend_kind, embedder.model_id)
 
     def _find_identity(self, conn: Connection) -> int | None:
         if self._identity_id is not None:
@@ -89,55 +76,19 @@ class StoredEmbeddings:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of the given text keys (absent keys are simply missing from the result)."""
-        found: dict[str, np.ndarray] = {}
-        bad: list[str] = []
         if not keys:
-            return found
+            return {}
         v = m.EmbeddingVector
+        rows: list[tuple[str, bytes]] = []
         with self.engine.connect() as conn:
             ident = self._find_identity(conn)
             if ident is None:
-                return found
+                return {}
             for start in range(0, len(keys), CHUNK):
                 chunk = list(keys[start : start + CHUNK])
                 q = select(v.text_sha256, v.vector).where(v.identity_id == ident, v.text_sha256.in_(chunk))
-                for key, blob in conn.execute(q):
-                    vec = self._check(blob)
-                    if vec is None:
-                        bad.append(key)
-                    else:
-                        found[key] = vec
-        self.n_read += len(found)
-        if bad:
-            self.n_invalid += len(bad)
-            self._invalid.update(bad)
-            message = (
-                f"{len(bad)} stored vector(s) of {self.backend}:{self.model} were invalid (wrong length, "
-                "not finite or not unit length): re-embedding them and replacing the stored rows"
-            )
-            if self.warn is not None:
-                self.warn(message)
-            else:
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
-        return found
-
-    def _check(self, blob: bytes) -> np.ndarray | None:
-        """The vector in ``blob``, or None if it is not one this identity could have written: the
-        wrong length, a NaN or infinity, all zeros, or (a local model, whose rows are stored
-        L2-normalised) a norm off 1 by more than 1e-2. A remote encoder's rows are stored at its own
-        scale (the embedder normalises them after reading), so only a zero norm is wrong there."""
-        try:
-            vec = from_blob(blob)
-        except (ValueError, TypeError):  # a blob of an odd number of bytes
-            return None
-        if vec.shape[0] != self.dimension or not np.isfinite(vec).all():
-            return None
-        norm = float(np.linalg.norm(vec))
-        if not np.isfinite(norm) or norm <= 1e-6:
-            return None
-        if self.normalised and self.backend.startswith("local-") and abs(norm - 1.0) > NORM_TOLERANCE:
-            return None
-        return vec
+                rows.extend((k, b) for k, b in conn.execute(q))
+        return self._accept(rows)
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         """Store vectors (a text already stored under this identity, e.g. by a replica, is kept)."""
@@ -178,17 +129,6 @@ class StoredEmbeddings:
                 )
         self.n_written += len(items)
 
-    def rekey(self, backend: str) -> None:
-        """Read and write vectors under another backend from now on (an embedder fell back to torch)."""
-        self.backend = backend
-        self._identity_id = None
-        self.dimension = None
-
-    @staticmethod
-    def quantise(vectors: np.ndarray) -> np.ndarray:
-        """``vectors`` rounded to what is stored (float16), as float32."""
-        return np.asarray(vectors, dtype=np.float32).astype(VECTOR_DTYPE).astype(np.float32)
-
     def close(self) -> None:
         """Nothing to close: the engine belongs to the store."""
 
@@ -217,4 +157,4 @@ def run_identities(engine: Engine, run_ids: Sequence[int]) -> dict[int, str | No
     return out
 
 
-__all__ = ["VECTOR_DTYPE", "StoredEmbeddings", "ensure_identity", "run_identities"]
+__all__ = ["CHUNK", "StoredEmbeddings", "ensure_identity", "run_identities"]
