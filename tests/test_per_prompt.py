@@ -455,3 +455,48 @@ def test_one_output_per_prompt_says_the_per_prompt_test_was_skipped(data) -> Non
     assert any(n.startswith(note) for n in v.prompts.as_dict()["notes"])
     assert any(r.startswith(note) for r in v.verdict.reasons)
     assert not judge(base, cand).prompts.notes  # enough outputs: no note
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_distinct_of_subsets_equals_distinct_of_each_subsets_texts(n: int) -> None:
+    """The permutation tests' distinct-n of many subsets at once (lone n-grams grouped by text and
+    count, shared ones counted per subset) against ``rarefied_distinct_n`` of each subset's own
+    texts, on real outputs of one prompt plus edge rows: the empty set, one text, identical texts
+    (no lone n-gram), a set below the rarefaction budget."""
+    from collector.metrics.grams import Grams
+    from collector.metrics.lexical import _count_matrix_key, rarefied_distinct_n
+    from collector.metrics.lexical_within import distinct_of_sets
+
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "tests" / "data" / "smollm2_outputs.jsonl").read_text().splitlines()
+    ]
+    by_prompt: dict[str, list[str]] = {}
+    for r in rows:
+        by_prompt.setdefault(r["prompt"], []).append(r["output"])
+    texts = max(by_prompt.values(), key=len)[:10]
+    k = len(texts)
+    texts += [texts[0], texts[0], "one two", "x"]  # copies share every n-gram; two tiny texts
+    ct = _count_matrix_key(n)(texts, Grams.of(texts))
+    rng = np.random.default_rng(n)
+    sets = (rng.random((40, len(texts))) < 0.5).astype(float)
+    edges = np.zeros((5, len(texts)))
+    edges[1, 0] = 1  # one text
+    edges[2, [0, k, k + 1]] = 1  # identical texts only
+    edges[3, [k + 2, k + 3]] = 1  # below any budget
+    edges[4, :] = 1
+    sets = np.vstack([sets, edges])
+    for budget in (5, 100):
+        got = distinct_of_sets(ct, sets, budget)
+        assert np.isnan(got[40])  # the empty set
+        for row, value in zip(sets[41:], got[41:], strict=True):
+            members = [t for t, keep in zip(texts, row, strict=True) if keep]
+            assert value == pytest.approx(
+                rarefied_distinct_n(members, n, budget), rel=1e-12, abs=1e-15, nan_ok=True
+            )
+        for row, value in zip(sets[:40], got[:40], strict=True):
+            members = [t for t, keep in zip(texts, row, strict=True) if keep]
+            if members:
+                assert value == pytest.approx(
+                    rarefied_distinct_n(members, n, budget), rel=1e-12, abs=1e-15, nan_ok=True
+                )
