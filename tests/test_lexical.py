@@ -138,7 +138,29 @@ def test_bad_input_is_named():
 # --- reference implementations on real text ----------------------------------------------------
 
 
-def test_reference_agreement_real_text(real):
+@pytest.fixture
+def reference_at_time_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference gzips with the current second in a header; ours with 0 (same answer every run)."""
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: 0.0)
+
+
+def test_compression_ratio_is_the_same_every_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference's value moves with the clock (the inner gzip header's time, compressed with the
+    rest): 9.518 or 9.631 for one repetitive batch depending on the second. Ours does not move."""
+    import time
+
+    texts = ["the same answer every time"] * 30
+    seen, ours = set(), set()
+    for second in range(1_700_000_000, 1_700_000_000 + 60 * 7919, 7919):
+        monkeypatch.setattr(time, "time", lambda s=second: float(s))
+        seen.add(REF_COMP.compression_ratio(texts))
+        ours.add(lx.compression_ratio(texts))
+    assert len(seen) > 1 and len(ours) == 1, (ours, seen)
+
+
+def test_reference_agreement_real_text(real, reference_at_time_zero):
     texts = [o for _, o in real]
     for sub in (texts[:7], texts[:40], texts):
         assert lx.compression_ratio(sub) == REF_COMP.compression_ratio(sub)
@@ -148,7 +170,7 @@ def test_reference_agreement_real_text(real):
         )
 
 
-def test_reference_agreement_edge_text():
+def test_reference_agreement_edge_text(reference_at_time_zero):
     texts = ["  a  b  ", "a b c d e", "a b c d e", "", "naïve café — ok", "x\ty\nz w v"]
     assert lx.compression_ratio(texts) == REF_COMP.compression_ratio(texts)
     assert lx.ngram_diversity_score(texts) == REF_NGD.ngram_diversity_score(texts)
