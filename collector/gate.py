@@ -411,9 +411,11 @@ def workers() -> int:
     raw = (environment.workers() or "").strip()
     if not raw:
         return DEFAULT_WORKERS
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise GateError(f"COLLAPSE_WATCH_WORKERS must be a whole number of processes from 1, got {raw!r}")
-    return int(raw)
+    digits = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or not digits:
+        shown = raw if len(raw) <= 40 else f"{raw[:40]}… ({len(raw)} characters)"
+        raise GateError(f"COLLAPSE_WATCH_WORKERS must be a whole number of processes from 1, got {shown!r}")
+    return int(digits) if len(digits) <= 9 else DEFAULT_WORKERS  # a huge count asks for all there is
 
 
 def one_blas_thread() -> None:

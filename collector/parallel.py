@@ -9,8 +9,9 @@ same data, so the same values, in less time when a second core is free.
 Only where it is safe and useful: Linux (``fork`` without macOS's framework caveats), at least two
 usable cores, and ``workers >= 2``. The child only computes: it never writes to the terminal,
 the database or a file, never runs the parent's ``atexit`` handlers or flushes its buffers
-(``os._exit``). Anything that goes wrong in it (an exception, a crash, a kill, an unpicklable
-result) costs time, never a result: the parent computes that list itself.
+(``os._exit``), and dies with the parent (``PR_SET_PDEATHSIG``). Anything that goes wrong in it
+(an exception, a crash, a kill, an unpicklable result, a stop or a hang past a generous wait)
+costs time, never a result: the parent ends it and computes that list itself.
 """
 
 from __future__ import annotations
@@ -18,12 +19,20 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO
+from typing import Any
 
 Job = Callable[[], Any]
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+# How long the parent waits for the child once its own share is done: a floor plus a multiple of
+# its own time (a child on a starved core is slower, never 10x); then it is killed, and its share
+# computed here, so a stopped or deadlocked child costs time, never the answer.
+WAIT_FLOOR_SECONDS = 10.0
+WAIT_FACTOR = 10.0
 
 
 def usable_cores() -> int:
@@ -43,11 +52,27 @@ def _run_all(jobs: Sequence[Job]) -> list[Any]:
     return [job() for job in jobs]
 
 
-def _child(jobs: Sequence[Job], fd: int) -> None:
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when its parent dies (Linux ``PR_SET_PDEATHSIG``): a parent
+    killed alone (the OOM killer, ``systemctl kill --kill-whom=main``) leaves no orphan computing."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _child(jobs: Sequence[Job], fd: int, parent: int) -> None:
     """In the forked child: run ``jobs``, write ``(True, results)`` or ``(False, why)``, exit."""
     code = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once
+        _die_with(parent)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once (if not ignored)
         try:
             payload = pickle.dumps((True, _run_all(jobs)), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:
@@ -60,10 +85,20 @@ def _child(jobs: Sequence[Job], fd: int) -> None:
         os._exit(code)
 
 
-def _read_result(reader: BinaryIO) -> tuple[bool, Any]:
-    """What the child wrote: ``(True, results)``, or ``(False, why)`` when it wrote nothing
-    (killed, crashed) or something unreadable (cut short)."""
-    data = reader.read()
+def _read_result(fd: int, deadline: float) -> tuple[bool, Any]:
+    """What the child wrote on ``fd`` by ``deadline`` (``time.monotonic``): ``(True, results)``, or
+    ``(False, why)`` when it wrote nothing (killed, crashed), something unreadable (cut short), or
+    had not finished by then (stopped, hung)."""
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return False, "the worker process did not finish in time"
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    data = b"".join(chunks)
     if not data:
         return False, "the worker process ended without a result"
     try:
@@ -103,6 +138,7 @@ def in_two(here: Sequence[Job], there: Sequence[Job], *, workers: int = 2) -> tu
     if not there or not here or not can_fork(workers):
         return _run_all(here), _run_all(there)
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:  # no memory or process slots for a child: one process it is
@@ -111,19 +147,21 @@ def in_two(here: Sequence[Job], there: Sequence[Job], *, workers: int = 2) -> tu
         return _run_all(here), _run_all(there)
     if pid == 0:
         os.close(read_fd)
-        _child(there, write_fd)
+        _child(there, write_fd, parent)
     os.close(write_fd)
-    finished = False
-    with os.fdopen(read_fd, "rb") as reader:
-        try:
-            mine = _run_all(here)
-            ok, theirs = _read_result(reader)
-            finished = True
-        finally:
-            if not finished:  # an error or Ctrl-C here: the child's work is not wanted any more
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)  # never a zombie
+    ok = False
+    try:
+        started = time.monotonic()
+        mine = _run_all(here)
+        # the child's share is about ours: wait for it a generous multiple of our own time
+        patience = WAIT_FLOOR_SECONDS + WAIT_FACTOR * (time.monotonic() - started)
+        ok, theirs = _read_result(read_fd, time.monotonic() + patience)
+    finally:
+        os.close(read_fd)
+        if not ok:  # an error or Ctrl-C here, or a child that failed or hangs: end it
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # never a zombie
     return mine, theirs if ok else _run_all(there)
 
 

@@ -50,6 +50,37 @@ def test_a_reader_that_leaves_early_is_an_output_error_never_a_verdict() -> None
     assert "cannot write to standard output" in stderr
 
 
+def test_a_reader_that_leaves_a_large_json_document_early_is_an_output_error(tmp_path: Path) -> None:
+    """`compare --json | head -c 10` on a document larger than a pipe's buffer (64 kB): the first
+    write fills the pipe, the reader leaves; exit 74, never 1 (found by the #25 attack)."""
+    rows = [
+        {
+            "prompt": f"prompt {p} " + "x" * 2000,
+            "output": f"answer {p} {i} " + " ".join(f"w{(p + i * j) % 37}" for j in range(15)),
+        }
+        for p in range(40)
+        for i in range(4)
+    ]
+    path, same = tmp_path / "big.jsonl", tmp_path / "collapsed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    collapsed = [{**r, "output": "one answer"} for r in rows]  # every prompt named, with its 2 kB text
+    same.write_text("".join(json.dumps(r) + "\n" for r in collapsed), encoding="utf-8")
+    full = cli("compare", str(path), str(same), "--no-embeddings", "--json")
+    assert len(full.stdout.encode()) > 65536, len(full.stdout)
+    for command in (["compare", str(path), str(same)],):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", *command, "--no-embeddings", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(10)
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == EXIT_IOERR, (command[0], stderr)
+        assert "cannot write to standard output" in stderr
+
+
 def test_a_full_disk_and_a_closed_stdout_are_output_errors() -> None:
     with open("/dev/full", "w") as full:
         proc = subprocess.run(

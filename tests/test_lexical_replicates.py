@@ -203,3 +203,19 @@ def test_ngram_diversity_point_from_the_tables_is_the_joined_text_value(which, r
     parts = lx._space_token_ids(corpus.texts, {})
     seq = np.concatenate(parts) if parts else np.empty(0, np.int64)
     assert repr(rep.ngram_diversity_all(parts, corpus)) == repr(lx._ngram_diversity_from_ids(seq, 4))
+
+
+def test_compression_replicates_are_computed_here_when_no_thread_can_start(resampled, monkeypatch) -> None:
+    """A process or thread limit (``can't start new thread``): the gzips run in this thread, same values."""
+    import concurrent.futures
+
+    metric = next(m for m in lx.LEXICAL_METRICS if m.name == "compression_ratio")
+    weights = _weights(resampled.n_prompts)[:6]
+    expected = metric.across_many(resampled, weights)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", refuse)
+    resampled.cache.clear()
+    assert np.array_equal(metric.across_many(resampled, weights), expected, equal_nan=True)

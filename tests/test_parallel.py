@@ -128,7 +128,7 @@ def test_the_command_gives_the_same_answer_on_one_process_or_two() -> None:
     assert json.loads(runs[0].stdout)["verdict"]
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "2 processes", "٣"])
+@pytest.mark.parametrize("value", ["0", "000", "-1", "two", "1.5", "2 processes", "٣", "x" * 5000])
 def test_a_bad_workers_variable_is_a_usage_error_naming_it(value: str) -> None:
     a = str(DATA / "series_v1.jsonl")
     proc = cli("compare", a, a, "--no-embeddings", env={"COLLAPSE_WATCH_WORKERS": value})
@@ -136,7 +136,7 @@ def test_a_bad_workers_variable_is_a_usage_error_naming_it(value: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("value", ["", " ", "2\n", "9" * 400])
+@pytest.mark.parametrize("value", ["", " ", "2\n", "01", "9" * 5000])
 def test_blank_or_any_whole_number_of_workers_is_taken(value: str) -> None:
     a = str(DATA / "series_v1.jsonl")
     proc = cli("compare", a, a, "--no-embeddings", env={"COLLAPSE_WATCH_WORKERS": value})
@@ -166,3 +166,53 @@ def test_the_comparison_keeps_numpy_on_one_blas_thread_unless_told() -> None:
             check=False,
         )
         assert proc.stderr.strip().splitlines()[-1] == seen, proc.stderr
+
+
+def stops_in_child(value: int) -> int:
+    if os.getpid() != PARENT:
+        os.kill(os.getpid(), signal.SIGSTOP)  # a child that never finishes (stopped, deadlocked)
+    return value
+
+
+@two_cores
+def test_a_stopped_child_is_killed_after_the_wait_and_its_share_computed_here(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "WAIT_FLOOR_SECONDS", 1.0)
+    here, there = parallel.in_two([pid], [partial(stops_in_child, 9)])
+    assert here == [PARENT] and there == [9]
+    assert no_child_left()
+
+
+@two_cores
+def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """The parent killed alone (SIGKILL, as the OOM killer does): the kernel ends the child too,
+    instead of leaving it computing as an orphan."""
+    import subprocess
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = (
+        "import os, time\n"
+        "from collector.parallel import in_two\n"
+        f"def child():\n    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(60)\n"
+        "in_two([lambda: time.sleep(60)], [child])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        for _ in range(200):
+            if marker.exists() and marker.read_text():
+                break
+            time.sleep(0.05)
+        child = int(marker.read_text())
+        proc.kill()
+        proc.wait(timeout=10)
+        for _ in range(100):
+            try:
+                state = Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0]
+            except FileNotFoundError:
+                state = "gone"
+            if state in ("gone", "Z", "X"):
+                break
+            time.sleep(0.05)
+        assert state in ("gone", "Z", "X"), f"the orphaned child is still {state}"
+    finally:
+        proc.kill()

@@ -99,7 +99,30 @@ def print_json(data: Any) -> None:
         return
     from collector.render import json_text
 
-    sys.stdout.write(json_text(data) + "\n")
+    write_all(json_text(data) + "\n")
+
+
+def write_all(text: str) -> None:
+    """All of ``text`` on standard output, or ``OutputGone``. A pipe whose reader leaves during a
+    large write takes part of it without an error, and Python's buffered writer returns that short
+    count and drops the rest: the bytes are written in a loop until all are taken or the pipe fails."""
+    stream = sys.stdout
+    binary = getattr(stream, "buffer", None)
+    if binary is None:  # a text-only stream (a test's capture): its own write is whole
+        stream.write(text)
+        stream.flush()
+        return
+    try:
+        stream.flush()
+        left = memoryview(text.encode(stream.encoding or "utf-8", "backslashreplace"))
+        while left:
+            taken = binary.write(left)
+            if not taken:
+                raise OutputGone("standard output takes no more")
+            left = left[taken:]
+        binary.flush()
+    except OSError as exc:
+        raise OutputGone(exc.strerror or type(exc).__name__) from None
 
 
 def warn(message: str) -> None:

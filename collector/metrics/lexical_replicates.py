@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -550,10 +550,18 @@ def compression_start(
     if key in corpus.cache:
         return
     sizes = np.diff(corpus.offsets)
+    rows = [np.repeat(row, sizes) for row in w[: _compression_rows(w, corpus)]]
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    corpus.cache[key] = [
-        pool.submit(exact, None, np.repeat(row, sizes), corpus) for row in w[: _compression_rows(w, corpus)]
-    ]
+    futures: list[Future] = []
+    try:
+        for row in rows:
+            futures.append(pool.submit(exact, None, row, corpus))
+    except RuntimeError:  # no thread can be started (a process or thread limit): the rest here
+        for row in rows[len(futures) :]:
+            done: Future = Future()
+            done.set_result(exact(None, row, corpus))
+            futures.append(done)
+    corpus.cache[key] = futures
     pool.shutdown(wait=False)
 
 
