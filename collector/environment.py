@@ -38,6 +38,12 @@ def named(env: str) -> str | None:
     return os.environ.get(env) or None
 
 
+def shown(raw: str, limit: int = 40) -> str:
+    """A variable's value quoted for an error message, cut at ``limit`` characters (a 10 kB value
+    is named, not echoed)."""
+    return repr(raw) if len(raw) <= limit else f"{raw[:limit]!r}… ({len(raw)} characters)"
+
+
 def database_url() -> str | None:
     """``$COLLAPSE_WATCH_DATABASE_URL``: the database, over the config and the default."""
     return named(DATABASE_URL_ENV)

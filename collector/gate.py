@@ -413,8 +413,9 @@ def workers() -> int:
         return DEFAULT_WORKERS
     digits = raw.lstrip("0")
     if not (raw.isascii() and raw.isdigit()) or not digits:
-        shown = raw if len(raw) <= 40 else f"{raw[:40]}… ({len(raw)} characters)"
-        raise GateError(f"COLLAPSE_WATCH_WORKERS must be a whole number of processes from 1, got {shown!r}")
+        raise GateError(
+            f"COLLAPSE_WATCH_WORKERS must be a whole number of processes from 1, got {environment.shown(raw)}"
+        )
     return int(digits) if len(digits) <= 9 else DEFAULT_WORKERS  # a huge count asks for all there is
 
 

@@ -103,6 +103,68 @@ def test_a_full_disk_and_a_closed_stdout_are_output_errors() -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("compare", A, A, *LEXICAL), EXIT_CODES["ok"]),
+        (("compare", A, B, "--metrics", ","), EXIT_USAGE),
+        (("compare", A, "/nonexistent.jsonl", *LEXICAL), EXIT_USAGE),
+    ],
+    ids=["verdict", "usage-error", "missing-file"],
+)
+@pytest.mark.parametrize("stderr", ["full-disk", "closed-pipe"])
+def test_a_broken_standard_error_never_changes_the_exit_code(args, code, stderr: str) -> None:
+    """`2>/dev/full`, or stderr into a pipe whose reader has left: the messages are lost, the exit
+    code is the command's own (click's 1 would read as collapse suspected; found by the #25 attack)."""
+    if stderr == "full-disk":
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                [sys.executable, "-m", "collector", *args],
+                stdout=subprocess.DEVNULL,
+                stderr=full,
+                check=False,
+                timeout=300,
+            )
+        assert proc.returncode == code
+        return
+    read, write = os.pipe()
+    os.close(read)  # the reader left before anything was written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "collector", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=write,
+            check=False,
+            timeout=300,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == code
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "utf-8"])
+def test_json_is_valid_whatever_the_output_encoding(tmp_path: Path, encoding: str) -> None:
+    """`PYTHONIOENCODING=ascii` or a latin-1 locale: a prompt with é, an emoji and a bidi control
+    still gives a document that parses to the same strings (eight outputs: inconclusive is fine)."""
+    prompt = "café 🙂 \u202e ünï"
+    rows = [
+        {"prompt": prompt, "output": f"answer {i} " + " ".join(f"w{i * j % 11}" for j in range(9))}
+        for i in range(8)
+    ]
+    path = tmp_path / "é.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "compare", str(path), str(path), *LEXICAL, "--json"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+        timeout=300,
+    )
+    assert proc.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), proc.stderr
+    document = json.loads(proc.stdout.decode(encoding))
+    assert prompt in json.dumps(document, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (("--metrics", ","), "names no metric"),

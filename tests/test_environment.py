@@ -55,3 +55,24 @@ def test_the_store_engine_keeps_its_names_for_the_one_rule() -> None:
 
     assert engine.resolve_url is resolve_url and engine.redact_url is redact_url
     assert (engine.ENV_VAR, engine.DEFAULT_URL) == (DATABASE_URL_ENV, DEFAULT_DATABASE_URL)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", None), (" 500 ", 500), ("007", 7), ("9" * 5000, 10**18)],
+)
+def test_the_cache_size_variable(monkeypatch: pytest.MonkeyPatch, raw: str, expected: int | None) -> None:
+    from collector.store import vector_cache
+
+    monkeypatch.setenv(environment.VECTOR_CACHE_MAX_ENV, raw)
+    assert vector_cache.max_vectors_from_env() == (expected or vector_cache.DEFAULT_MAX_VECTORS)
+
+
+@pytest.mark.parametrize("raw", ["lots", "0", "-5", "1e6", "١٢", "x" * 10_000])
+def test_a_bad_cache_size_is_named_and_never_echoed_whole(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    from collector.store import vector_cache
+
+    monkeypatch.setenv(environment.VECTOR_CACHE_MAX_ENV, raw)
+    with pytest.raises(ValueError, match=environment.VECTOR_CACHE_MAX_ENV) as caught:
+        vector_cache.max_vectors_from_env()
+    assert len(str(caught.value)) < 150

@@ -160,6 +160,29 @@ def test_compression_ratio_is_the_same_every_second(monkeypatch: pytest.MonkeyPa
     assert len(seen) > 1 and len(ours) == 1, (ours, seen)
 
 
+def test_compression_ratio_does_not_depend_on_the_locale() -> None:
+    """Under ``LC_ALL=C`` without Python's UTF-8 mode the reference raises on an emoji (its text-mode
+    write) and counts other bytes for other text; ours is the UTF-8 value on every locale."""
+    import os
+    import subprocess
+    import sys
+
+    texts = ["naïve café — ok 🙂", "ünïcödé", "plain text"]
+    code = "import sys, json; from collector.metrics import lexical as lx; print(lx.compression_ratio(json.loads(sys.argv[1])))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8"))}
+    legacy = {**env, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(texts)],
+        env=legacy,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == lx.compression_ratio(texts)
+    assert float(proc.stdout) == round(len(" ".join(texts).encode()) / lx.gzip_sizes(" ".join(texts))[3], 3)
+
+
 def test_reference_agreement_real_text(real, reference_at_time_zero):
     texts = [o for _, o in real]
     for sub in (texts[:7], texts[:40], texts):

@@ -45,16 +45,31 @@ def unpicklable_in_child() -> object:
     return (lambda: None) if os.getpid() != PARENT else "here"
 
 
-def no_child_left() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+def children() -> set[int]:
+    """This process's children, zombies included (read from /proc). The test session may hold
+    children of its own (a server fixture), so a test compares the sets before and after."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == PARENT:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def no_child_left():
+    """Call it after the work: True when every child the work started has ended and been reaped."""
+    before = children()
+    return lambda: children() <= before
 
 
 @two_cores
-def test_the_second_list_runs_in_another_process_at_the_same_time() -> None:
+def test_the_second_list_runs_in_another_process_at_the_same_time(no_child_left) -> None:
     here, there = parallel.in_two([pid, pid], [pid])
     assert here == [PARENT, PARENT] and there[0] != PARENT
     assert no_child_left()
@@ -72,14 +87,14 @@ def test_one_worker_or_one_list_never_forks() -> None:
     [(partial(fails_in_child, 7), 7), (partial(killed_in_child, 8), 8), (unpicklable_in_child, "here")],
     ids=["raises", "killed", "unpicklable"],
 )
-def test_a_failed_child_costs_time_not_the_result(job, expected) -> None:
+def test_a_failed_child_costs_time_not_the_result(job, expected, no_child_left) -> None:
     here, there = parallel.in_two([pid], [job])
     assert here == [PARENT] and there == [expected]  # recomputed here
     assert no_child_left()
 
 
 @two_cores
-def test_an_error_here_ends_and_reaps_the_child() -> None:
+def test_an_error_here_ends_and_reaps_the_child(no_child_left) -> None:
     def boom() -> None:
         raise KeyError("here")
 
@@ -106,7 +121,7 @@ def sides(a: str, b: str, metrics: list[str] | None):
 
 
 @two_cores
-def test_a_comparison_on_two_processes_is_the_one_process_comparison_bit_for_bit() -> None:
+def test_a_comparison_on_two_processes_is_the_one_process_comparison_bit_for_bit(no_child_left) -> None:
     """Every row (value, interval, p-value), every per-prompt test and the verdict, on real outputs
     of a collapsing series (v1 -> v4) where the per-prompt evidence matters."""
     names = [m.name for m in select_metrics(None) if not m.needs_embeddings]
@@ -175,7 +190,9 @@ def stops_in_child(value: int) -> int:
 
 
 @two_cores
-def test_a_stopped_child_is_killed_after_the_wait_and_its_share_computed_here(monkeypatch) -> None:
+def test_a_stopped_child_is_killed_after_the_wait_and_its_share_computed_here(
+    monkeypatch, no_child_left
+) -> None:
     monkeypatch.setattr(parallel, "WAIT_FLOOR_SECONDS", 1.0)
     here, there = parallel.in_two([pid], [partial(stops_in_child, 9)])
     assert here == [PARENT] and there == [9]

@@ -11,6 +11,7 @@ standard library and the floor (collector.vocabulary); a command imports what it
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -99,7 +100,19 @@ def print_json(data: Any) -> None:
         return
     from collector.render import json_text
 
-    write_all(json_text(data) + "\n")
+    write_all(json_text(data, ascii_only=not writes_utf8(sys.stdout)) + "\n")
+
+
+def writes_utf8(stream: Any) -> bool:
+    """Whether ``stream`` encodes UTF-8. Elsewhere (``PYTHONIOENCODING=ascii``, a latin-1 locale)
+    JSON is written with ``\\uNNNN`` escapes: a character the encoding lacks would otherwise become
+    a ``\\xNN`` escape that no JSON parser takes."""
+    import codecs
+
+    try:
+        return codecs.lookup(stream.encoding or "utf-8").name == "utf-8"
+    except LookupError:
+        return False
 
 
 def write_all(text: str) -> None:
@@ -140,6 +153,37 @@ class OutputGone(Exception):
     click turns a broken pipe into exit 1, which a gate's caller reads as collapse suspected."""
 
 
+class QuietStderr:
+    """``sys.stderr`` that a failed write never breaks: a closed pipe or a full disk behind standard
+    error costs the messages, never the exit code (74, 2 or 70 would otherwise become 1, which a
+    gate's caller reads as collapse suspected). After the first failure it writes to /dev/null."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._discard()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._discard()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()  # what was buffered goes to /dev/null, not to a second error at exit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class GuardedStdout:
     """``sys.stdout`` whose write errors raise ``OutputGone`` (everything else passes through)."""
 
@@ -174,6 +218,8 @@ def main() -> None:
         err.print("error: standard output is closed; nothing was run", highlight=False)
         sys.exit(EXIT_IOERR)
     sys.stdout = GuardedStdout(sys.stdout)  # type: ignore[assignment]
+    if sys.stderr is not None:
+        sys.stderr = QuietStderr(sys.stderr)  # type: ignore[assignment]
     try:
         app()
     except OutputGone as exc:  # `| head -1`, a full disk: what was decided stands, the output did not

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import locale
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -120,17 +119,12 @@ def ngram_entropy(texts: Sequence[str], n: int) -> float:
     return _entropy_from_counts(np.asarray(_doc_gram_matrix(texts, n).sum(axis=0)).ravel())
 
 
-def _text_mode_bytes(s: str) -> int:
-    return len(s.encode(locale.getpreferredencoding(False)))
-
-
 def compression_ratio(texts: Sequence[str]) -> float:
     """``diversity.compression_ratio`` (gzip), computed in memory with the same value.
 
-    The reference measures ``' '.join(texts)`` written in text mode (locale encoding) against a
-    ``GzipFile`` holding ``gzip.compress`` of the UTF-8 bytes: a double gzip whose header also
-    stores the file name "compressed".  Rounded to 3 decimals as the reference.  Higher = less
-    diverse.
+    The reference measures ``' '.join(texts)`` written in text mode against a ``GzipFile``
+    holding ``gzip.compress`` of the UTF-8 bytes: a double gzip whose header also stores the file
+    name "compressed".  Rounded to 3 decimals as the reference.  Higher = less diverse.
     """
     texts = checked_texts(texts, "compression_ratio")
     original, _, _, compressed = gzip_sizes(" ".join(texts))
@@ -141,6 +135,11 @@ def gzip_sizes(joined: str) -> tuple[int, int, int, int]:
     """The reference's sizes of a joined text: text-mode bytes, UTF-8 bytes, gzip of those, and the
     double-gzipped file it measures against (``compression_ratio`` = first / last).
 
+    Text-mode bytes are UTF-8 bytes, as the reference writes them on a UTF-8 locale (every usual
+    one, and Python's UTF-8 mode). Under a legacy locale the reference counts the locale's bytes,
+    and raises on a character the locale cannot encode: a value that depended on the machine's
+    locale, or a crash on an emoji, was no measurement of the outputs.
+
     The inner stream's header time is 0. The reference writes the current second there, and the
     outer gzip compresses those four bytes with the rest, so its size (and the ratio, by up to 0.003
     on a few hundred outputs) moved from one second to the next: the same files gave another
@@ -149,7 +148,7 @@ def gzip_sizes(joined: str) -> tuple[int, int, int, int]:
     raw = joined.encode("utf-8")
     inner = _gzip_at_time_zero(raw)
     return (
-        _text_mode_bytes(joined),
+        len(raw),  # text-mode bytes on a UTF-8 locale
         len(raw),
         len(inner),
         len(_gzip_at_time_zero(inner)) + _GZIP_NAME_BYTES,

@@ -42,11 +42,12 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def json_text(data: Any) -> str:
+def json_text(data: Any, ascii_only: bool = False) -> str:
     """``data`` as the indented JSON document the commands print (rich's ``print_json`` layout):
-    non-ASCII text kept, and every character ``visible`` would escape written as a JSON ``\\uNNNN``
-    escape, so the document stays valid JSON with the same strings and never reaches a terminal raw."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    non-ASCII text kept (unless ``ascii_only``: for an output that is not UTF-8), and every
+    character ``visible`` would escape written as a JSON ``\\uNNNN`` escape, so the document stays
+    valid JSON with the same strings and never reaches a terminal raw."""
+    text = json.dumps(data, indent=2, ensure_ascii=ascii_only)
     return _INVISIBLE.sub(_json_escape, _CONTROL.sub(_json_escape, text))
 
 

@@ -49,14 +49,19 @@ def cache_dir() -> Path:
 
 
 def max_vectors_from_env() -> int:
-    raw = environment.vector_cache_max() or ""
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_VECTORS
-    except ValueError:
-        raise ValueError(f"COLLAPSE_WATCH_CACHE_MAX_VECTORS must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"COLLAPSE_WATCH_CACHE_MAX_VECTORS must be at least 1, got {value}")
-    return value
+    """``$COLLAPSE_WATCH_CACHE_MAX_VECTORS``: ASCII digits, at least 1; a count past SQLite's
+    integers (19 digits or more) means no practical bound."""
+    raw = (environment.vector_cache_max() or "").strip()
+    if not raw:
+        return DEFAULT_MAX_VECTORS
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(
+            f"COLLAPSE_WATCH_CACHE_MAX_VECTORS must be a whole number, got {environment.shown(raw)}"
+        )
+    digits = raw.lstrip("0")
+    if not digits:
+        raise ValueError("COLLAPSE_WATCH_CACHE_MAX_VECTORS must be at least 1, got 0")
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _first_line(exc: BaseException) -> str:
