@@ -280,6 +280,8 @@ def test_second_compare_of_the_same_files_embeds_nothing_and_loads_no_model(
     from collector import embeddings
     from collector.cli import app
 
+    # compare sets OPENBLAS_NUM_THREADS when unset; in this process it must not outlive the test
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS", "1"))
     cache = tmp_path / "cache"
     sides = (str(DATA / "series_v1.jsonl"), str(DATA / "series_v4.jsonl"))
     env = {"COLLAPSE_WATCH_CACHE_DIR": str(cache)}
