@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector import json_input
 from collector.metrics.base import Sample
 from collector.probes import prompt_id
 
@@ -77,7 +78,7 @@ def _read_jsonl(path: Path) -> list[Record]:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = json_input.loads(text)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where}: invalid JSON ({exc.msg}, column {exc.colno})") from None
             records.append(_record(obj, where, line_no))

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from collector import json_input
+
 
 class StateError(Exception):
     """The state file exists but cannot be read."""
@@ -32,7 +34,7 @@ class JsonState:
         except OSError as e:
             raise StateError(f"cannot read state file {self.path}: {e.strerror or e}") from None
         try:
-            data = json.loads(text)
+            data = json_input.loads(text)
         except json.JSONDecodeError as e:
             raise StateError(
                 f"state file {self.path} is not valid JSON ({e}); move it away to start over"

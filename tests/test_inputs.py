@@ -50,6 +50,15 @@ def test_csv_with_same_columns(tmp_path: Path) -> None:
         ('{"prompt": "a", "output": 3}\n', r"o\.jsonl:1: field 'output' must be a string, got int"),
         ('["a", "b"]\n', r"o\.jsonl:1: expected a JSON object, got list"),
         ("\n\n", r"no records"),
+        # refused by json.loads with other exceptions (an exit 70 before): nesting, a huge integer
+        (
+            '{"prompt": "a", "output": "b", "meta": ' + "[" * 5000 + "]" * 5000 + "}\n",
+            r"o\.jsonl:1: invalid JSON \(nested too deeply",
+        ),
+        (
+            '{"prompt": "a", "output": "b", "n": ' + "9" * 5000 + "}\n",
+            r"o\.jsonl:1: invalid JSON \(Exceeds the limit",
+        ),
     ],
 )
 def test_bad_jsonl_names_the_line(tmp_path: Path, content: str, expected: str) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from collector import json_input
+
 
 class ProbeError(ValueError):
     """A probe file is missing or malformed."""
@@ -63,7 +65,7 @@ def _from_jsonl(lines: list[str], where: str) -> list[Probe]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json_input.loads(line)
         except json.JSONDecodeError as e:
             raise ProbeError(f"{where}:{n}: not valid JSON ({e.msg})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) or not obj["prompt"].strip():

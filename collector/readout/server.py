@@ -16,7 +16,6 @@ access (docs/security.md); the server itself, its access rules and its limits ar
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from collector import json_input
 from collector.credentials import TokenFile
 from collector.readout.exporter import StoreCollector
 from collector.readout.exposition import CONTENT_TYPE, render
@@ -72,10 +72,8 @@ def alerts_handler(history: AlertHistory) -> Callable[[Request], Response]:
 
     def handle(request: Request) -> Response:
         try:
-            payload = json.loads(request.body)
-        except RecursionError:
-            return Response.json(400, {"error": "body is not a notification: JSON nested too deeply"})
-        except ValueError as exc:
+            payload = json_input.loads(request.body)
+        except ValueError as exc:  # JSONDecodeError, nesting and huge integers included
             return Response.json(400, {"error": f"body is not JSON: {exc}"})
         try:
             stored = history.record(payload)

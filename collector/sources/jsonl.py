@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from collector import json_input
 from collector.config import JsonlFields, JsonlSourceConfig
 from collector.probes import prompt_id as prompt_id_of
 from collector.sources.base import SampleOutcome
@@ -392,7 +393,7 @@ class JsonlSource:
         except UnicodeDecodeError as e:
             return bad(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})")
         try:
-            rec = json.loads(text)
+            rec = json_input.loads(text)
         except json.JSONDecodeError as e:
             return bad(f"invalid JSON ({e.msg} at column {e.colno})")
         if not isinstance(rec, dict):
