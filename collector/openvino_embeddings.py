@@ -19,9 +19,11 @@ are supported; ``supported(path)`` says so without importing anything heavy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Sequence
@@ -81,13 +83,14 @@ def bf16_native(cache_root: Path | None = None) -> bool:
 
     native = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     if memo is not None:
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}")
         try:
             memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f"{memo.name}.{os.getpid()}")
             tmp.write_text(json.dumps({key: native}), encoding="utf-8")
             tmp.replace(memo)
-        except OSError:
-            pass  # a read-only cache: asked again next time
+        except OSError:  # a read-only or full cache: asked again next time, nothing left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return native
 
 
@@ -161,14 +164,14 @@ def convert(path: Path, dest: Path) -> None:
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)  # fp32 weights, as shipped
     try:
-        tmp.rename(dest)  # another process may have won the race: its IR is the same
-    except OSError:
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        tmp.mkdir(parents=True, exist_ok=True)
+        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)  # fp32 weights, as shipped
+        tmp.rename(dest)  # another process may have won the race (its IR is the same): ours goes
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk, a kill: no half-written IR left behind
+        if not (isinstance(exc, OSError) and dest.is_dir()):
+            raise
 
 
 class OpenVINOModel:

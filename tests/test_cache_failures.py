@@ -116,3 +116,57 @@ def test_broken_cached_vectors_are_re_embedded_and_replaced(tmp_path: Path) -> N
     third = cli(*args, env=env)
     assert "stored vector(s)" not in third.stderr
     assert (third.returncode, third.stdout) == (second.returncode, second.stdout)
+
+
+def test_a_cache_on_a_read_only_mount_is_still_read(tmp_path: Path) -> None:
+    """The cache file (WAL mode) on a read-only file system: SQLite's read-only open fails there
+    (its -shm cannot be made beside it), so it is opened immutable: read, one warning, nothing
+    embedded again (found by the #25 re-attack: it was "read-only" and "unusable" at once)."""
+    cache = tmp_path / "cache"
+    first = cli(
+        "compare", *SIDES, "--metrics", "vendi_score", "--json", env={"COLLAPSE_WATCH_CACHE_DIR": str(cache)}
+    )
+    assert first.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), first.stderr
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    ).returncode:
+        pytest.skip("mounting a tmpfs needs privileges this run does not have")
+    try:
+        (mount / "vectors.sqlite").write_bytes((cache / "vectors.sqlite").read_bytes())
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        env = {"COLLAPSE_WATCH_CACHE_DIR": str(mount)}
+        second = cli("compare", *SIDES, "--metrics", "vendi_score", "--json", env=env)
+        table = cli("compare", *SIDES, "--metrics", "vendi_score", env=env)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+    assert (second.returncode, second.stdout) == (first.returncode, first.stdout), second.stderr
+    assert second.stderr.count("is read-only: reading it") == 1
+    assert "unusable" not in second.stderr
+    assert ", 0 embedded with " in table.stderr, table.stderr
+
+
+def test_a_full_cache_disk_leaves_no_half_converted_model_behind(tmp_path: Path) -> None:
+    """XDG_CACHE_HOME on a full file system: OpenVINO's conversion fails, torch embeds (one
+    warning), and neither the half-written IR directory nor an empty memo file is left behind for
+    each run (found by the #25 re-attack); a cache directory that is a file is named as such."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True
+    ).returncode:
+        pytest.skip("mounting a tmpfs needs privileges this run does not have")
+    try:
+        env = {"XDG_CACHE_HOME": str(full), "COLLAPSE_WATCH_CACHE_DIR": str(tmp_path / "vectors")}
+        proc = cli("compare", *SIDES, "--metrics", "vendi_score", env=env)
+        left = sorted(str(p.relative_to(full)) for p in full.rglob("*"))
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+    assert proc.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), proc.stderr
+    assert "OpenVINO embedding backend unavailable, using torch" in proc.stderr
+    assert not [name for name in left if ".tmp-" in name or "bf16_native.json." in name], left
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    named = cli("compare", *SIDES, "--metrics", "vendi_score", env={"COLLAPSE_WATCH_CACHE_DIR": str(blocker)})
+    assert f"{blocker} is not a directory" in named.stderr, named.stderr

@@ -81,6 +81,54 @@ def test_a_reader_that_leaves_a_large_json_document_early_is_an_output_error(tmp
         assert "cannot write to standard output" in stderr
 
 
+def test_a_non_blocking_stdout_gets_the_whole_document(tmp_path: Path) -> None:
+    """A stdout inherited non-blocking (from a Node or CI parent) with a reader that keeps reading:
+    a 160 kB document arrives whole with the verdict's code, not cut at the pipe's 64 kB with 74
+    ("would block" is not "the reader left"; found by the #25 re-attack)."""
+    import fcntl
+    import threading
+
+    rows = [
+        {
+            "prompt": f"prompt {p} " + "x" * 2000,
+            "output": f"answer {p} {i} " + " ".join(f"w{(p + i * j) % 37}" for j in range(15)),
+        }
+        for p in range(60)
+        for i in range(4)
+    ]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    expected = cli("compare", str(path), str(path), "--no-embeddings", "--json")
+    assert len(expected.stdout.encode()) > 2 * 65536
+    read, write = os.pipe()
+    fcntl.fcntl(write, fcntl.F_SETFL, fcntl.fcntl(write, fcntl.F_GETFL) | os.O_NONBLOCK)
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(read, 4096):
+            got.extend(chunk)
+            time.sleep(0.001)  # a slow reader: the pipe fills again and again
+
+    import time
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "collector", "compare", str(path), str(path), "--no-embeddings", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=300,
+        )
+    finally:
+        os.close(write)
+        reader.join(timeout=60)
+        os.close(read)
+    assert proc.returncode == expected.returncode, proc.stderr
+    assert got.decode() == expected.stdout
+
+
 def test_a_full_disk_and_a_closed_stdout_are_output_errors() -> None:
     with open("/dev/full", "w") as full:
         proc = subprocess.run(

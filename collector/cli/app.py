@@ -116,26 +116,9 @@ def writes_utf8(stream: Any) -> bool:
 
 
 def write_all(text: str) -> None:
-    """All of ``text`` on standard output, or ``OutputGone``. A pipe whose reader leaves during a
-    large write takes part of it without an error, and Python's buffered writer returns that short
-    count and drops the rest: the bytes are written in a loop until all are taken or the pipe fails."""
-    stream = sys.stdout
-    binary = getattr(stream, "buffer", None)
-    if binary is None:  # a text-only stream (a test's capture): its own write is whole
-        stream.write(text)
-        stream.flush()
-        return
-    try:
-        stream.flush()
-        left = memoryview(text.encode(stream.encoding or "utf-8", "backslashreplace"))
-        while left:
-            taken = binary.write(left)
-            if not taken:
-                raise OutputGone("standard output takes no more")
-            left = left[taken:]
-        binary.flush()
-    except OSError as exc:
-        raise OutputGone(exc.strerror or type(exc).__name__) from None
+    """All of ``text`` on standard output, or ``OutputGone`` (see ``GuardedStdout``)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def warn(message: str) -> None:
@@ -185,25 +168,77 @@ class QuietStderr:
 
 
 class GuardedStdout:
-    """``sys.stdout`` whose write errors raise ``OutputGone`` (everything else passes through)."""
+    """``sys.stdout`` that writes all it is given or raises ``OutputGone``.
+
+    Text goes to the binary stream in a loop: a pipe whose reader leaves during a large write takes
+    part of it without an error, and Python's buffered writer returns that short count and drops
+    the rest (``compare --json | head -c 10`` exited 1). A non-blocking stdout (inherited from a
+    Node or CI parent) takes what fits and says "would block": the loop waits until it is writable
+    again, as a blocking one would, instead of taking a full pipe for a reader that left."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        binary = getattr(self._stream, "buffer", None)
         try:
-            return self._stream.write(text)
+            if binary is None:  # a text-only stream: its own write is whole
+                return self._stream.write(text)
+            self._drain(binary)  # anything written to the text layer directly goes first
+            left = memoryview(text.encode(self._stream.encoding or "utf-8", self._stream.errors or "strict"))
+            while left:
+                try:
+                    taken = binary.write(left)
+                except BlockingIOError as exc:
+                    taken = exc.characters_written
+                if not taken:
+                    _wait_writable(binary)
+                left = left[taken or 0 :]
+            self._flush(binary)
+        except OSError as exc:
+            raise OutputGone(exc.strerror or type(exc).__name__) from None
+        return len(text)
+
+    def flush(self) -> None:
+        binary = getattr(self._stream, "buffer", None)
+        try:
+            if binary is None:
+                self._stream.flush()
+            else:
+                self._drain(binary)
         except OSError as exc:
             raise OutputGone(exc.strerror or type(exc).__name__) from None
 
-    def flush(self) -> None:
-        try:
+    def _drain(self, binary: Any) -> None:
+        """The text layer's pending text, then the binary buffer, out to the descriptor."""
+        with contextlib.suppress(BlockingIOError):  # the text is in the binary buffer: waited on below
             self._stream.flush()
-        except OSError as exc:
-            raise OutputGone(exc.strerror or type(exc).__name__) from None
+        self._flush(binary)
+
+    @staticmethod
+    def _flush(binary: Any) -> None:
+        while True:
+            try:
+                binary.flush()
+                return
+            except BlockingIOError:
+                _wait_writable(binary)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _wait_writable(binary: Any) -> None:
+    """Until ``binary``'s descriptor takes bytes again (a pipe whose reader left counts as writable:
+    the next write fails with EPIPE, which is how a reader that left is told from a slow one)."""
+    import select
+
+    try:
+        select.select([], [binary.fileno()], [])
+    except (OSError, ValueError):  # no descriptor to wait on: a short pause instead
+        import time
+
+        time.sleep(0.01)
 
 
 def main() -> None:

@@ -115,8 +115,26 @@ class LocalVectorCache(VectorRows):
         if self._conn is None:
             if not self.path.is_file():
                 return None
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            self._conn = self._read_only_connection() if self.read_only else self._open(self.path)
         return self._conn
+
+    @staticmethod
+    def _open(target: Path | str, uri: bool = False) -> sqlite3.Connection:
+        return sqlite3.connect(target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=uri)
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        """A file this process cannot write: opened read-only; and where that fails because the
+        file is in WAL mode and its ``-shm`` cannot be made beside it (a read-only mount), opened
+        as immutable (no locks, the WAL ignored: what was checkpointed, which is what the file
+        holds; nobody can write it there either)."""
+        base = self.path.resolve().as_uri()
+        conn = self._open(f"{base}?mode=ro", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        return self._open(f"{base}?mode=ro&immutable=1", uri=True)
 
     def _find_identity(self, conn: sqlite3.Connection) -> int | None:
         if self._identity_id is not None:
@@ -292,7 +310,10 @@ def open_local_cache(
         return LocalVectorCache(path, backend, model, max_vectors=max_vectors_from_env(), warn=warn)
     except OSError as exc:
         if warn is not None:
-            warn(f"vector cache {path} unusable, embedding without it: {_first_line(exc)}")
+            reason = (
+                f"{exc.filename} is not a directory" if isinstance(exc, FileExistsError) else _first_line(exc)
+            )
+            warn(f"vector cache {path} unusable, embedding without it: {reason}")
         return None
 
 
