@@ -317,3 +317,44 @@ def test_json_output_off_a_terminal_is_valid_json_with_the_same_strings(tmp_path
     assert any(s.startswith(hostile) for s in strings), "the collapsed prompts are named, intact"
     score = cli("score", str(path), "--no-embeddings", "--json")
     assert score.returncode == 0 and json.loads(score.stdout)["n_samples"] == 60, score.stderr
+
+
+def test_ctrl_c_mid_comparison_exits_130_saying_so(tmp_path: Path) -> None:
+    """SIGINT to the process group while the comparison runs (its second process is up): exit 130
+    and one line saying so (typer ended it silently), never a verdict's code; no child left."""
+    import signal
+    import time
+
+    from collector import parallel
+
+    if not parallel.can_fork(2):
+        pytest.skip("needs the second process as the sign that the comparison runs")
+    rows = [
+        {"prompt": f"p{p}", "output": " ".join(f"w{(p * 7 + i * 13 + j * j) % 301}" for j in range(60))}
+        for p in range(600)
+        for i in range(8)
+    ]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "compare", str(path), str(path), "--no-embeddings"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    child = None
+    for _ in range(1200):
+        found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if found or proc.poll() is not None:
+            child = found[0] if found else None
+            break
+        time.sleep(0.05)
+    assert child is not None, "the comparison ended before its second process was seen"
+    os.killpg(proc.pid, signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 130 and stderr.strip().endswith("interrupted"), (proc.returncode, stderr)
+    time.sleep(0.5)
+    assert (
+        not Path(f"/proc/{child}").exists()
+        or "Z" in Path(f"/proc/{child}/stat").read_text().split(")")[-1][:3]
+    )

@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 the check failed (e.g. collapse suspected); 2 usage or input error;
 `compare` also 3 watch and 4 inconclusive (collector.vocabulary.EXIT_CODES); 70 an unexpected
 internal error (``COLLAPSE_WATCH_DEBUG=1`` prints its traceback); 74 standard output closed or gone
-before everything was written (a pipe's reader left).
+before everything was written (a pipe's reader left); 130 interrupted (Ctrl-C).
 
 Start-up stays light: this module and the command modules import only typer, rich's console, the
 standard library and the floor (collector.vocabulary); a command imports what it uses when it runs.
@@ -24,6 +24,8 @@ from rich.text import Text
 from collector.gate import GateError
 from collector.render import SafeConsole
 from collector.vocabulary import EXIT_IOERR, EXIT_SOFTWARE, EXIT_USAGE
+
+EXIT_INTERRUPTED = 130  # typer's own code for a command ended by Ctrl-C (128 + SIGINT)
 
 if TYPE_CHECKING:
     from collector.trends import Verdict
@@ -263,9 +265,13 @@ def main() -> None:
             f"error: cannot write to standard output ({exc}); the output is incomplete", highlight=False
         )
         sys.exit(EXIT_IOERR)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a command (typer ends one interrupted with 130, silently)
         err.print("interrupted")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            err.print("interrupted")
+        raise
     except Exception as exc:  # a bug or an unforeseen failure: exit 70, never 1 (= collapse suspected)
         from collector import environment
 
