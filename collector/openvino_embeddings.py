@@ -224,13 +224,17 @@ class OpenVINOModel:
 
         with self._lock:
             self._queue.set_callback(done)
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                enc = self.tokenizer.encode_batch([texts[i] for i in idx])
-                ids = np.array([e.ids for e in enc], dtype=np.int64)
-                mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-                self._queue.start_async({"input_ids": ids, "attention_mask": mask}, idx)
-            self._queue.wait_all()
+            try:
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    enc = self.tokenizer.encode_batch([texts[i] for i in idx])
+                    ids = np.array([e.ids for e in enc], dtype=np.int64)
+                    mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+                    self._queue.start_async({"input_ids": ids, "attention_mask": mask}, idx)
+            finally:
+                # Also when Ctrl-C (or an error) stops the loop: a request still running would call
+                # back into an interpreter shutting down, which aborts the process (SIGABRT, 134).
+                self._queue.wait_all()
         return out
 
 

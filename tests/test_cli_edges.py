@@ -129,6 +129,45 @@ def test_a_non_blocking_stdout_gets_the_whole_document(tmp_path: Path) -> None:
     assert got.decode() == expected.stdout
 
 
+def test_a_non_blocking_socket_whose_peer_stops_reading_is_an_output_error() -> None:
+    """stdout a non-blocking socket whose peer shuts its reading side but keeps the socket open:
+    the kernel never reports it writable, so an untimed wait hung for ever; 74 now, as with a
+    blocking one (found by the #25 re-attack)."""
+    import socket
+    import time
+
+    ours, theirs = socket.socketpair()
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    theirs.setblocking(False)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collector",
+            "compare",
+            A,
+            str(DATA / "series_v4.jsonl"),
+            "--no-embeddings",
+            "--json",
+        ],
+        stdout=theirs.fileno(),
+        stderr=subprocess.PIPE,
+    )
+    theirs.close()
+    try:
+        time.sleep(2)
+        ours.shutdown(socket.SHUT_RD)
+        stderr = proc.communicate(timeout=60)[1].decode()
+    finally:
+        proc.kill()
+        ours.close()
+    assert proc.returncode == EXIT_IOERR and "cannot write to standard output" in stderr, (
+        proc.returncode,
+        stderr,
+    )
+
+
 def test_a_full_disk_and_a_closed_stdout_are_output_errors() -> None:
     with open("/dev/full", "w") as full:
         proc = subprocess.run(

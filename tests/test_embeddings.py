@@ -127,3 +127,34 @@ def test_local_vector_cache_is_bounded_least_recently_used_first(tmp_path):
     got = cache.get_many(["k00"])["k00"]
     assert np.array_equal(got, vecs["k00"].astype(np.float16).astype(np.float32))
     cache.close()
+
+
+def test_ctrl_c_while_openvino_embeds_ends_the_process_cleanly():
+    """KeyboardInterrupt between two batches with requests still running (Ctrl-C mid-`compare`):
+    the process ends as interrupted, not by SIGABRT from a request calling back into an
+    interpreter shutting down (exit 134 before; found by the #25 re-attack)."""
+    pytest.importorskip("openvino")
+    import signal
+    import subprocess
+    import sys
+
+    code = """
+from collector.embeddings import load_model
+import torch, sentence_transformers, sqlalchemy  # much to tear down: the requests outlive the loop
+model = load_model(backend="openvino")
+real = model.tokenizer
+
+class Stops:
+    calls = 0
+    def encode_batch(self, texts):
+        Stops.calls += 1
+        if Stops.calls == 10:
+            raise KeyboardInterrupt
+        return real.encode_batch(texts)
+
+model.tokenizer = Stops()
+model.encode(["a longer text to embed, word after word, " * 30 + str(i) for i in range(640)], batch_size=32)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGINT, (proc.returncode, proc.stderr[-2000:])
+    assert "FATAL" not in proc.stderr

@@ -231,12 +231,14 @@ class GuardedStdout:
 
 
 def _wait_writable(binary: Any) -> None:
-    """Until ``binary``'s descriptor takes bytes again (a pipe whose reader left counts as writable:
-    the next write fails with EPIPE, which is how a reader that left is told from a slow one)."""
+    """Until ``binary``'s descriptor takes bytes again, or a second has passed: the caller writes
+    again either way, and that write tells a reader that left (EPIPE) from a slow one. A pipe whose
+    reader left reads as writable at once; a socket whose peer shut its reading side never does,
+    hence the second (without it, such a stdout hung for ever)."""
     import select
 
     try:
-        select.select([], [binary.fileno()], [])
+        select.select([], [binary.fileno()], [], 1.0)
     except (OSError, ValueError):  # no descriptor to wait on: a short pause instead
         import time
 
