@@ -61,6 +61,8 @@ def _record(obj: Any, where: str, line: int) -> Record:
     prompt = _as_text(obj["prompt"], "prompt", where)
     output = _as_text(obj["output"], "output", where)
     pid = obj.get("prompt_id")
+    if json_input.non_finite(pid):
+        raise InputError(f"{where}: prompt_id {pid} is not a finite number (write it as a string)")
     pid = str(pid) if pid not in (None, "") else prompt_id(prompt)
     opt = {k: (str(obj[k]) if obj.get(k) not in (None, "") else None) for k in ("id", "model", "version")}
     return Record(Sample(prompt_id=pid, output=output, prompt=prompt), line=line, **opt)

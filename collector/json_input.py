@@ -11,6 +11,7 @@ stopped a log source's every later collection on the same poison line.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -27,4 +28,11 @@ def loads(text: str | bytes) -> Any:
         raise json.JSONDecodeError(reason, text if isinstance(text, str) else "", 0) from None
 
 
-__all__ = ["loads"]
+def non_finite(value: Any) -> bool:
+    """Whether ``value`` is a float JSON gave as NaN or infinite (``NaN``, ``Infinity``, or a
+    number past float's range such as ``1e400``): as an identifier it would merge distinct values
+    (``1e400`` and ``2e400`` are both ``inf``)."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+__all__ = ["loads", "non_finite"]

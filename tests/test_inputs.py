@@ -59,6 +59,15 @@ def test_csv_with_same_columns(tmp_path: Path) -> None:
             '{"prompt": "a", "output": "b", "n": ' + "9" * 5000 + "}\n",
             r"o\.jsonl:1: invalid JSON \(Exceeds the limit",
         ),
+        # 1e400 and 2e400 would both be the prompt "inf"
+        (
+            '{"prompt": "a", "output": "b", "prompt_id": 1e400}\n',
+            r"o\.jsonl:1: prompt_id inf is not a finite number",
+        ),
+        (
+            '{"prompt": "a", "output": "b", "prompt_id": NaN}\n',
+            r"o\.jsonl:1: prompt_id nan is not a finite number",
+        ),
     ],
 )
 def test_bad_jsonl_names_the_line(tmp_path: Path, content: str, expected: str) -> None:

@@ -155,13 +155,15 @@ def test_malformed_lines_are_reported_with_file_and_line(tmp_path: Path) -> None
     append(log, b'{"prompt": "x", "output": "y", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
     append(log, b'{"prompt": "x", "output": "y", "n": ' + b"9" * 5000 + b"}\n")
     append(log, rec(2))
+    append(log, b'{"prompt": "x", "output": "y", "prompt_id": -1e400}\n')
     src = source(tmp_path)
     outs = list(src.pull())
     assert [o.output for o in outs if o.ok] == ["out 0", "out 1", "out 2"]
     errors = [o.error for o in outs if not o.ok]
-    assert len(errors) == 6 and errors == src.malformed
+    assert len(errors) == 7 and errors == src.malformed
     assert errors[4].startswith(f"{log}:8: invalid JSON (nested too deeply")
     assert errors[5].startswith(f"{log}:9: invalid JSON (Exceeds the limit (4300 digits)")
+    assert errors[6] == f"{log}:11: 'prompt_id' is -inf, not a finite number (write it as a string)"
     assert errors[0].startswith(f"{log}:2: invalid JSON")
     assert errors[1] == f"{log}:3: missing or non-string 'output'"
     assert errors[2].startswith(f"{log}:5: not valid UTF-8 (byte 0xe9")
@@ -170,7 +172,7 @@ def test_malformed_lines_are_reported_with_file_and_line(tmp_path: Path) -> None
     append(log, b"nope\n")
     src = source(tmp_path)
     list(src.pull())
-    assert src.malformed == [f"{log}:11: invalid JSON (Expecting value at column 1)"]
+    assert src.malformed == [f"{log}:12: invalid JSON (Expecting value at column 1)"]
 
 
 def test_custom_field_names(tmp_path: Path) -> None:

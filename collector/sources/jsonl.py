@@ -404,6 +404,8 @@ class JsonlSource:
             return bad("missing or non-string " + ", ".join(repr(k) for k in missing))
         prompt, output = rec[f.prompt], rec[f.output]
         pid = rec.get(f.prompt_id) if f.prompt_id else None
+        if json_input.non_finite(pid):
+            return bad(f"{f.prompt_id!r} is {pid}, not a finite number (write it as a string)")
         prompt_id = str(pid) if pid is not None else prompt_id_of(prompt)
         index = counters.get(prompt_id, 0)
         counters[prompt_id] = index + 1
