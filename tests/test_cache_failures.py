@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,21 @@ def unwritable_cache(tmp_path: Path) -> Path:
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("x", encoding="utf-8")
     return blocker / "cache"
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted at ``path`` for the block (a full or read-only file system
+    to put a cache on); the test skips where mounting needs privileges it lacks."""
+    path.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    ).returncode:
+        pytest.skip("mounting a tmpfs needs privileges this run does not have")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
 
 
 def test_auto_backend_falls_back_to_torch_when_openvino_cannot_convert(tmp_path: Path) -> None:
@@ -127,20 +144,12 @@ def test_a_cache_on_a_read_only_mount_is_still_read(tmp_path: Path) -> None:
         "compare", *SIDES, "--metrics", "vendi_score", "--json", env={"COLLAPSE_WATCH_CACHE_DIR": str(cache)}
     )
     assert first.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), first.stderr
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
-    ).returncode:
-        pytest.skip("mounting a tmpfs needs privileges this run does not have")
-    try:
+    with tmpfs(tmp_path / "ro", "16m") as mount:
         (mount / "vectors.sqlite").write_bytes((cache / "vectors.sqlite").read_bytes())
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         env = {"COLLAPSE_WATCH_CACHE_DIR": str(mount)}
         second = cli("compare", *SIDES, "--metrics", "vendi_score", "--json", env=env)
         table = cli("compare", *SIDES, "--metrics", "vendi_score", env=env)
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
     assert (second.returncode, second.stdout) == (first.returncode, first.stdout), second.stderr
     assert second.stderr.count("is read-only: reading it") == 1
     assert "unusable" not in second.stderr
@@ -151,18 +160,10 @@ def test_a_full_cache_disk_leaves_no_half_converted_model_behind(tmp_path: Path)
     """XDG_CACHE_HOME on a full file system: OpenVINO's conversion fails, torch embeds (one
     warning), and neither the half-written IR directory nor an empty memo file is left behind for
     each run (found by the #25 re-attack); a cache directory that is a file is named as such."""
-    full = tmp_path / "full"
-    full.mkdir()
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True
-    ).returncode:
-        pytest.skip("mounting a tmpfs needs privileges this run does not have")
-    try:
+    with tmpfs(tmp_path / "full", "64k") as full:
         env = {"XDG_CACHE_HOME": str(full), "COLLAPSE_WATCH_CACHE_DIR": str(tmp_path / "vectors")}
         proc = cli("compare", *SIDES, "--metrics", "vendi_score", env=env)
         left = sorted(str(p.relative_to(full)) for p in full.rglob("*"))
-    finally:
-        subprocess.run(["umount", str(full)], check=False)
     assert proc.returncode in (EXIT_CODES["ok"], EXIT_CODES["inconclusive"]), proc.stderr
     assert "OpenVINO embedding backend unavailable, using torch" in proc.stderr
     assert not [name for name in left if ".tmp-" in name or "bf16_native.json." in name], left

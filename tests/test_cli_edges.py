@@ -203,28 +203,20 @@ def test_a_broken_standard_error_never_changes_the_exit_code(args, code, stderr:
     """`2>/dev/full`, or stderr into a pipe whose reader has left: the messages are lost, the exit
     code is the command's own (click's 1 would read as collapse suspected; found by the #25 attack)."""
     if stderr == "full-disk":
-        with open("/dev/full", "w") as full:
-            proc = subprocess.run(
-                [sys.executable, "-m", "collector", *args],
-                stdout=subprocess.DEVNULL,
-                stderr=full,
-                check=False,
-                timeout=300,
-            )
-        assert proc.returncode == code
-        return
-    read, write = os.pipe()
-    os.close(read)  # the reader left before anything was written
+        target = os.open("/dev/full", os.O_WRONLY)
+    else:
+        read, target = os.pipe()
+        os.close(read)  # the reader left before anything was written
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "collector", *args],
             stdout=subprocess.DEVNULL,
-            stderr=write,
+            stderr=target,
             check=False,
             timeout=300,
         )
     finally:
-        os.close(write)
+        os.close(target)
     assert proc.returncode == code
 
 
