@@ -127,13 +127,12 @@ def compression_ratio(texts: Sequence[str]) -> float:
     name "compressed".  Rounded to 3 decimals as the reference.  Higher = less diverse.
     """
     texts = checked_texts(texts, "compression_ratio")
-    original, _, _, compressed = gzip_sizes(" ".join(texts))
-    return round(original / compressed, 3)
+    return joined_compression_ratio(" ".join(texts))
 
 
-def gzip_sizes(joined: str) -> tuple[int, int, int, int]:
-    """The reference's sizes of a joined text: text-mode bytes, UTF-8 bytes, gzip of those, and the
-    double-gzipped file it measures against (``compression_ratio`` = first / last).
+def joined_compression_ratio(joined: str) -> float:
+    """``compression_ratio`` of texts already joined: the reference's text-mode bytes over the
+    size of the double-gzipped file it measures against, rounded to 3 decimals.
 
     Text-mode bytes are UTF-8 bytes, as the reference writes them on a UTF-8 locale (every usual
     one, and Python's UTF-8 mode). Under a legacy locale the reference counts the locale's bytes,
@@ -146,13 +145,8 @@ def gzip_sizes(joined: str) -> tuple[int, int, int, int]:
     interval a second later. At time 0 the value is the reference's run at time 0, and the same on
     every run."""
     raw = joined.encode("utf-8")
-    inner = _gzip_at_time_zero(raw)
-    return (
-        len(raw),  # text-mode bytes on a UTF-8 locale
-        len(raw),
-        len(inner),
-        len(_gzip_at_time_zero(inner)) + _GZIP_NAME_BYTES,
-    )
+    compressed = len(_gzip_at_time_zero(_gzip_at_time_zero(raw))) + _GZIP_NAME_BYTES
+    return round(len(raw) / compressed, 3)
 
 
 def _gzip_at_time_zero(data: bytes) -> bytes:
@@ -470,7 +464,7 @@ def make_lexical_metrics(
             lambda t, k: None,
             _pooled_compression,
             False,
-            per_prompt=lambda s, c: rep.compression_within(c, gzip_sizes),
+            per_prompt=lambda s, c: rep.compression_within(c, joined_compression_ratio),
             pooled_many=lambda s, w, c: rep.compression_many(w, c, _pooled_compression),
             start_many=lambda w, c: rep.compression_start(w, c, _pooled_compression),
         ),

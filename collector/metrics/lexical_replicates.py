@@ -495,27 +495,10 @@ def ngram_diversity_many(
 # --- compression ratio (the joined text itself) -------------------------------------------------
 
 
-GzipSizes = Callable[[str], tuple[int, int, int, int]]
-
-
-def _gzip_blocks(corpus: Corpus, sizes: GzipSizes) -> np.ndarray:
-    """Per prompt, ``lexical.gzip_sizes`` of its outputs joined (P × 4), computed once per batch."""
-    return _cached(
-        corpus,
-        "replicates:gzip_blocks",
-        lambda: np.asarray(
-            [sizes(" ".join(corpus.prompt_texts(p))) for p in range(corpus.n_prompts)], np.float64
-        ),
-    )
-
-
-def compression_within(corpus: Corpus, sizes: GzipSizes) -> np.ndarray:
-    """``compression_ratio`` of each prompt's outputs (one gzip per prompt)."""
-    out = []
-    for p in range(corpus.n_prompts):
-        original, _, _, compressed = sizes(" ".join(corpus.prompt_texts(p)))
-        out.append(round(original / compressed, 3))
-    return np.asarray(out)
+def compression_within(corpus: Corpus, ratio: Callable[[str], float]) -> np.ndarray:
+    """``compression_ratio`` of each prompt's outputs (one gzip per prompt): ``ratio`` of their
+    joined text (``lexical.joined_compression_ratio``)."""
+    return np.asarray([ratio(" ".join(corpus.prompt_texts(p))) for p in range(corpus.n_prompts)])
 
 
 def _compression_rows(w: np.ndarray, corpus: Corpus) -> int:
