@@ -44,6 +44,15 @@ def shown(raw: str, limit: int = 40) -> str:
     return repr(raw) if len(raw) <= limit else f"{raw[:limit]!r}… ({len(raw)} characters)"
 
 
+def whole_number(raw: str, cap: int) -> int | None:
+    """``raw`` as a whole number if it is ASCII digits (None otherwise); a number above ``cap`` is
+    ``cap``, and a very long one is never converted (Python refuses past 4,300 digits)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    digits = raw.lstrip("0") or "0"
+    return cap if len(digits) > len(str(cap)) else min(int(digits), cap)
+
+
 def database_url() -> str | None:
     """``$COLLAPSE_WATCH_DATABASE_URL``: the database, over the config and the default."""
     return named(DATABASE_URL_ENV)

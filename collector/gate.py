@@ -411,12 +411,12 @@ def workers() -> int:
     raw = (environment.workers() or "").strip()
     if not raw:
         return DEFAULT_WORKERS
-    digits = raw.lstrip("0")
-    if not (raw.isascii() and raw.isdigit()) or not digits:
+    count = environment.whole_number(raw, cap=10**9)
+    if not count:
         raise GateError(
             f"COLLAPSE_WATCH_WORKERS must be a whole number of processes from 1, got {environment.shown(raw)}"
         )
-    return int(digits) if len(digits) <= 9 else DEFAULT_WORKERS  # a huge count asks for all there is
+    return count if count < 10**9 else DEFAULT_WORKERS  # a huge count asks for all there is
 
 
 def one_blas_thread() -> None:

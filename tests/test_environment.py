@@ -76,3 +76,23 @@ def test_a_bad_cache_size_is_named_and_never_echoed_whole(monkeypatch: pytest.Mo
     with pytest.raises(ValueError, match=environment.VECTOR_CACHE_MAX_ENV) as caught:
         vector_cache.max_vectors_from_env()
     assert len(str(caught.value)) < 150
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("7", 7),
+        ("007", 7),
+        ("0", 0),
+        ("999", 999),
+        ("1000", 1000),
+        ("1001", 1000),
+        ("9" * 5000, 1000),
+        ("", None),
+        ("1e3", None),
+        ("١٢", None),
+        ("-1", None),
+    ],
+)
+def test_whole_number_is_ascii_digits_capped(raw: str, expected: int | None) -> None:
+    assert environment.whole_number(raw, cap=1000) == expected

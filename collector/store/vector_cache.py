@@ -54,14 +54,14 @@ def max_vectors_from_env() -> int:
     raw = (environment.vector_cache_max() or "").strip()
     if not raw:
         return DEFAULT_MAX_VECTORS
-    if not (raw.isascii() and raw.isdigit()):
+    count = environment.whole_number(raw, cap=10**18)
+    if count is None:
         raise ValueError(
             f"COLLAPSE_WATCH_CACHE_MAX_VECTORS must be a whole number, got {environment.shown(raw)}"
         )
-    digits = raw.lstrip("0")
-    if not digits:
+    if count == 0:
         raise ValueError("COLLAPSE_WATCH_CACHE_MAX_VECTORS must be at least 1, got 0")
-    return int(digits) if len(digits) <= 18 else 10**18
+    return count
 
 
 def _first_line(exc: BaseException) -> str:
